@@ -1,0 +1,91 @@
+"""2-D convolution with optional FIR up/down-sampling (StyleGAN2 `conv2d_resample`, NHWC).
+
+The result equals the official generic path: `upfirdn2d(x, f, up, padding, gain=up**2)`, then a
+'valid' convolution with w, then `upfirdn2d(., f, down=down)`. The code reorders these linear steps
+(convolutions commute) so that no convolution runs on zero-inserted or to-be-discarded samples.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from gan_zoo import checks
+from gan_zoo.ops.upfirdn2d import filter_size, upfirdn2d
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def conv2d(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True, lhs_dilation=1):
+    """Plain conv. w: [kh, kw, I/groups, O]. flip_weight=True is correlation (torch F.conv2d);
+    False flips the kernel spatially (a true convolution). padding: ((y0, y1), (x0, x1)) >= 0."""
+    if not flip_weight:
+        w = jnp.flip(w, axis=(0, 1))
+    return jax.lax.conv_general_dilated(
+        x, w.astype(x.dtype), window_strides=(stride, stride), padding=padding,
+        lhs_dilation=(lhs_dilation, lhs_dilation), dimension_numbers=_DN,
+        feature_group_count=groups)
+
+
+def _check_args(x, w, f, up, down, groups):
+    checks.check_rank("conv2d_resample: x", x, 4, "[N, H, W, C]")
+    checks.check_rank("conv2d_resample: w", w, 4, "[kh, kw, I/groups, O]")
+    for name, v in (("up", up), ("down", down), ("groups", groups)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"conv2d_resample: {name} must be a positive int, got {v!r}")
+    if x.shape[-1] != w.shape[2] * groups:
+        raise ValueError(f"conv2d_resample: x has {x.shape[-1]} channels but w {tuple(w.shape)} "
+                         f"with groups={groups} expects {w.shape[2] * groups}")
+    if w.shape[3] % groups:
+        raise ValueError(f"conv2d_resample: out channels {w.shape[3]} not divisible by "
+                         f"groups={groups}")
+    if (up > 1 or down > 1) and f is None:
+        raise ValueError("conv2d_resample: up/down > 1 needs a resampling filter f")
+
+
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True,
+                    flip_filter=False, impl="auto"):
+    """Conv with resampling. StyleGAN2 `conv2d_resample` semantics.
+
+    Steps (as the official generic path): 1. zero-insert by `up`, pad by `padding` plus the filter's
+    implicit padding, FIR with f (gain up^2); 2. 'valid' conv with w (correlation if flip_weight);
+    3. FIR with f and keep every `down`-th sample.
+    Args:
+      x: [N, H, W, C]. w: [kh, kw, C/groups, O]. f: [k] or [fh, fw] filter (None when up=down=1).
+      up, down: ints. padding: int, [px, py] or [x0, x1, y0, y1].
+      impl: implementation of the FIR steps (see gan_zoo.ops.dispatch).
+    Returns: [N, H', W', O].
+    """
+    _check_args(x, w, f, up, down, groups)
+    kh, kw = int(w.shape[0]), int(w.shape[1])
+    fw, fh = filter_size(None if f is None else jnp.asarray(f))
+    x0, x1, y0, y1 = checks.padding4("conv2d_resample: padding", padding)
+    if up > 1:  # Implicit padding of the up-FIR.
+        x0, x1 = x0 + (fw + up - 1) // 2, x1 + (fw - up) // 2
+        y0, y1 = y0 + (fh + up - 1) // 2, y1 + (fh - up) // 2
+    if down > 1:  # Implicit padding of the down-FIR.
+        x0, x1 = x0 + (fw - down + 1) // 2, x1 + (fw - down) // 2
+        y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
+    p = [x0, x1, y0, y1]
+    conv = lambda x, **kw: conv2d(x, w, groups=groups, flip_weight=flip_weight, **kw)
+    fir = functools.partial(upfirdn2d, flip_filter=flip_filter, impl=impl)
+
+    # 1x1 kernels commute with resampling: run them at the low resolution.
+    if kh == 1 and kw == 1 and down > 1 and up == 1:
+        return conv(fir(x, f, down=down, padding=p))
+    if kh == 1 and kw == 1 and up > 1 and down == 1:
+        return fir(conv(x), f, up=up, padding=p, gain=up**2)
+    # Downsampling only: FIR at full rate, then a strided conv.
+    if down > 1 and up == 1:
+        return conv(fir(x, f, padding=p), stride=down)
+    # Upsampling: zero-insertion conv (transposed conv, non-negative padding), then the up-FIR
+    # with the remaining crop, then the optional down-FIR.
+    if up > 1:
+        pos = [max(v, 0) for v in p]
+        x = conv(x, lhs_dilation=up, padding=((pos[2], pos[3] + up - 1), (pos[0], pos[1] + up - 1)))
+        x = fir(x, f, padding=[min(v, 0) for v in p], gain=up**2)
+        return fir(x, f, down=down) if down > 1 else x
+    # No resampling: pad/crop, then conv.
+    if min(p) < 0:
+        x = fir(x, None, padding=[min(v, 0) for v in p])
+    return conv(x, padding=((max(y0, 0), max(y1, 0)), (max(x0, 0), max(x1, 0))))

@@ -1,0 +1,34 @@
+"""gan_zoo: the landmark large-scale GANs in JAX/Flax, trained from one code base."""
+import setuptools
+
+INSTALL_REQUIRES = [
+    "jax>=0.4.35",
+    "flax>=0.10",
+    "optax",
+    "orbax-checkpoint",
+    "tensorflow-datasets",
+    "tensorflow-cpu; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
+    "tensorflow; platform_machine != 'x86_64' and platform_machine != 'AMD64'",
+    "ml-collections",
+    "einops",
+    "numpy",
+    "scipy",
+    "clu",
+    "pillow",
+    "scikit-learn",  # the built-in `digits` dataset ships inside it
+    "scikit-image",  # the built-in `photos` dataset ships inside it
+]
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=7", "pytest-xdist", "ruff"],
+}
+
+setuptools.setup(
+    name="gan_zoo",
+    version="0.1.0",
+    description="ProGAN, StyleGAN2/3, BigGAN(-deep), StyleGAN-XL and StyleGAN-T in JAX/Flax.",
+    packages=setuptools.find_packages(include=["gan_zoo", "gan_zoo.*", "kernels_pallas",
+                                               "kernels_pallas.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
