@@ -44,6 +44,16 @@ RUNNERS = {
         "gan_zoo.tools.golden_ops:run_mbstd",
     "training.networks_stylegan3.SynthesisInput(**kwargs).forward":
         "gan_zoo.tools.golden_ops:run_sg3_input",
+    # Networks: each family's converter module provides its runners.
+    "BigGAN.Generator": "gan_zoo.convert.biggan:golden_generator",
+    "BigGAN.Discriminator": "gan_zoo.convert.biggan:golden_discriminator",
+    "BigGANdeep.Generator": "gan_zoo.convert.biggan:golden_generator",
+    "BigGANdeep.Discriminator": "gan_zoo.convert.biggan:golden_discriminator",
+    "training.networks_stylegan2.Generator": "gan_zoo.convert.stylegan2:golden_generator",
+    "training.networks_stylegan2.Discriminator": "gan_zoo.convert.stylegan2:golden_discriminator",
+    "training.networks_stylegan3.Generator": "gan_zoo.convert.stylegan3:golden_generator",
+    "torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3":
+        "gan_zoo.convert.inception:golden_inception",
 }
 
 
@@ -105,7 +115,10 @@ def runner_for(meta: dict):
     if target is None:
         raise NotImplementedError(f"gan_zoo does not support {key!r} ({meta.get('family', '?')}) yet")
     module, fn = target.split(":")
-    return getattr(importlib.import_module(module), fn)
+    try:
+        return getattr(importlib.import_module(module), fn)
+    except (ModuleNotFoundError, AttributeError) as e:
+        raise NotImplementedError(f"gan_zoo does not support {key!r} yet ({e})") from None
 
 
 def compare(key: str, got, want) -> tuple[float, float]:

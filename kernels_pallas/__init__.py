@@ -1,0 +1,1 @@
+"""Pallas kernels with the signatures of their `gan_zoo.ops` twins (selected with impl=)."""
