@@ -25,7 +25,7 @@ def check_shape(name: str, x, expected: Sequence) -> None:
 
 
 def int_pair(name: str, value) -> tuple[int, int]:
-    """An int or an [x, y] pair of positive ints -> (x, y). Official convention: lists are [x, y]."""
+    """An int or an [x, y] pair of positive ints -> (x, y); official lists are [x, y]."""
     if _is_int(value):
         pair = (value, value)
     elif isinstance(value, (list, tuple)) and len(value) == 2:

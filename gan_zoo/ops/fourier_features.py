@@ -41,7 +41,8 @@ def fourier_features(t, freqs, phases, transform, weight, size, sampling_rate, b
 
     Steps: 1. transforms = m_r @ m_t @ transform; 2. phases += freqs @ T[:2, 2],
     freqs = freqs @ T[:2, :2]; 3. amplitudes damp |f| beyond the bandwidth (linear ramp to 0 at
-    sampling_rate / 2); 4. x = sin(2 pi (grid . f + phase)) * amplitude; 5. x @ (weight / sqrt(C))^T.
+    sampling_rate / 2); 4. x = sin(2 pi (grid . f + phase)) * amplitude;
+    5. x @ (weight / sqrt(C))^T.
     Args: t [N, 4]; freqs [C, 2]; phases [C]; transform [3, 3]; weight [C, C] (torch [out, in]).
     Returns: [N, H, W, C].
     """

@@ -22,7 +22,10 @@ def _check(x, weight, styles):
 
 
 def demod_coefficients(w):
-    """StyleGAN2 eq. 3: sigma_j^-1 = rsqrt(sum_{i,k} w'_ijk^2 + eps). w: [N, kh, kw, I, O] -> [N, O]."""
+    """StyleGAN2 eq. 3: sigma_j^-1 = rsqrt(sum_{i,k} w'_ijk^2 + eps).
+
+    w: [N, kh, kw, I, O] -> [N, O].
+    """
     return jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(1, 2, 3)) + 1e-8)
 
 
@@ -40,7 +43,8 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
                      demodulate=True, flip_weight=True, fused_modconv=True, impl="auto"):
     """StyleGAN2 modulated conv (`networks_stylegan2.modulated_conv2d`).
 
-    Steps: 1. modulate, eq. 1: w'_ijk = s_i * w_ijk; 2. demodulate, eq. 3: w''_ijk = w'_ijk * sigma_j^-1;
+    Steps: 1. modulate, eq. 1: w'_ijk = s_i * w_ijk;
+    2. demodulate, eq. 3: w''_ijk = w'_ijk * sigma_j^-1;
     3. conv2d_resample (up/down with resample_filter); 4. add noise [N, H', W', 1] if given.
     fused_modconv=True runs one grouped conv with per-sample weights; False scales the activations
     before and after a shared-weight conv (same result; better when the batch is sharded).
@@ -50,7 +54,6 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
                                                    resample_filter, demodulate, flip_weight,
                                                    fused_modconv)
     _check(x, weight, styles)
-    n = x.shape[0]
     styles = styles.astype(jnp.float32)
     weight = weight.astype(jnp.float32)
     if x.dtype == jnp.float16 and demodulate:  # Official float16 overflow guard.
@@ -84,7 +87,8 @@ def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None):
 
     Steps: 1. if demodulating, pre-normalise w by its RMS per output channel and s by its RMS over
     the whole [N, I] tensor; 2. modulate; 3. demodulate (StyleGAN2 eq. 3); 4. multiply by input_gain
-    (scalar, [I] or [N, I]; StyleGAN3 magnitude-EMA gain); 5. grouped correlation, symmetric padding.
+    (scalar, [I] or [N, I]; StyleGAN3 magnitude-EMA gain);
+    5. grouped correlation with symmetric padding.
     Args: x [N, H, W, I]; w [kh, kw, I, O]; s [N, I]; padding: int.
     Returns: [N, H + 2*padding - kh + 1, W + 2*padding - kw + 1, O].
     """

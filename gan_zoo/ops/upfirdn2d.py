@@ -2,7 +2,8 @@
 
 Reference semantics are those of the official `torch_utils.ops.upfirdn2d` (the ``impl='ref'`` path),
 translated to NHWC. Filters are `[fh, fw]` (2-D) or `[k]` (1-D, separable: applied along W then H).
-Scaling factors and paddings given as lists follow the official order: `[x, y]` and `[x0, x1, y0, y1]`.
+Scaling factors and paddings given as lists follow the official order: `[x, y]` and
+`[x0, x1, y0, y1]`.
 """
 
 import jax
@@ -114,7 +115,7 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl="auto"):
 
 
 def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl="auto"):
-    """Downsample by `down` with FIR filter f; output exactly 1/`down` of the input (plus padding)."""
+    """Downsample by `down` with FIR filter f; output exactly 1/`down` of the input (+ padding)."""
     downx, downy = checks.int_pair("downsample2d: down", down)
     x0, x1, y0, y1 = checks.padding4("downsample2d: padding", padding)
     fw, fh = filter_size(None if f is None else jnp.asarray(f))

@@ -65,7 +65,8 @@ class Case:
 
     def prefixed(self, prefix: str) -> dict:
         """{rest: array} for keys 'prefix/rest'."""
-        return {k[len(prefix) + 1:]: v for k, v in self.arrays.items() if k.startswith(prefix + "/")}
+        head = prefix + "/"
+        return {k[len(head):]: v for k, v in self.arrays.items() if k.startswith(head)}
 
     @property
     def is_op(self) -> bool:
@@ -113,7 +114,8 @@ def runner_for(meta: dict):
     key = key or meta.get("class_name") or (meta.get("create_model") or {}).get("model_name")
     target = RUNNERS.get(key)
     if target is None:
-        raise NotImplementedError(f"gan_zoo does not support {key!r} ({meta.get('family', '?')}) yet")
+        family = meta.get("family", "?")
+        raise NotImplementedError(f"gan_zoo does not support {key!r} ({family}) yet")
     module, fn = target.split(":")
     try:
         return getattr(importlib.import_module(module), fn)

@@ -26,7 +26,7 @@ def differentiate(case, fn, inputs: dict, layouts: dict, out_layout="image") -> 
     """
     to = {k: LAYOUTS[layouts.get(k)][0] for k in inputs}
     back = {k: LAYOUTS[layouts.get(k)][1] for k in inputs}
-    conv = {k: (None if v is None else jnp.asarray(to[k](np.asarray(v)))) for k, v in inputs.items()}
+    conv = {k: None if v is None else jnp.asarray(to[k](np.asarray(v))) for k, v in inputs.items()}
     grad_names = sorted(case.prefixed("grad"))
     diff = {k: conv[k] for k in grad_names}
     const = {k: v for k, v in conv.items() if k not in diff}
