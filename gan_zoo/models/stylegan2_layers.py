@@ -1,0 +1,219 @@
+"""StyleGAN2 layers shared by G and D (and by StyleGAN3's mapping): mapping network, resampling
+conv, modulated synthesis layer, ToRGB. Karras et al. 2020, "Analyzing and Improving the Image
+Quality of StyleGAN" (code: NVlabs/stylegan3 `training/networks_stylegan2.py`).
+
+Layout NHWC, conv kernels HWIO [kh, kw, I, O], dense kernels [I, O]. Flax names match the official
+torch names (`fc0`, `affine`, `weight`, `bias`, `noise_strength`, `noise_const`, `w_avg`) so that
+`gan_zoo.convert.stylegan2` is a mechanical rename.
+
+Collections: `params`; `ema_stats` (`w_avg`, updated by `update_emas=True`); `buffers`
+(`noise_const`, constant after init). Random noise (`noise_mode='random'`) reads the `noise` rng.
+"""
+
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_zoo import checks, ops
+from gan_zoo.nn import EqualizedDense, pixel_norm, weight_gain
+from gan_zoo.ops.bias_act import activation_defaults
+
+EMA = "ema_stats"  # collection of w_avg (and StyleGAN3 magnitude_ema): update_emas=True writes it
+BUFFERS = "buffers"  # collection of constant buffers loaded from checkpoints (noise_const, ...)
+DEFAULT_FILTER = (1, 3, 3, 1)  # "bilinear" FIR of all resampling (StyleGAN2 App. B)
+
+
+def normalize_2nd_moment(x, eps: float = 1e-8):
+    """x * rsqrt(mean(x^2) + eps) over the feature axis (StyleGAN2 code: unit-RMS z and c)."""
+    return pixel_norm(x, eps, axis=-1)
+
+
+def lerp(a, b, t):
+    """torch.lerp(a, b, t) = a + t * (b - a)."""
+    return a + t * (b - a)
+
+
+def _normal(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, dtype)
+
+
+class MappingNetwork(nn.Module):
+    """Mapping network f: z -> w. StyleGAN2 App. B (8 FC, lr multiplier 0.01); StyleGAN3 (2 FC).
+
+    z: [N, z_dim], c: [N, c_dim] or None -> ws [N, num_ws, w_dim] ([N, w_dim] if num_ws is None).
+    Steps: normalise z and embed(c) to unit 2nd moment, concat, FC stack with lrelu; track
+    w_avg (EMA of the batch mean of w, `ema_stats`); broadcast; truncation w_avg + psi (w - w_avg)
+    on the first `cutoff` ws.
+    """
+
+    z_dim: int  # Z dimensionality, 0 = no latent (the conditional D's label mapping)
+    c_dim: int  # label dimensionality, 0 = unconditional
+    w_dim: int  # W dimensionality
+    num_ws: Optional[int]  # number of w slots to broadcast to; None = return [N, w_dim]
+    num_layers: int = 8  # number of FC layers (StyleGAN2: 8, StyleGAN3: 2)
+    embed_features: Optional[int] = None  # label embedding size; None = w_dim
+    layer_features: Optional[int] = None  # hidden FC width; None = w_dim
+    activation: str = "lrelu"  # FC activation (lrelu, slope 0.2, gain sqrt(2))
+    lr_multiplier: float = 0.01  # lr_mul of the FC layers (StyleGAN2 App. B: 100x lower lr)
+    w_avg_beta: Optional[float] = 0.998  # decay of the w_avg EMA; None = do not track
+
+    @nn.compact
+    def __call__(self, z, c=None, psi=1.0, cutoff=None, update_emas=False):
+        # Embed, normalise, concat.
+        parts = []
+        if self.z_dim > 0:
+            checks.check_shape("MappingNetwork: z", z, [None, self.z_dim])
+            parts.append(normalize_2nd_moment(z.astype(jnp.float32)))
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"MappingNetwork: c_dim={self.c_dim} needs labels c [N, c_dim]")
+            checks.check_shape("MappingNetwork: c", c, [None, self.c_dim])
+            embed = self.embed_features or self.w_dim
+            y = EqualizedDense(embed, name="embed")(c.astype(jnp.float32))
+            parts.append(normalize_2nd_moment(y))
+        x = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+        # FC stack.
+        for idx in range(self.num_layers):
+            last = idx == self.num_layers - 1
+            features = self.w_dim if last else (self.layer_features or self.w_dim)
+            x = EqualizedDense(features, activation=self.activation,
+                               lr_multiplier=self.lr_multiplier, name=f"fc{idx}")(x)
+
+        # Track w_avg: w_avg <- lerp(mean_N(w), w_avg, beta).
+        if self.w_avg_beta is not None and self.num_ws is not None:
+            w_avg = self.variable(EMA, "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
+            if update_emas and not self.is_initializing():
+                mean = jnp.mean(jax.lax.stop_gradient(x), axis=0)
+                w_avg.value = lerp(mean, w_avg.value, self.w_avg_beta)
+        if self.num_ws is None:
+            return x
+
+        # Broadcast, then truncate (StyleGAN2 Fig. 12: w' = w_avg + psi (w - w_avg)).
+        x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
+        if not (isinstance(psi, (int, float)) and psi == 1):
+            if self.w_avg_beta is None:
+                raise ValueError("MappingNetwork: truncation (psi != 1) needs w_avg_beta")
+            k = self.num_ws if cutoff is None else int(cutoff)
+            x = x.at[:, :k].set(lerp(w_avg.value, x[:, :k], psi))
+        return x
+
+
+class Conv2dLayer(nn.Module):
+    """Equalized-lr conv with optional FIR up/down-sampling. StyleGAN2 App. B (`Conv2dLayer`).
+
+    x: [N, H, W, I] -> [N, H*up/down, W*up/down, out_channels]. Weight gain 1/sqrt(I k^2);
+    `gain` scales the activation gain and the clamp (resnet blocks pass sqrt(0.5)).
+    """
+
+    out_channels: int  # O
+    kernel_size: int  # k (padding k // 2)
+    use_bias: bool = True  # add a bias before the activation
+    activation: str = "linear"  # bias_act activation
+    up: int = 1  # upsampling factor (transposed conv + FIR)
+    down: int = 1  # downsampling factor (FIR + strided conv)
+    resample_filter: Sequence[float] = DEFAULT_FILTER  # FIR taps, setup_filter semantics
+    conv_clamp: Optional[float] = None  # clamp the output to +-conv_clamp * gain
+    impl: str = "auto"  # op implementation, see gan_zoo.ops.dispatch
+
+    @nn.compact
+    def __call__(self, x, gain: float = 1.0):
+        checks.check_rank("Conv2dLayer: x", x, 4, "[N, H, W, I]")
+        k, i = self.kernel_size, x.shape[-1]
+        w = self.param("weight", _normal, (k, k, i, self.out_channels))  # [k, k, I, O]
+        b = self.param("bias", nn.initializers.zeros, (self.out_channels,)) if self.use_bias \
+            else None
+        # Conv with resampling; flip_weight=(up == 1) as in the official layer.
+        f = ops.setup_filter(self.resample_filter)
+        x = ops.conv2d_resample(x, w * weight_gain(i * k * k), f, up=self.up, down=self.down,
+                                padding=k // 2, flip_weight=(self.up == 1), impl=self.impl)
+        # Bias + activation; gain scales both the activation gain and the clamp.
+        _, act_gain = activation_defaults(self.activation)
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return ops.bias_act(x, b, dim=-1, act=self.activation, gain=act_gain * gain, clamp=clamp,
+                            impl=self.impl)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated conv + noise + bias + lrelu. StyleGAN2 §2.2 eqs. 1-3, Fig. 2d.
+
+    x: [N, R/up, R/up, I], w: [N, w_dim] -> [N, R, R, out_channels]. Style s = affine(w) (bias
+    init 1); noise n [N, R, R, 1] times a learned scalar is added after the conv.
+    """
+
+    out_channels: int  # O
+    resolution: int  # R, output resolution of this layer
+    kernel_size: int = 3  # k
+    up: int = 1  # 2 for the first conv of a block
+    use_noise: bool = True  # per-pixel noise input with a learned strength
+    activation: str = "lrelu"  # bias_act activation
+    resample_filter: Sequence[float] = DEFAULT_FILTER  # FIR taps of the upsampling
+    conv_clamp: Optional[float] = None  # clamp to +-conv_clamp * gain
+    demodulate: bool = True  # eq. 3; False only for the config-A-like ablation
+    impl: str = "auto"  # op implementation
+
+    @nn.compact
+    def __call__(self, x, w, noise_mode="random", fused_modconv=True, gain=1.0):
+        n, i = x.shape[0], x.shape[-1]
+        checks.check_shape("SynthesisLayer: x", x, [None, self.resolution // self.up,
+                                                     self.resolution // self.up, None])
+        # Style: s = A(w). [N, I]
+        styles = EqualizedDense(i, bias_init=1.0, name="affine")(w)
+        weight = self.param("weight", _normal, (self.kernel_size, self.kernel_size, i,
+                                                self.out_channels))  # [k, k, I, O]
+        noise = self._noise(n, noise_mode) if self.use_noise else None
+        # Modulate, demodulate, conv (+ up), add noise: eqs. 1-3.
+        x = ops.modulated_conv2d(x, weight, styles, noise=noise, up=self.up,
+                                 padding=self.kernel_size // 2,
+                                 resample_filter=ops.setup_filter(self.resample_filter),
+                                 demodulate=self.demodulate, flip_weight=(self.up == 1),
+                                 fused_modconv=fused_modconv, impl=self.impl)
+        # Bias + lrelu * sqrt(2) * gain, clamp.
+        bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
+        _, act_gain = activation_defaults(self.activation)
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return ops.bias_act(x, bias, dim=-1, act=self.activation, gain=act_gain * gain,
+                            clamp=clamp, impl=self.impl)
+
+    def _noise(self, n, noise_mode):
+        """Noise [N or 1, R, R, 1] scaled by the learned strength phi (StyleGAN2 §2.1), or None."""
+        r = self.resolution
+        strength = self.param("noise_strength", nn.initializers.zeros, ())
+        const = self.variable(BUFFERS, "noise_const",
+                              lambda: _normal(self.make_rng("params"), (r, r)))
+        if noise_mode == "none":
+            return None
+        if noise_mode == "const":
+            return const.value[None, :, :, None] * strength
+        if noise_mode != "random":
+            raise ValueError(f"SynthesisLayer: noise_mode must be 'random', 'const' or 'none', "
+                             f"got {noise_mode!r}")
+        if not self.has_rng("noise") and not self.is_initializing():
+            raise ValueError("SynthesisLayer: noise_mode='random' needs rngs={'noise': key}")
+        key = self.make_rng("noise" if self.has_rng("noise") else "params")
+        return jax.random.normal(key, (n, r, r, 1)) * strength
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv to RGB without demodulation, + bias. StyleGAN2 §4.1, App. B.
+
+    x: [N, H, W, I], w: [N, w_dim] -> [N, H, W, out_channels]; styles scaled by 1/sqrt(I k^2).
+    """
+
+    out_channels: int  # image channels
+    kernel_size: int = 1  # k
+    conv_clamp: Optional[float] = None  # clamp the output to +-conv_clamp
+    impl: str = "auto"  # op implementation
+
+    @nn.compact
+    def __call__(self, x, w, fused_modconv=True):
+        i, k = x.shape[-1], self.kernel_size
+        styles = EqualizedDense(i, bias_init=1.0, name="affine")(w) * (1 / np.sqrt(i * k * k))
+        weight = self.param("weight", _normal, (k, k, i, self.out_channels))
+        x = ops.modulated_conv2d(x, weight, styles, demodulate=False,
+                                 fused_modconv=fused_modconv, impl=self.impl)
+        bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
+        return ops.bias_act(x, bias, dim=-1, clamp=self.conv_clamp, impl=self.impl)
