@@ -1,0 +1,108 @@
+"""Shared config helpers: `parse_arg` for "preset=imagenet128,res=256,smoke" strings and the
+BigGAN-family base config used by configs/biggan.py and configs/biggan_deep.py."""
+
+import ml_collections
+
+
+def _convert(key: str, text: str, default):
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", ""):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ValueError(f"config arg {key}: expected a boolean, got {text!r}")
+    try:
+        return type(default)(text) if default is not None else text
+    except ValueError as e:
+        raise ValueError(f"config arg {key}: expected {type(default).__name__}, got {text!r}") \
+            from e
+
+
+def parse_arg(arg, **defaults) -> ml_collections.ConfigDict:
+    """Parses "a=1,b=x,flag" into a ConfigDict typed like `defaults`; rejects unknown keys.
+
+    A bare word sets a boolean key to True, or else is the value of `preset` (so
+    "imagenet128" means "preset=imagenet128").
+    """
+    out = dict(defaults)
+    for token in filter(None, (arg or "").split(",")):
+        key, eq, value = token.partition("=")
+        key = key.strip()
+        if not eq and not isinstance(defaults.get(key), bool) and "preset" in defaults:
+            key, value = "preset", key
+        if key not in defaults:
+            raise ValueError(f"unknown config arg {key!r}; valid keys: {sorted(defaults)}")
+        out[key] = _convert(key, value.strip(), defaults[key])
+    return ml_collections.ConfigDict(out)
+
+
+def check_preset(name: str, presets: dict) -> dict:
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(presets)}")
+    return presets[name]
+
+
+def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
+    """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
+    c = ml_collections.ConfigDict()
+    c.recipe = "biggan"
+    c.seed = 0
+    c.matmul_precision = ""  # "" = JAX default; "highest" for bit-exact CPU tests
+    c.distributed = False  # jax.distributed.initialize() (multi-host)
+    c.model = ml_collections.ConfigDict(dict(
+        name=family, resolution=p["resolution"], n_classes=p["n_classes"], dim_z=p["dim_z"],
+        shared_dim=p["shared_dim"], hier=True, G_ch=p["ch"], D_ch=p["ch"],
+        G_depth=p["depth"], D_depth=p["depth"], G_attn=p["attn"], D_attn=p["attn"],
+        BN_eps=1e-4, SN_eps=1e-4, num_G_SVs=1, num_D_SVs=1, G_shared=True,
+        bn_reduction_group="global",  # BigGAN §3 cross-replica BN: "global" | "device" | k
+        dtype=p.get("dtype", "float32")))
+    c.data = ml_collections.ConfigDict(dict(
+        name=p["data"], data_dir="", split="train", flip=p.get("flip", False),
+        shuffle_buffer=10_000, prefetch=2))
+    c.train = ml_collections.ConfigDict(dict(
+        num_steps=p["steps"], batch_size=p["batch"], d_steps=2, grad_accum=1,
+        lr_g=p["lr_g"], lr_d=p["lr_d"], b1=0.0, b2=0.999, adam_eps=p.get("adam_eps", 1e-8),
+        ortho_beta=1e-4, ortho_exclude="shared", ema_decay=p.get("ema_decay", 0.9999),
+        ema_start=p.get("ema_start", 20_000)))
+    c.sample = ml_collections.ConfigDict(dict(
+        truncation=0.0,  # τ; 0 = untruncated
+        truncation_mode="threshold",  # "threshold" (paper) | "tfhub_scaled"
+        standing_stats_batches=p.get("standing_batches", 100),
+        standing_stats_batch_size=min(p["batch"], 256)))
+    c.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
+    c.log = ml_collections.ConfigDict(dict(
+        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
+        sv_every_steps=p.get("sv_every", 1000), sv_layers=".", grid_size=p.get("grid", 64)))
+    c.mesh = ml_collections.ConfigDict({"data": -1})
+    c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated
+    return c
+
+
+def check_override_keys(config, argv) -> None:
+    """Raises ValueError for the first `--config.a.b=...` in argv that names no config field,
+    listing the valid keys at that level (ml_collections itself only says AttributeError)."""
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        path = arg[len("--config."):].split("=", 1)[0].split(".")
+        node, where = config, "config"
+        for key in path:
+            keys = list(node.keys()) if hasattr(node, "keys") else []
+            if key not in keys:
+                raise ValueError(f"--{where}.{key}: unknown config key {key!r}; valid keys of "
+                                 f"{where}: {sorted(keys)}")
+            node, where = node[key], f"{where}.{key}"
+
+
+def load_config_file(spec: str):
+    """`path.py[:arg]` -> get_config(arg) of that file (what config_flags does, without flags)."""
+    import importlib.util
+
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_gan_zoo_config", path)
+    if module_spec is None or not path.endswith(".py"):
+        raise FileNotFoundError(f"--config={spec}: expected a configs/<name>.py[:preset] file")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)

@@ -1,0 +1,103 @@
+"""Data sources. Each yields host-local batches for consecutive train steps:
+{"image": float32 [S, A, b, H, W, 3] in [-1, 1], "label": int32 [S, A, b]}, where b is this
+host's share of the global batch. In-memory sources are indexed by (seed, step): the same step
+always gives the same batch, so a resumed run reads exactly what an uninterrupted one would.
+"""
+
+import dataclasses
+from typing import Callable, Iterator
+
+import numpy as np
+
+from gan_zoo.data import builtin
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Batch layout of one train step and this host's slice of it."""
+
+    sub_batches: int  # S: real sub-batches per step (one per phase that uses real data)
+    accum: int  # A: gradient-accumulation micro-batches
+    batch: int  # B: global samples per micro-batch
+    process_index: int = 0
+    process_count: int = 1
+
+    @property
+    def local_batch(self) -> int:
+        return self.batch // self.process_count
+
+    def check(self) -> None:
+        if self.batch % self.process_count:
+            raise ValueError(f"train.batch_size / train.grad_accum = {self.batch} must be "
+                             f"divisible by the number of hosts {self.process_count}")
+
+
+def to_float(images_u8: np.ndarray) -> np.ndarray:
+    """uint8 [..., 3] -> float32 in [-1, 1]."""
+    return images_u8.astype(np.float32) / 127.5 - 1.0
+
+
+@dataclasses.dataclass
+class InMemorySource:
+    """Samples with replacement from in-memory data, one RNG stream per step (resumable).
+
+    draw(rng, n, keep) returns (uint8 images [sum(keep), r, r, 3], int32 labels [sum(keep)]).
+    """
+
+    draw: Callable
+    n_classes: int
+    flip: bool
+    seed: int
+
+    def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
+        layout.check()
+        shape = (layout.sub_batches, layout.accum, layout.batch)
+        n = int(np.prod(shape))
+        # Deterministic per-host sharding: host p takes samples [p*b, (p+1)*b) of each micro-batch.
+        owner = np.arange(layout.batch) // layout.local_batch
+        keep = np.broadcast_to(owner == layout.process_index, shape).reshape(-1)
+        local = shape[:2] + (layout.local_batch,)
+        step = start_step
+        while True:
+            rng = np.random.default_rng([self.seed, step])
+            images, labels = self.draw(rng, n, keep)
+            flips = rng.random(n)[keep] < 0.5 if self.flip else np.zeros(keep.sum(), bool)
+            images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
+            yield {"image": to_float(images).reshape(local + images.shape[1:]),
+                   "label": labels.astype(np.int32).reshape(local)}
+            step += 1
+
+
+def digits_source(data_cfg, resolution: int, seed: int) -> InMemorySource:
+    images, labels = builtin.load_digits(resolution)
+
+    def draw(rng, n, keep):
+        idx = rng.integers(0, len(images), n)[keep]
+        return images[idx], labels[idx]
+    return InMemorySource(draw, 10, data_cfg.flip, seed)
+
+
+def photos_source(data_cfg, resolution: int, seed: int) -> InMemorySource:
+    if not 32 <= resolution <= 256:
+        raise ValueError(f"data.name='photos' supports resolutions 32 to 256, got {resolution}")
+    photos = builtin.load_photos()
+
+    def draw(rng, n, keep):
+        images = builtin.photo_crops(photos, rng, n, resolution, keep)
+        return images, np.zeros(len(images), np.int32)
+    return InMemorySource(draw, 1, data_cfg.flip, seed)
+
+
+BUILTIN = {"digits": digits_source, "photos": photos_source}
+
+
+def make_source(data_cfg, resolution: int, seed: int):
+    """The source named by data_cfg.name: a built-in, "folder" (data_cfg.data_dir) or TFDS."""
+    name = data_cfg.name
+    if name in BUILTIN:
+        return BUILTIN[name](data_cfg, resolution, seed)
+    from gan_zoo.data import tf_sources  # noqa: PLC0415 (imports TensorFlow)
+
+    if name == "folder":
+        return tf_sources.folder_source(data_cfg, resolution, seed)
+    return tf_sources.tfds_source(data_cfg, resolution, seed)

@@ -1,0 +1,68 @@
+"""The recipe protocol shared by every GAN family, and the one train-state pytree.
+
+A recipe is a frozen dataclass of pure functions that the generic trainer (`gan_zoo.train`) runs
+without knowing the family: `init_state`, a tuple of `Phase`s (D steps, G steps, lazy
+regularisers), optimizers per parameter group, an EMA decay schedule and `sample_fn`.
+"""
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+import jax
+from flax import struct
+
+PyTree = Any
+
+
+class GANState(struct.PyTreeNode):
+    """Everything needed to resume a run, as one pytree (checkpointed as is).
+
+    `params`, `opt_state` and `collections` are dicts keyed by parameter group ("g", "d");
+    `collections[group]` holds the model's mutable collections (`batch_stats`, `spectral_norm`,
+    `w_avg`, ...); `scalars` holds recipe scalars (`pl_mean`, `ada_p`, `alpha`).
+    """
+
+    step: jax.Array  # int32 [], completed train steps (one step = one pass over the phases)
+    rng: jax.Array  # uint32 [2], the run's base key; per-step keys are fold_in(rng, step)
+    params: dict  # {"g": ..., "d": ...}, float32
+    opt_state: dict  # {"g": ..., "d": ...}
+    ema_params: PyTree  # EMA of params["g"] (or None when the recipe has no EMA)
+    collections: dict  # {"g": {"batch_stats": ..., "spectral_norm": ...}, "d": {...}}
+    scalars: dict  # recipe scalars, float32 []
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a train step: a D step, a G step or a lazy regulariser.
+
+    loss_fn(params, state, batch, key) -> (loss, (collections, metrics)): `params` replaces
+    `state.params[update]` and is differentiated; `collections` is the updated
+    `state.collections` dict; `metrics` is a flat dict of float scalars.
+    """
+
+    name: str  # metric prefix, e.g. "d0", "g", "r1"
+    loss_fn: Callable  # see the class docstring
+    update: str = "d"  # parameter group the gradient updates (a key of state.params)
+    every: int = 1  # runs on steps with step % every == 0 (lazy regularisation intervals)
+    uses_real: bool = True  # consumes the next real sub-batch of the step's input
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A family's training recipe, run by the generic trainer (which never branches on names)."""
+
+    init_state: Callable  # (rng, config) -> GANState
+    phases: tuple  # tuple[Phase, ...], run in order within one train step
+    optimizers: Mapping  # {group: optax.GradientTransformation}
+    sample_fn: Callable  # (state, key, labels, truncation, collections) -> images [N, H, W, 3]
+    networks: Mapping  # {group: flax module}, for parameter tables
+    ema_decay: Optional[Callable] = None  # step -> decay in [0, 1]; None: no EMA
+    sampling_collections: Optional[Callable] = None  # (state, key, truncation) -> G collections
+    post_step: Optional[Callable] = None  # (state) -> state, after the EMA (e.g. alpha ramps)
+    n_classes: int = 0  # classes of the conditional G (0: unconditional)
+    dim_z: int = 0  # latent size
+
+    @property
+    def real_batches_per_step(self) -> int:
+        """Real sub-batches one train step consumes (one per phase with uses_real)."""
+        return sum(p.uses_real for p in self.phases)

@@ -1,0 +1,191 @@
+"""The one training loop: `run(config, workdir)` trains any recipe, resuming from the workdir."""
+
+import functools
+import json
+import logging
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+
+from gan_zoo import data as gdata
+from gan_zoo import recipes
+from gan_zoo.train import checkpoint, sharding, step, writers
+
+log = logging.getLogger("gan_zoo.train")
+
+
+def maybe_init_distributed(config) -> None:
+    """jax.distributed.initialize() on multi-host runs (config.distributed), before any JAX use."""
+    if config.get("distributed", False) and jax.process_count() == 1:
+        jax.distributed.initialize()
+
+
+def build_state(config, mesh, networks=None):
+    """(recipe, abstract state with shardings, init fn): shapes by eval_shape, then shardings."""
+    recipe = recipes.make_recipe(config, networks)
+    init = functools.partial(recipe.init_state, config=config)
+    rng = jax.random.PRNGKey(config.seed)
+    abstract = jax.eval_shape(init, rng)
+    shardings = sharding.state_shardings(abstract, mesh, config.get("param_rules", ()))
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            abstract, shardings)
+    return recipe, abstract, shardings, lambda: jax.jit(init, out_shardings=shardings)(rng)
+
+
+def restore_or_init(ckpt, abstract, init):
+    """The latest checkpoint if there is one, else a fresh state."""
+    if ckpt.latest_step() is not None:
+        log.info("Resuming from %s, step %d", ckpt.directory, ckpt.latest_step())
+        return ckpt.restore(abstract)
+    return init()
+
+
+def make_grid_fn(recipe, config):
+    """Jitted (state) -> samples of the EMA G with fixed z and labels (and standing stats)."""
+    n = config.log.grid_size
+    labels = jnp.arange(n, dtype=jnp.int32) % max(recipe.n_classes, 1)
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x6121D)  # fixed across the run
+    trunc = float(config.sample.truncation)
+
+    def grid(state):
+        cols = state.collections["g"]
+        if recipe.sampling_collections is not None:
+            cols = recipe.sampling_collections(state, jax.random.fold_in(key, 1), trunc)
+        return recipe.sample_fn(state, key, labels, trunc, cols)
+    return jax.jit(grid)
+
+
+class _Sigterm:
+    """Records SIGTERM so the loop can save a checkpoint and exit cleanly."""
+
+    def __init__(self):
+        self.received = False
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread
+            self._old = None
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.received = True
+
+    def restore(self):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _check_finite(finite, first_step: int, last_step: int, ckpt) -> None:
+    if not bool(jax.device_get(finite)):
+        good = ckpt.latest_step()
+        raise FloatingPointError(
+            f"non-finite loss or gradient norm between steps {first_step} and {last_step}; "
+            f"stopping. The last good checkpoint (step {good}) in {ckpt.directory} is untouched.")
+
+
+def _write_scalars(writer, step_no: int, metrics: dict, ips: float, eta_s: float) -> None:
+    scalars = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
+    scalars.update({"perf/images_per_sec": ips, "perf/eta_hours": eta_s / 3600.0})
+    writer.write_scalars(step_no, scalars)
+
+
+def run(config, workdir: str, networks=None, stop_after: int = 0):
+    """Trains config.recipe for config.train.num_steps steps in workdir; resumes automatically.
+
+    networks: optional (G, D) modules replacing the recipe's defaults (tests). stop_after > 0
+    stops (with a checkpoint) after that many steps of this call, as if interrupted.
+    Returns (state, history): history is a list of (step, metrics dict) at each log step.
+    """
+    # ----- Mesh -----
+    maybe_init_distributed(config)
+    if config.get("matmul_precision", ""):
+        jax.config.update("jax_default_matmul_precision", config.matmul_precision)
+    mesh = sharding.make_mesh(config.mesh)
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if is_main:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
+
+    # ----- State -----
+    recipe, abstract, shardings, init = build_state(config, mesh, networks)
+    t = config.train
+    if t.batch_size % t.grad_accum:
+        raise ValueError(f"train.batch_size={t.batch_size} must be divisible by "
+                         f"train.grad_accum={t.grad_accum}")
+
+    # ----- Restore -----
+    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
+    state = restore_or_init(ckpt, abstract, init)
+    start = int(jax.device_get(state.step))
+
+    # ----- Data -----
+    layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum, t.batch_size // t.grad_accum,
+                          jax.process_index(), jax.process_count())
+    source = gdata.make_source(config.data, config.model.resolution, config.seed)
+    if source.n_classes > max(recipe.n_classes, 1):
+        raise ValueError(f"config.model.n_classes={recipe.n_classes} but data.name="
+                         f"{config.data.name!r} has {source.n_classes} classes")
+    in_sharding = sharding.batch_sharding(mesh)
+    batches = gdata.prefetch_to_devices(source.batches(layout, start), in_sharding,
+                                        config.data.prefetch)
+
+    # ----- Step -----
+    train_step = step.make_train_step(recipe, t.grad_accum, shardings, in_sharding)
+    grid_fn = make_grid_fn(recipe, config)
+    sv_paths = {g: writers.monitored_kernels(state.params[g], config.log.sv_layers)
+                for g in state.params}
+    writer = writers.make_writer(workdir, is_main)
+    images_per_step = layout.sub_batches * t.batch_size
+
+    # ----- Loop -----
+    sigterm, history = _Sigterm(), []
+    end = t.num_steps if stop_after <= 0 else min(t.num_steps, start + stop_after)
+    finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
+    lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
+    try:
+        for s in range(start, end):
+            state, metrics = train_step(state, next(batches))
+            finite = jnp.logical_and(finite, metrics["finite"])
+            done = s + 1
+            last = done == end or sigterm.received
+            if done % lg.every_steps == 0 or last:
+                _check_finite(finite, checked, done, ckpt)
+                checked = done
+                ips = images_per_step * (done - t0_step) / max(time.time() - t0, 1e-9)
+                eta = (t.num_steps - done) * images_per_step / max(ips, 1e-9)
+                _write_scalars(writer, done, metrics, ips, eta)
+                history.append((done, {k: float(v) for k, v in jax.device_get(metrics).items()}))
+                t0, t0_step = time.time(), done
+                if is_main:
+                    log.info("step %d/%d  %.1f images/s  ETA %.1f min", done, t.num_steps, ips,
+                             eta / 60)
+            if lg.sv_every_steps and done % lg.sv_every_steps == 0:
+                for g, paths in sv_paths.items():
+                    sv = writers.top_singular_values_jit(state.params[g], tuple(paths), 3)
+                    writer.write_scalars(done, {f"{g}/{k}": float(v) for k, v in sv.items()})
+            if lg.image_every_steps and (done % lg.image_every_steps == 0 or last):
+                _write_grid(writer, workdir, done, grid_fn(state), is_main)
+            if done % config.checkpoint.every_steps == 0 or last:
+                _check_finite(finite, checked, done, ckpt)
+                checked = done
+                ckpt.save(done, state, cfg_dict)
+            if sigterm.received:
+                log.warning("SIGTERM: saved a checkpoint at step %d; exiting", done)
+                break
+    # ----- Save -----
+    finally:
+        ckpt.wait()
+        writer.flush()
+        sigterm.restore()
+    return state, history
+
+
+def _write_grid(writer, workdir: str, step_no: int, images, is_main: bool) -> None:
+    grid = writers.image_grid(jax.device_get(images))
+    writer.write_images(step_no, {"samples/ema": grid[None]})
+    if is_main:
+        writers.save_png(os.path.join(workdir, "samples", f"{step_no:08d}.png"), grid)
+

@@ -1,0 +1,103 @@
+"""The generic train step: one `jax.jit` over the recipe's phases, then the EMA update.
+
+Input layout: batch leaves are [S, A, B, ...] — S real sub-batches (one per phase with
+uses_real), A gradient-accumulation micro-batches, B samples (sharded over `data`).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_zoo.recipes.base import GANState, Phase
+
+
+def ema_update(ema, params, decay):
+    """ema <- decay * ema + (1 - decay) * params, in float32 (BigGAN §3 / spec §2.4)."""
+    return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p.astype(e.dtype), ema, params)
+
+
+def _grads(phase: Phase, state: GANState, batch, key, accum: int):
+    """Loss gradient of one phase, averaged over `accum` micro-batches (lax.scan).
+
+    The model collections (BN running stats, SN vectors) thread through the micro-batches.
+    Returns (grads, collections, metrics averaged over micro-batches).
+    """
+    params = state.params[phase.update]
+    grad_fn = jax.value_and_grad(phase.loss_fn, has_aux=True)
+
+    def micro(carry, xs):
+        grads_sum, cols = carry
+        i, mb = xs
+        (_, (cols, metrics)), g = grad_fn(params, state.replace(collections=cols), mb,
+                                         jax.random.fold_in(key, i))
+        return (jax.tree.map(jnp.add, grads_sum, g), cols), metrics
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    idx = jnp.arange(accum)
+    if accum == 1:  # no scan: keeps the graph (and the trace) simple
+        take = jax.tree.map(lambda x: x[0], batch) if batch is not None else None
+        (grads, cols), metrics = micro((zeros, state.collections), (idx[0], take))
+        return grads, cols, metrics
+    (grads, cols), metrics = jax.lax.scan(micro, (zeros, state.collections), (idx, batch))
+    grads = jax.tree.map(lambda g: g / accum, grads)
+    return grads, cols, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+
+
+def _run_phase(phase: Phase, tx, accum: int, state: GANState, batch, key):
+    """One optimizer update of state.params[phase.update]. Returns (state, metrics)."""
+    grads, cols, metrics = _grads(phase, state, batch, key, accum)
+    group = phase.update
+    updates, opt = tx.update(grads, state.opt_state[group], state.params[group])
+    params = optax.apply_updates(state.params[group], updates)
+    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+    hyper = getattr(opt, "hyperparams", None)
+    if hyper and "learning_rate" in hyper:
+        metrics["lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
+    return state.replace(params={**state.params, group: params},
+                         opt_state={**state.opt_state, group: opt}, collections=cols), metrics
+
+
+def _maybe_run(phase: Phase, tx, accum: int, state: GANState, batch, key):
+    """_run_phase on steps with step % every == 0 (lazy regularisation); else a no-op."""
+    run = lambda s: _run_phase(phase, tx, accum, s, batch, key)
+    if phase.every == 1:
+        return run(state)
+    shapes = jax.eval_shape(run, state)[1]
+    skip_metrics = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    return jax.lax.cond(state.step % phase.every == 0, run, lambda s: (s, skip_metrics), state)
+
+
+def train_step(recipe, accum: int, state: GANState, batch):
+    """All phases of one step in order, then the EMA and the recipe's post-step hook.
+
+    Keys: fold_in(fold_in(rng, step), phase index), then the micro-batch index.
+    Returns (state, metrics) with metrics["finite"] = all losses and grad norms finite.
+    """
+    step_key = jax.random.fold_in(state.rng, state.step)
+    metrics, real_index = {}, 0
+    for i, phase in enumerate(recipe.phases):
+        sub = None
+        if phase.uses_real:
+            sub = jax.tree.map(lambda x, j=real_index: x[j], batch)
+            real_index += 1
+        state, m = _maybe_run(phase, recipe.optimizers[phase.update], accum, state, sub,
+                              jax.random.fold_in(step_key, i))
+        metrics.update({f"{phase.name}/{k}": v for k, v in m.items()})
+    if recipe.ema_decay is not None:
+        decay = recipe.ema_decay(state.step)
+        metrics["ema_decay"] = jnp.asarray(decay, jnp.float32)
+        state = state.replace(ema_params=ema_update(state.ema_params, state.params["g"], decay))
+    if recipe.post_step is not None:
+        state = recipe.post_step(state)
+    checked = [v for k, v in metrics.items() if k.endswith("loss") or k.endswith("grad_norm")]
+    metrics["finite"] = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in checked]))
+    return state.replace(step=state.step + 1), metrics
+
+
+def make_train_step(recipe, accum: int, state_sharding, batch_sharding):
+    """The jitted step: explicit in/out shardings, state donated. Built once per config."""
+    fn = functools.partial(train_step, recipe, accum)
+    return jax.jit(fn, in_shardings=(state_sharding, batch_sharding),
+                   out_shardings=(state_sharding, None), donate_argnums=(0,))
