@@ -1,0 +1,174 @@
+"""Sample-based evaluation: `evaluate(sample_fn, real_images_iter, metrics, num_samples, ...)`.
+
+Generated images are drawn in batches from `sample_fn(key, n)` with keys folded from `seed`, fed
+through the (sharded) feature networks once, and every requested metric is computed from the
+streamed features. Real statistics for FID / sFID / rFID are cached in `workdir` when given.
+"""
+
+import hashlib
+from typing import Callable, Iterable
+
+import jax
+import numpy as np
+
+from gan_zoo.metrics import _checks, frechet
+from gan_zoo.metrics.features import InceptionFeatures, accumulate, cached_stats, to_uint8
+from gan_zoo.metrics.inception_score import inception_score
+from gan_zoo.metrics.kid import kid
+from gan_zoo.metrics.ms_ssim import ms_ssim_diversity
+from gan_zoo.metrics.precision_recall import precision_recall
+from gan_zoo.metrics.swd import swd
+
+METRICS = ("fid", "kid", "is", "sfid", "rfid", "pr", "swd", "ms_ssim")
+_INCEPTION_FEATURE = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "sfid": "sfid"}
+
+
+def _generated_batches(sample_fn, num_samples, batch_size, seed):
+    """Yields uint8 NHWC batches; batch i uses fold_in(PRNGKey(seed), i)."""
+    base = jax.random.PRNGKey(seed)
+    for i, start in enumerate(range(0, num_samples, batch_size)):
+        n = min(batch_size, num_samples - start)
+        images = np.asarray(sample_fn(jax.random.fold_in(base, i), n))
+        if images.dtype != np.uint8:
+            images = to_uint8(images)  # float in [-1, 1]
+        yield _checks.images(images, "evaluate: sample_fn output")
+
+
+def _real_batches(real_images_iter, num_real):
+    """Up to num_real images (all if None) from an iterable (or a callable returning one)."""
+    it = real_images_iter() if callable(real_images_iter) else real_images_iter
+    seen = 0
+    for batch in it:
+        batch = _checks.images(np.asarray(batch), "evaluate: real images")
+        if num_real is not None:
+            batch = batch[:num_real - seen]
+        if len(batch):
+            seen += len(batch)
+            yield batch
+        if num_real is not None and seen >= num_real:
+            return
+
+
+def _check_metrics(metrics, inception, pr_features):
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"evaluate: unknown metrics {unknown}; expected some of {METRICS}")
+    if inception is None and set(metrics) & {"fid", "kid", "is", "sfid"}:
+        raise ValueError("evaluate: fid/kid/is/sfid need `inception` (variables from "
+                         "gan_zoo.convert.inception.load_inception(path))")
+    if "pr" in metrics and pr_features is None:
+        raise ValueError("evaluate: 'pr' needs `pr_features` (images -> [N, D] features, e.g. "
+                         "VGG16 fc2)")
+
+
+
+def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_samples: int, *,
+             inception=None, batch_size: int = 50, seed: int = 0, num_real: int = None,
+             workdir=None, dataset_name: str = None, rfid_seed: int = 0, pr_features=None,
+             kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10,
+             ms_ssim_pairs: int = 10_000, mesh=None) -> dict:
+    """Computes the requested metrics for `num_samples` generated images.
+
+    Args:
+      sample_fn: (key, n) -> n images NHWC, uint8 or float in [-1, 1] (converted like StyleGAN).
+      real_images_iter: iterable of uint8 NHWC batches (or a no-argument callable returning one);
+        unused (may be None) when only 'is' / 'ms_ssim' are requested.
+      metrics: names from METRICS: fid, kid, is, sfid, rfid, pr, swd, ms_ssim.
+      inception: FID Inception variables (`convert.inception.load_inception`); rFID builds its
+        own random ones from `rfid_seed`.
+      num_real: how many real images to use (None: all the iterator yields).
+      workdir, dataset_name: cache real FID/sFID/rFID statistics under workdir/metric_stats.
+      pr_features: images -> [N, D] features for precision/recall (VGG16 fc2 in the protocol).
+    Returns:
+      {'fid', 'kid', 'kid_std', 'is', 'is_std', 'sfid', 'rfid', 'precision', 'recall',
+       'swd' (average x1e3), 'swd/<res>', 'ms_ssim'} for the requested metrics.
+    """
+    metrics = tuple(dict.fromkeys(metrics))
+    _check_metrics(metrics, inception, pr_features)
+    num_samples = _checks.positive_int(num_samples, "evaluate: num_samples")
+    gen = list(_generated_batches(sample_fn, num_samples, batch_size, seed))
+    need_reals = set(metrics) & {"fid", "kid", "sfid", "rfid", "pr", "swd"}
+    reals = list(_real_batches(real_images_iter, num_real)) if _uncached(
+        need_reals, workdir, dataset_name) else None
+    out = {}
+    out.update(_inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_name,
+                                  num_real, kid_subsets, kid_subset_size, is_splits, seed))
+    if "rfid" in metrics:
+        out["rfid"] = _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real)
+    if "pr" in metrics:
+        real_f = np.concatenate([pr_features(b) for b in _need(reals, "pr")])
+        gen_f = np.concatenate([pr_features(b) for b in gen])
+        out["precision"], out["recall"] = precision_recall(real_f, gen_f)
+    if "swd" in metrics:
+        levels = swd(np.concatenate(_need(reals, "swd")), np.concatenate(gen), seed=seed)
+        out.update({f"swd/{k}": v for k, v in levels.items() if k != "avg"})
+        out["swd"] = levels["avg"]
+    if "ms_ssim" in metrics:
+        out["ms_ssim"] = ms_ssim_diversity(np.concatenate(gen), ms_ssim_pairs, seed)
+    return out
+
+
+def fingerprint(variables) -> str:
+    """Short sha256 of a variables pytree (names the weights in the stats-cache protocol)."""
+    h = hashlib.sha256()
+    leaves = jax.tree_util.tree_leaves_with_path(variables)
+    for path, leaf in sorted(leaves, key=lambda t: str(t[0])):
+        h.update(str(path).encode())
+        h.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _uncached(need_reals, workdir, dataset_name) -> bool:
+    """Whether the real images must be read: any metric other than cached Fréchet ones."""
+    cacheable = {"fid", "sfid", "rfid"} if workdir is not None and dataset_name else set()
+    return bool(need_reals - cacheable)
+
+
+def _need(reals, metric):
+    if not reals:
+        raise ValueError(f"evaluate: '{metric}' needs real images; real_images_iter yielded none")
+    return reals
+
+
+def _real_stats(extract, reals, feature, workdir, dataset_name, protocol):
+    compute = lambda: accumulate(extract, _need(reals, feature), stats=(feature,))[0][feature]
+    if workdir is None or not dataset_name:
+        return compute()
+    return cached_stats(workdir, dataset_name, protocol, compute)
+
+
+def _inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_name, num_real,
+                       kid_subsets, kid_subset_size, is_splits, seed) -> dict:
+    """FID, KID, IS, sFID from one pass of the FID Inception over the generated images."""
+    names = sorted({_INCEPTION_FEATURE[m] for m in metrics if m in _INCEPTION_FEATURE})
+    if not names:
+        return {}
+    extract = InceptionFeatures(inception, names, mesh)
+    stats_names = [f for m, f in (("fid", "pool3"), ("sfid", "sfid")) if m in metrics]
+    keep = [f for m, f in (("kid", "pool3"), ("is", "logits_unbiased")) if m in metrics]
+    gen_stats, gen_kept = accumulate(extract, gen, keep=keep, stats=stats_names)
+    out = {}
+    for m, f in (("fid", "pool3"), ("sfid", "sfid")):
+        if m in metrics:
+            protocol = f"inception/{fingerprint(inception)}/{f}/tf1-bilinear-299/{num_real}"
+            real = _real_stats(extract, reals, f, workdir, dataset_name, protocol)
+            out[m] = frechet.fid_from_stats(real, gen_stats[f])
+    if "kid" in metrics:
+        real_f = accumulate(extract, _need(reals, "kid"), keep=("pool3",))[1]["pool3"]
+        out["kid"], out["kid_std"] = kid(real_f, gen_kept["pool3"], kid_subsets,
+                                                 kid_subset_size, seed)
+    if "is" in metrics:
+        out["is"], out["is_std"] = inception_score(gen_kept["logits_unbiased"], is_splits,
+                                                          seed=seed)
+    return out
+
+
+def _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real) -> float:
+    """rFID (StyleGAN-XL §4.1): FID in pool3 of an Inception randomly initialised from rfid_seed."""
+    from gan_zoo.convert.inception import rfid_variables
+
+    extract = InceptionFeatures(rfid_variables(rfid_seed), ("pool3",), mesh)
+    gen_stats = accumulate(extract, gen, stats=("pool3",))[0]["pool3"]
+    protocol = f"inception-random-seed{rfid_seed}/pool3/tf1-bilinear-299/{num_real}"
+    real = _real_stats(extract, reals, "pool3", workdir, dataset_name, protocol)
+    return frechet.fid_from_stats(real, gen_stats)

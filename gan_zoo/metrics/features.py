@@ -1,0 +1,114 @@
+"""Feature extraction for the metrics: the FID Inception, sharded over a 'data' mesh axis, and a
+workdir cache of dataset statistics keyed by dataset and protocol."""
+
+import hashlib
+import pathlib
+from typing import Callable, Iterable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gan_zoo.feature_nets import inception_v3
+from gan_zoo.metrics import _checks
+from gan_zoo.metrics.frechet import FeatureStats
+
+# Features of `InceptionV3` by metric: the aux key each metric reads.
+METRIC_FEATURES = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "sfid": "sfid",
+                   "rfid": "pool3"}
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over all (or the given) devices with axis 'data'."""
+    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
+
+
+def sharded_batch_fn(fn: Callable, mesh: Mesh = None) -> Callable:
+    """jit(fn) with its batch argument sharded on 'data'; pads the batch to a multiple of the
+    device count and strips the padding from every output (fn(batch) -> pytree of [N, ...])."""
+    mesh = mesh or data_mesh()
+    shards = mesh.shape["data"]
+    jitted = jax.jit(fn, in_shardings=NamedSharding(mesh, PartitionSpec("data")))
+
+    def run(batch):
+        n = batch.shape[0]
+        pad = (-n) % shards
+        if pad:
+            batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
+        out = jitted(batch)
+        return jax.tree.map(lambda a: np.asarray(a)[:n], out)
+    return run
+
+
+class InceptionFeatures:
+    """Callable: uint8 NHWC images -> {name: float32 [N, D]} for the requested feature names.
+
+    variables: from `gan_zoo.convert.inception.load_inception(path)` (FID/KID/IS/sFID) or
+    `rfid_variables(seed)` (rFID). Batches are sharded over the mesh's 'data' axis.
+    """
+
+    def __init__(self, variables, names=("pool3",), mesh: Mesh = None):
+        unknown = set(names) - set(inception_v3.FEATURE_DIMS)
+        if unknown:
+            raise ValueError(f"InceptionFeatures: unknown features {sorted(unknown)}; expected "
+                             f"some of {sorted(inception_v3.FEATURE_DIMS)}")
+        self.names = tuple(names)
+        net = inception_v3.InceptionV3()
+
+        def forward(images):
+            _, aux = net.apply(variables, images)
+            return {k: aux[k] for k in self.names}
+        self._run = sharded_batch_fn(forward, mesh)
+
+    def __call__(self, images) -> dict:
+        images = _checks.images(np.asarray(images), "InceptionFeatures")
+        return self._run(images)
+
+
+def accumulate(extract: Callable, batches: Iterable, keep=(), stats=()) -> tuple[dict, dict]:
+    """Streams image batches through `extract`.
+
+    Returns ({name: FeatureStats} for names in `stats`, {name: [N, D] array} for names in `keep`).
+    """
+    acc, kept = {}, {k: [] for k in keep}
+    for batch in batches:
+        feats = extract(batch)
+        for k in stats:
+            acc.setdefault(k, FeatureStats(feats[k].shape[1])).update(feats[k])
+        for k in keep:
+            kept[k].append(feats[k])
+    if not acc and not any(kept.values()) and (keep or stats):
+        raise ValueError("accumulate: the image iterator yielded no batches")
+    return acc, {k: np.concatenate(v) for k, v in kept.items()}
+
+
+def stats_cache_path(workdir, dataset: str, protocol: str) -> pathlib.Path:
+    """workdir/metric_stats/<dataset>-<protocol hash>.npz; the protocol string should name the
+    network weights, the feature and the number of images ('inception-2015-12-05/pool3/50k')."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
+    digest = hashlib.sha256(protocol.encode()).hexdigest()[:16]
+    return pathlib.Path(workdir) / "metric_stats" / f"{safe}-{digest}.npz"
+
+
+def cached_stats(workdir, dataset: str, protocol: str, compute: Callable[[], FeatureStats]):
+    """FeatureStats of a dataset from the workdir cache, computing and saving them on a miss."""
+    if workdir is None:
+        return compute()
+    path = stats_cache_path(workdir, dataset, protocol)
+    if path.is_file():
+        return FeatureStats.load(path)
+    stats = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    stats.save(tmp)
+    tmp.replace(path)
+    return stats
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float images in [-1, 1] (NHWC) -> uint8 as StyleGAN's metrics do: x * 127.5 + 128, clipped
+    to [0, 255], truncated."""
+    x = np.asarray(images, np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("to_uint8: generated images contain NaN or Inf")
+    return np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)
