@@ -201,19 +201,20 @@ def run_generator_case(case, G, variables, extra_keys: tuple = ()) -> dict:
     """
     z = jnp.asarray(case.arrays["input/z"])
     c = _opt_c(case)
+    apply = _jitted_apply(G)
     res = {}
     for key in [k for k in case.arrays if k.startswith("output/")]:
         t = _tokens(key)
         if t[0] == "ws":
             cutoff = int(t[2][6:]) if len(t) > 2 and t[2].startswith("cutoff") else None
-            ws = G.apply(variables, z, c, psi=parse_psi(t[1]), cutoff=cutoff, method=G.map)
+            ws = apply(variables, z, c, psi=parse_psi(t[1]), cutoff=cutoff, method="map")
             res[key] = np.asarray(ws)
         elif t[:2] == ["img", "G"] and t[2] == "forward":
-            img, _ = G.apply(variables, z, c, psi=parse_psi(t[3]), noise_mode="const")
+            img, _ = apply(variables, z, c, psi=parse_psi(t[3]), noise_mode="const")
             res[key] = _nchw(img)
         elif t[:2] == ["img", "G"] and t[2:] == ["update", "emas"]:
-            (img, _), new = G.apply(variables, z, c, noise_mode="const", update_emas=True,
-                                    mutable=["ema_stats"])
+            (img, _), new = apply(variables, z, c, noise_mode="const", update_emas=True,
+                                  mutable=("ema_stats",))
             res[key] = _nchw(img)
             res.update(_ema_buffers(new))
         elif t[0] == "img":
@@ -223,29 +224,35 @@ def run_generator_case(case, G, variables, extra_keys: tuple = ()) -> dict:
                   "noise_none": dict(noise_mode="none")}
             if rest not in kw:
                 raise ValueError(f"golden generator: cannot interpret {key}")
-            img, _ = G.apply(variables, ws, **{"noise_mode": "const", **kw[rest]},
-                             method=G.synthesize)
+            img, _ = apply(variables, ws, **{"noise_mode": "const", **kw[rest]},
+                           method="synthesize")
             res[key] = _nchw(img)
         elif key not in extra_keys:
             raise ValueError(f"golden generator: cannot interpret {key}")
     for key in [k for k in case.arrays if k.startswith("grad/")]:
-        res[key] = _synthesis_grad(case, G, variables, key)
+        res[key] = _synthesis_grad(case, apply, variables, key)
     if any(k.startswith("buffer_after_update_emas/") for k in case.arrays) and \
             not any(k.startswith("buffer_after_update_emas/") for k in res):
-        _, new = G.apply(variables, z, c, update_emas=True, mutable=["ema_stats"], method=G.map)
+        _, new = apply(variables, z, c, update_emas=True, mutable=("ema_stats",), method="map")
         res.update(_ema_buffers(new))
     return res
 
 
-def _synthesis_grad(case, G, variables, key):
+def _jitted_apply(model):
+    """model.apply under jax.jit; keyword options (psi, modes, method, mutable) are static."""
+    return jax.jit(model.apply, static_argnames=(
+        "psi", "cutoff", "noise_mode", "fused_modconv", "update_emas", "method", "mutable"))
+
+
+def _synthesis_grad(case, apply, variables, key):
     """d/d ws of sum(G.synthesis(ws, noise_mode='const') * R_img) at the stored ws."""
     t = _tokens(key)
     if t[0] != "ws" or len(t) != 2:
         raise ValueError(f"golden generator: cannot interpret {key}")
     ws = jnp.asarray(case.arrays[f"output/ws_{t[1]}"])
     r = _nhwc(case.arrays["cotangent/R_img"])
-    f = lambda ws: jnp.sum(G.apply(variables, ws, noise_mode="const", method=G.synthesize)[0] * r)
-    return np.asarray(jax.grad(f)(ws))
+    f = lambda ws: jnp.sum(apply(variables, ws, noise_mode="const", method="synthesize")[0] * r)
+    return np.asarray(jax.jit(jax.grad(f))(ws))
 
 
 def _ema_buffers(new_vars) -> dict:
@@ -267,7 +274,7 @@ def golden_discriminator(case, impl="xla") -> dict:
     variables = convert_state_dict(split_golden_state(case), D)
     img = _nhwc(case.arrays["input/img"])
     c = _opt_c(case)
-    logits, vjp = jax.vjp(lambda x: D.apply(variables, x, c)[0], img)
+    logits, vjp = jax.vjp(lambda x: _jitted_apply(D)(variables, x, c)[0], img)
     res = {"output/logits": np.asarray(logits)[:, None]}
     if "grad/img" in case.arrays:
         r = jnp.asarray(case.arrays["cotangent/R_logits"]).reshape(logits.shape)
