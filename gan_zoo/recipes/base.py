@@ -56,6 +56,7 @@ class Recipe:
     optimizers: Mapping  # {group: optax.GradientTransformation}
     sample_fn: Callable  # (state, key, labels, truncation, collections) -> images [N, H, W, 3]
     networks: Mapping  # {group: flax module}, for parameter tables
+    learning_rates: Mapping = dataclasses.field(default_factory=dict)  # {group: step -> lr}, logs
     ema_decay: Optional[Callable] = None  # step -> decay in [0, 1]; None: no EMA
     sampling_collections: Optional[Callable] = None  # (state, key, truncation) -> G collections
     post_step: Optional[Callable] = None  # (state) -> state, after the EMA (e.g. alpha ramps)

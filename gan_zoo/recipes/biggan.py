@@ -40,12 +40,17 @@ def apply_net(module, params, collections, *args, train: bool):
     return out, {**collections, **new}
 
 
+def learning_rates(train_cfg):
+    """Constant LRs per network (BigGAN §3 / spec §2.2), as step -> lr schedules."""
+    return {"g": optax.constant_schedule(train_cfg.lr_g),
+            "d": optax.constant_schedule(train_cfg.lr_d)}
+
+
 def make_optimizers(train_cfg):
-    """Adam(β1=0, β2=0.999) per network with constant LRs (spec §2.2); LR kept in the state."""
-    def adam(lr):
-        return optax.inject_hyperparams(optax.adam)(
-            learning_rate=lr, b1=train_cfg.b1, b2=train_cfg.b2, eps=train_cfg.adam_eps)
-    return {"g": adam(train_cfg.lr_g), "d": adam(train_cfg.lr_d)}
+    """Adam(β1=0, β2=0.999, ε) per network (spec §2.2). The LR is not stored in the state, so a
+    changed config LR applies on resume."""
+    return {k: optax.adam(lr, b1=train_cfg.b1, b2=train_cfg.b2, eps=train_cfg.adam_eps)
+            for k, lr in learning_rates(train_cfg).items()}
 
 
 def _fake_inputs(key, n: int, dim_z: int, n_classes: int):
@@ -124,6 +129,7 @@ def make_recipe(config, networks=None) -> Recipe:
         Phase("g", g_loss, update="g", uses_real=False),)
     return Recipe(
         init_state=init_state, phases=phases, optimizers=optimizers, sample_fn=sample_fn,
+        learning_rates=learning_rates(t),
         networks={"g": G, "d": D}, ema_decay=ema_decay,
         sampling_collections=functools.partial(
             standing_stats, G, config.sample.standing_stats_batches,

@@ -52,9 +52,6 @@ def _run_phase(phase: Phase, tx, accum: int, state: GANState, batch, key):
     updates, opt = tx.update(grads, state.opt_state[group], state.params[group])
     params = optax.apply_updates(state.params[group], updates)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
-    hyper = getattr(opt, "hyperparams", None)
-    if hyper and "learning_rate" in hyper:
-        metrics["lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
     return state.replace(params={**state.params, group: params},
                          opt_state={**state.opt_state, group: opt}, collections=cols), metrics
 
@@ -85,6 +82,8 @@ def train_step(recipe, accum: int, state: GANState, batch):
         state, m = _maybe_run(phase, recipe.optimizers[phase.update], accum, state, sub,
                               jax.random.fold_in(step_key, i))
         metrics.update({f"{phase.name}/{k}": v for k, v in m.items()})
+    for group, schedule in recipe.learning_rates.items():
+        metrics[f"lr/{group}"] = jnp.asarray(schedule(state.step), jnp.float32)
     if recipe.ema_decay is not None:
         decay = recipe.ema_decay(state.step)
         metrics["ema_decay"] = jnp.asarray(decay, jnp.float32)
