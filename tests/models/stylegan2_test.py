@@ -1,0 +1,133 @@
+"""StyleGAN2 G/D: public goldens, parameter counts (spec A3.5), conditional shapes, EMA/truncation,
+converter errors."""
+
+import io
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_zoo.convert import stylegan2 as convert
+from gan_zoo.models import stylegan2
+from gan_zoo.tools import golden as harness
+
+CASES = ("net_stylegan2_G_res32_uncond", "net_stylegan2_D_res32_uncond")
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _shapes_g(G, n=2, c_dim=0):
+    z = jnp.zeros([n, G.z_dim])
+    c = jnp.zeros([n, c_dim]) if c_dim else None
+    return jax.eval_shape(lambda: G.init(jax.random.PRNGKey(0), z, c))
+
+
+def _shapes_d(D, n=2, c_dim=0):
+    r = D.img_resolution
+    img = jnp.zeros([n, r, r, D.img_channels])
+    c = jnp.zeros([n, c_dim]) if c_dim else None
+    return jax.eval_shape(lambda: D.init(jax.random.PRNGKey(0), img, c))
+
+
+def test_public_goldens_pass(golden):
+    out = io.StringIO()
+    passed, failed = harness.run([golden / name for name in CASES], impl="xla", out=out)
+    assert (passed, failed) == (len(CASES), 0), out.getvalue()
+
+
+# StyleGAN2 fn. 4 and spec A3.5: G 25M -> 30M, D 24M -> 29M at 1024^2 (G includes the mapping);
+# the spec's recount gives G_E 24.90M, D_E 24.04M, G_F 30.37M, D_F 29.01M.
+@pytest.mark.parametrize("variant,g_millions,d_millions", [
+    ("config-e", 24.90, 24.04), ("config-f", 30.37, 29.01)])
+def test_param_counts_at_1024(variant, g_millions, d_millions):
+    g = _count(_shapes_g(stylegan2.generator(variant), n=1)["params"])
+    d = _count(_shapes_d(stylegan2.discriminator(variant), n=1)["params"])
+    assert round(g / 1e6, 2) == g_millions
+    assert round(d / 1e6, 2) == d_millions
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_param_count_matches_official(golden, name):
+    meta = json.loads((golden / f"{name}.json").read_text())
+    kwargs = meta["constructor_kwargs"]
+    if "Generator" in meta["class_name"]:
+        shapes = _shapes_g(convert.generator_from_kwargs(kwargs))
+    else:
+        shapes = _shapes_d(convert.discriminator_from_kwargs(kwargs))
+    assert _count(shapes["params"]) == meta["num_params"]
+
+
+@pytest.mark.parametrize("variant", sorted(stylegan2.VARIANTS))
+def test_every_variant_builds(variant):
+    G, D = stylegan2.generator(variant), stylegan2.discriminator(variant)
+    if G.img_resolution > 64:  # Full-size rows: shapes only (no allocation).
+        assert _count(_shapes_g(G, n=1)["params"]) > 0
+        assert _count(_shapes_d(D, n=1)["params"]) > 0
+        return
+    assert _count(_shapes_g(G)["params"]) > 0 and _count(_shapes_d(D)["params"]) > 0
+
+
+@pytest.mark.parametrize("g_arch,d_arch", [("orig", "orig"), ("skip", "skip"),
+                                           ("resnet", "resnet")])
+def test_conditional_shapes(g_arch, d_arch):
+    n, c_dim = 4, 5
+    G = stylegan2.generator("config-f_test", c_dim=c_dim, architecture=g_arch)
+    D = stylegan2.discriminator("config-f_test", c_dim=c_dim, architecture=d_arch)
+    g_vars, d_vars = _shapes_g(G, n, c_dim), _shapes_d(D, n, c_dim)
+    assert "embed" in g_vars["params"]["mapping"] and "mapping" in d_vars["params"]
+    z, c = jnp.zeros([n, G.z_dim]), jnp.zeros([n, c_dim])
+    img, aux = jax.eval_shape(lambda v: G.apply(v, z, c, noise_mode="const"), g_vars)
+    assert img.shape == (n, 32, 32, 3) and aux["ws"].shape == (n, G.num_ws, G.w_dim)
+    logits, d_aux = jax.eval_shape(lambda v, x: D.apply(v, x, c), d_vars, img)
+    assert logits.shape == (n,) and d_aux["cmap"].shape == (n, 64)
+
+
+def test_conditional_forward_runs():
+    n, c_dim = 4, 3
+    G = stylegan2.generator("config-e_test", c_dim=c_dim, img_resolution=8)
+    D = stylegan2.discriminator("config-e_test", c_dim=c_dim, img_resolution=8)
+    z = jax.random.normal(jax.random.PRNGKey(1), [n, G.z_dim])
+    c = jax.nn.one_hot(jnp.arange(n) % c_dim, c_dim)
+    g_vars = jax.jit(G.init)(jax.random.PRNGKey(0), z, c)
+    img, aux = jax.jit(lambda v, z, c: G.apply(v, z, c, rngs={"noise": jax.random.PRNGKey(2)}))(
+        g_vars, z, c)
+    d_vars = jax.jit(D.init)(jax.random.PRNGKey(3), img, c)
+    logits, _ = jax.jit(D.apply)(d_vars, img, c)
+    assert img.shape == (n, 8, 8, 3) and logits.shape == (n,)
+    assert bool(jnp.all(jnp.isfinite(img))) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_w_avg_update_and_truncation():
+    G = stylegan2.generator("config-f_test")
+    z = jax.random.normal(jax.random.PRNGKey(0), [8, G.z_dim])
+    variables = G.init(jax.random.PRNGKey(1), z, None, method=G.map)  # mapping only
+    w_avg = jnp.full([G.w_dim], 0.5)
+    variables = {**variables, "ema_stats": {"mapping": {"w_avg": w_avg}}}
+    ws, new = G.apply(variables, z, update_emas=True, mutable=["ema_stats"], method=G.map)
+    beta = G.w_avg_beta
+    want = ws[:, 0].mean(0) + beta * (w_avg - ws[:, 0].mean(0))  # lerp(mean, w_avg, beta)
+    np.testing.assert_allclose(new["ema_stats"]["mapping"]["w_avg"], want, rtol=1e-6, atol=1e-6)
+    # psi = 0 gives w_avg on the truncated slots only.
+    ws0 = G.apply(variables, z, psi=0.0, cutoff=3, method=G.map)
+    np.testing.assert_allclose(ws0[:, :3], jnp.broadcast_to(w_avg, ws0[:, :3].shape), atol=1e-6)
+    np.testing.assert_allclose(ws0[:, 3:], ws[:, 3:], atol=1e-6)
+
+
+def test_converter_reports_mismatched_names(golden):
+    case = harness.load_case(golden / CASES[0])
+    G = convert.generator_from_kwargs(case.meta["constructor_kwargs"])
+    state = convert.split_golden_state(case)
+    state["synthesis.b4.conv1.bogus"] = np.zeros([3], np.float32)
+    del state["mapping.fc1.bias"]
+    with pytest.raises(ValueError, match=r"synthesis\.b4\.conv1\.bogus.*mapping/fc1/bias"):
+        convert.convert_state_dict(state, G)
+
+
+def test_unknown_official_kwarg_is_rejected():
+    with pytest.raises(ValueError, match="not_a_kwarg"):
+        convert.generator_from_kwargs(dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8,
+                                           img_channels=3, not_a_kwarg=1))
