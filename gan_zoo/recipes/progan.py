@@ -61,7 +61,8 @@ class Growth:
 
     @property
     def growth_images(self) -> int:
-        """Images until growth ends (the final stabilisation starts): (2·levels − 1) phases."""
+        """Images until the final resolution completes one stabilisation phase, (2·levels − 1)
+        phases (spec B2: 0.8M + 8 × 1.6M = 13.6M at 1024^2); training may continue after."""
         return (2 * len(self.resolutions) - 1) * self.phase_images
 
 
