@@ -2,11 +2,12 @@
 
 Every FIR-like op here is, per axis, out[o] = sum_j g[j] * P[o*down + j] with P the input after
 zero insertion (`up`) and padding (`pad0` before). Writing o = q*U + r (U = up/gcd, D = down/gcd),
-output phase r reads the plain input at x[q*D + c] for the taps j with (r*down + j - pad0) % up == 0,
-c = (r*down + j - pad0) // up. So the kernels never touch a zero-inserted or discarded sample: the
-wrapper pads/crops x once (low resolution), splits each axis into [M, D] blocks (a free reshape),
-and the kernel reads contiguous slices `xs[q + m, d]` and writes each output phase r into its own
-slot of an [Q, U] layout (again a free reshape back to [Q*U]).
+output phase r reads the plain input at x[q*D + c] for the taps j with
+(r*down + j - pad0) % up == 0, c = (r*down + j - pad0) // up. So the kernels never touch a
+zero-inserted or discarded sample: the wrapper pads/crops x once (low resolution), splits each
+axis into [M, D] blocks (a free reshape), and the kernel reads contiguous slices `xs[q + m, d]`
+and writes each output phase r into its own slot of a [Q, U] layout (again a free reshape back
+to [Q*U]).
 
 Tiles: a kernel instance computes `tq` consecutive q of one axis. It needs `tq + halo` blocks of
 input, which it reads as `nb` neighbouring BlockSpec blocks (same array passed `nb` times with
@@ -18,6 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import pallas as pl
 from jax.sharding import PartitionSpec as P
 
 # Mesh axes that never carry the batch (tensor parallel); every other non-manual axis does.
@@ -88,15 +90,13 @@ def halo_specs(block, th: AxisTiling, tw: AxisTiling, chan_axis_map=lambda c: c)
     Grid is (n, i, j, c). `chan_axis_map` maps the grid's channel index to the block index of the
     last axis (e.g. always 0 for a full-channel block).
     """
-    from jax.experimental import pallas as pl
-
     def spec(a, b):
         return pl.BlockSpec(block, lambda n, i, j, c: (n, i + a, 0, j + b, 0, chan_axis_map(c)))
     return [spec(a, b) for a in range(th.nb) for b in range(tw.nb)]
 
 
 def assemble(refs, nb_h: int, nb_w: int):
-    """Concatenates the neighbouring blocks read by `halo_specs` into one [Mh, Dh, Mw, Dw, C] tile."""
+    """The neighbouring blocks read by `halo_specs`, joined into one [Mh, Dh, Mw, Dw, C] tile."""
     rows = []
     for a in range(nb_h):
         row = [refs[a * nb_w + b][0].astype(jnp.float32) for b in range(nb_w)]
@@ -145,35 +145,50 @@ def fir_axis(v, plan: AxisPlan, q: int, axis: int, weights):
     return jnp.stack(phases, axis=axis + 1)
 
 
-def batch_axes(n: int):
-    """Mesh axes to shard the batch over inside shard_map, or None (no mesh, or N not divisible).
-
-    The active mesh is the one set with `jax.set_mesh`; axes already manual (we are inside a
-    shard_map) and tensor-parallel axes are left alone.
-    """
+def _mesh_axes():
+    """(active mesh, its axes not yet manual) or (None, ()) when no mesh is set."""
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty:
-        return None
+        return None, ()
     manual = set(mesh.manual_axes)
-    axes = tuple(a for a in mesh.axis_names if a not in manual and a not in NON_BATCH_AXES)
-    size = math.prod(mesh.shape[a] for a in axes)
-    if not axes or size == 1 or n % size:
-        return None  # Runs unsharded: XLA gathers the batch (correct, slower).
+    return mesh, tuple(a for a in mesh.axis_names if a not in manual)
+
+
+def batch_axes(n: int):
+    """Mesh axes to shard a batch of n over: the active (`jax.set_mesh`) mesh's non-manual axes
+    minus the tensor-parallel ones, or () when their size does not divide n."""
+    mesh, free = _mesh_axes()
+    axes = tuple(a for a in free if a not in NON_BATCH_AXES)
+    if mesh is None or not axes or n % math.prod(mesh.shape[a] for a in axes):
+        return ()
     return axes
 
 
 def shard_over_batch(fn, batched, n: int):
     """fn(*args) inside jax.shard_map over the batch axis when a mesh is active.
 
-    batched: per positional arg, True if its axis 0 is the batch (else replicated; None args are
-    passed through). Output(s) are batched.
+    Pallas calls cannot be auto-partitioned, so with a mesh every device runs the kernel on its
+    own batch shard. batched: per positional arg, True if its axis 0 is the batch (others are
+    replicated; None args pass through). Outputs are batched. A batch the mesh axes do not divide
+    runs replicated (every device computes all of it: correct, not fast). Without a mesh, or
+    inside a shard_map over all mesh axes, fn runs as is.
     """
-    axes = batch_axes(n)
-    if axes is None:
+    mesh, free = _mesh_axes()
+    if not free:
         return fn
-    spec = P(axes)
+    axes = batch_axes(n)
+    spec = P(axes) if axes else P()
+    explicit = set(mesh.explicit_axes)
+
+    def place(a, s):
+        # Explicit axes: shard_map needs the args already laid out as in_specs (jax.reshard);
+        # auto axes: a sharding constraint lets XLA insert the same data movement.
+        if a is None:
+            return a
+        return jax.reshard(a, s) if explicit else jax.lax.with_sharding_constraint(a, s)
 
     def wrapped(*args):
         in_specs = tuple(spec if b and a is not None else P() for a, b in zip(args, batched))
+        args = tuple(place(a, s) for a, s in zip(args, in_specs))
         return jax.shard_map(fn, in_specs=in_specs, out_specs=spec, check_vma=False)(*args)
     return wrapped
