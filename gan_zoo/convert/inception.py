@@ -25,11 +25,7 @@ WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 # Known names that the FID network does not use.
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
 _IGNORED_PREFIXES = ("AuxLogits.",)
-_LEAF_MAP = {  # torch leaf -> (collection, flax leaf)
-    "conv.weight": ("params", "conv", "kernel"), "bn.weight": ("params", "bn", "scale"),
-    "bn.bias": ("params", "bn", "bias"), "bn.running_mean": ("batch_stats", "bn", "mean"),
-    "bn.running_var": ("batch_stats", "bn", "var"),
-}
+_BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
 
 def read_state_dict(path) -> dict:
@@ -107,10 +103,13 @@ def rfid_variables(seed: int = 0) -> dict:
 
 
 def state_dict_sha256(state_dict: dict) -> str:
-    """sha256 over (name bytes + raw little-endian bytes) of every array, names sorted (the golden
-    `state_dict_sha256`)."""
+    """The golden `state_dict_sha256`: sha256 over (name bytes + raw little-endian bytes) of every
+    parameter, then every buffer (BN running stats, num_batches_tracked), names sorted in each."""
+    is_buffer = lambda k: k.endswith(_BUFFER_SUFFIXES)
+    names = sorted(k for k in state_dict if not is_buffer(k))
+    names += sorted(k for k in state_dict if is_buffer(k))
     h = hashlib.sha256()
-    for name in sorted(state_dict):
+    for name in names:
         h.update(name.encode())
         h.update(np.ascontiguousarray(state_dict[name]).tobytes())
     return h.hexdigest()

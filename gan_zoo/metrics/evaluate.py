@@ -12,7 +12,14 @@ import jax
 import numpy as np
 
 from gan_zoo.metrics import _checks, frechet
-from gan_zoo.metrics.features import InceptionFeatures, accumulate, cached_stats, to_uint8
+from gan_zoo.metrics.features import (
+    InceptionFeatures,
+    accumulate,
+    save_stats,
+    stats_cache_path,
+    to_uint8,
+)
+from gan_zoo.metrics.frechet import FeatureStats
 from gan_zoo.metrics.inception_score import inception_score
 from gan_zoo.metrics.kid import kid
 from gan_zoo.metrics.ms_ssim import ms_ssim_diversity
@@ -66,7 +73,7 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
              inception=None, batch_size: int = 50, seed: int = 0, num_real: int = None,
              workdir=None, dataset_name: str = None, rfid_seed: int = 0, pr_features=None,
              kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10,
-             ms_ssim_pairs: int = 10_000, mesh=None) -> dict:
+             ms_ssim_pairs: int = 10_000, mesh=None, fid_method: str = "sqrtm") -> dict:
     """Computes the requested metrics for `num_samples` generated images.
 
     Args:
@@ -79,6 +86,7 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
       num_real: how many real images to use (None: all the iterator yields).
       workdir, dataset_name: cache real FID/sFID/rFID statistics under workdir/metric_stats.
       pr_features: images -> [N, D] features for precision/recall (VGG16 fc2 in the protocol).
+      fid_method: 'sqrtm' (scipy, the protocol) or 'eigh' (same value for PSD, much faster).
     Returns:
       {'fid', 'kid', 'kid_std', 'is', 'is_std', 'sfid', 'rfid', 'precision', 'recall',
        'swd' (average x1e3), 'swd/<res>', 'ms_ssim'} for the requested metrics.
@@ -92,9 +100,11 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
         need_reals, workdir, dataset_name) else None
     out = {}
     out.update(_inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_name,
-                                  num_real, kid_subsets, kid_subset_size, is_splits, seed))
+                                  num_real, kid_subsets, kid_subset_size, is_splits, seed,
+                                  fid_method))
     if "rfid" in metrics:
-        out["rfid"] = _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real)
+        out["rfid"] = _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real,
+                            fid_method)
     if "pr" in metrics:
         real_f = np.concatenate([pr_features(b) for b in _need(reals, "pr")])
         gen_f = np.concatenate([pr_features(b) for b in gen])
@@ -130,45 +140,56 @@ def _need(reals, metric):
     return reals
 
 
-def _real_stats(extract, reals, feature, workdir, dataset_name, protocol):
-    compute = lambda: accumulate(extract, _need(reals, feature), stats=(feature,))[0][feature]
-    if workdir is None or not dataset_name:
-        return compute()
-    return cached_stats(workdir, dataset_name, protocol, compute)
+def _real_side(extract, reals, stats_names, keep, workdir, dataset_name, protocol_fn):
+    """Real FeatureStats for `stats_names` (from the cache where possible) and kept real features,
+    in at most one pass over the real images."""
+    cache = workdir is not None and bool(dataset_name)
+    paths = {f: stats_cache_path(workdir, dataset_name, protocol_fn(f)) for f in stats_names
+             if cache}
+    stats = {f: FeatureStats.load(p) for f, p in paths.items() if p.is_file()}
+    missing = [f for f in stats_names if f not in stats]
+    kept = {}
+    if missing or keep:
+        got, kept = accumulate(extract, _need(reals, "real statistics"), keep=keep, stats=missing)
+        for f in missing:
+            stats[f] = got[f]
+            if cache:
+                save_stats(got[f], paths[f])
+    return stats, kept
 
 
 def _inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_name, num_real,
-                       kid_subsets, kid_subset_size, is_splits, seed) -> dict:
-    """FID, KID, IS, sFID from one pass of the FID Inception over the generated images."""
+                       kid_subsets, kid_subset_size, is_splits, seed, fid_method) -> dict:
+    """FID, KID, IS, sFID from one pass of the FID Inception over each image set."""
     names = sorted({_INCEPTION_FEATURE[m] for m in metrics if m in _INCEPTION_FEATURE})
     if not names:
         return {}
     extract = InceptionFeatures(inception, names, mesh)
-    stats_names = [f for m, f in (("fid", "pool3"), ("sfid", "sfid")) if m in metrics]
+    frechet_names = {m: f for m, f in (("fid", "pool3"), ("sfid", "sfid")) if m in metrics}
     keep = [f for m, f in (("kid", "pool3"), ("is", "logits_unbiased")) if m in metrics]
-    gen_stats, gen_kept = accumulate(extract, gen, keep=keep, stats=stats_names)
-    out = {}
-    for m, f in (("fid", "pool3"), ("sfid", "sfid")):
-        if m in metrics:
-            protocol = f"inception/{fingerprint(inception)}/{f}/tf1-bilinear-299/{num_real}"
-            real = _real_stats(extract, reals, f, workdir, dataset_name, protocol)
-            out[m] = frechet.fid_from_stats(real, gen_stats[f])
+    gen_stats, gen_kept = accumulate(extract, gen, keep=keep, stats=list(frechet_names.values()))
+    weights = fingerprint(inception) if workdir is not None else ""
+    protocol = lambda f: f"inception/{weights}/{f}/tf1-bilinear-299/{num_real}"
+    real_stats, real_kept = _real_side(extract, reals, list(frechet_names.values()),
+                                       ["pool3"] if "kid" in metrics else [], workdir,
+                                       dataset_name, protocol)
+    out = {m: frechet.fid_from_stats(real_stats[f], gen_stats[f], fid_method)
+           for m, f in frechet_names.items()}
     if "kid" in metrics:
-        real_f = accumulate(extract, _need(reals, "kid"), keep=("pool3",))[1]["pool3"]
-        out["kid"], out["kid_std"] = kid(real_f, gen_kept["pool3"], kid_subsets,
-                                                 kid_subset_size, seed)
+        out["kid"], out["kid_std"] = kid(real_kept["pool3"], gen_kept["pool3"], kid_subsets,
+                                         kid_subset_size, seed)
     if "is" in metrics:
         out["is"], out["is_std"] = inception_score(gen_kept["logits_unbiased"], is_splits,
-                                                          seed=seed)
+                                                   seed=seed)
     return out
 
 
-def _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real) -> float:
+def _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real, fid_method) -> float:
     """rFID (StyleGAN-XL §4.1): FID in pool3 of an Inception randomly initialised from rfid_seed."""
     from gan_zoo.convert.inception import rfid_variables
 
     extract = InceptionFeatures(rfid_variables(rfid_seed), ("pool3",), mesh)
     gen_stats = accumulate(extract, gen, stats=("pool3",))[0]["pool3"]
-    protocol = f"inception-random-seed{rfid_seed}/pool3/tf1-bilinear-299/{num_real}"
-    real = _real_stats(extract, reals, "pool3", workdir, dataset_name, protocol)
-    return frechet.fid_from_stats(real, gen_stats)
+    protocol = lambda f: f"inception-random-seed{rfid_seed}/{f}/tf1-bilinear-299/{num_real}"
+    real = _real_side(extract, reals, ["pool3"], [], workdir, dataset_name, protocol)[0]["pool3"]
+    return frechet.fid_from_stats(real, gen_stats, fid_method)

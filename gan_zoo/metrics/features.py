@@ -24,17 +24,19 @@ def data_mesh(devices=None) -> Mesh:
 
 
 def sharded_batch_fn(fn: Callable, mesh: Mesh = None) -> Callable:
-    """jit(fn) with its batch argument sharded on 'data'; pads the batch to a multiple of the
-    device count and strips the padding from every output (fn(batch) -> pytree of [N, ...])."""
+    """jit(fn) with its batch argument sharded on 'data'. Pads the batch with zeros to a power of
+    two that is a multiple of the device count, and strips the padding from every output
+    (fn(batch) -> pytree of [N, ...]; fn must treat samples independently)."""
     mesh = mesh or data_mesh()
     shards = mesh.shape["data"]
     jitted = jax.jit(fn, in_shardings=NamedSharding(mesh, PartitionSpec("data")))
 
     def run(batch):
         n = batch.shape[0]
-        pad = (-n) % shards
-        if pad:
-            batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
+        size = max(shards, 1 << (n - 1).bit_length())  # power-of-two buckets: few compiles
+        size += (-size) % shards
+        if size > n:
+            batch = np.concatenate([batch, np.zeros((size - n,) + batch.shape[1:], batch.dtype)])
         out = jitted(batch)
         return jax.tree.map(lambda a: np.asarray(a)[:n], out)
     return run
@@ -90,6 +92,15 @@ def stats_cache_path(workdir, dataset: str, protocol: str) -> pathlib.Path:
     return pathlib.Path(workdir) / "metric_stats" / f"{safe}-{digest}.npz"
 
 
+def save_stats(stats: FeatureStats, path) -> None:
+    """Writes FeatureStats atomically (temporary file, then rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    stats.save(tmp)
+    tmp.replace(path)
+
+
 def cached_stats(workdir, dataset: str, protocol: str, compute: Callable[[], FeatureStats]):
     """FeatureStats of a dataset from the workdir cache, computing and saving them on a miss."""
     if workdir is None:
@@ -98,10 +109,7 @@ def cached_stats(workdir, dataset: str, protocol: str, compute: Callable[[], Fea
     if path.is_file():
         return FeatureStats.load(path)
     stats = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    stats.save(tmp)
-    tmp.replace(path)
+    save_stats(stats, path)
     return stats
 
 

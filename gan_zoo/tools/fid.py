@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rfid", action="store_true", help="randomly initialised Inception (rFID)")
     parser.add_argument("--rfid_seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=50)
+    parser.add_argument("--num_devices", type=int, default=None,
+                        help="shard batches over the first N devices (default: all)")
     args = parser.parse_args(argv)
     if not args.inception and not args.rfid:
         print(f"error: FID needs the Inception weights file {WEIGHTS_FILENAME} (published with the "
@@ -74,14 +76,17 @@ def main(argv=None) -> int:
               "or the same state dict saved as .npz), or use --rfid for a randomly initialised "
               "Inception (rFID).", file=sys.stderr)
         return 2
+    import jax
+
     from gan_zoo.convert import inception
-    from gan_zoo.metrics.features import InceptionFeatures
+    from gan_zoo.metrics.features import InceptionFeatures, data_mesh
     from gan_zoo.metrics.frechet import fid_from_stats
 
     try:
         variables = (inception.rfid_variables(args.rfid_seed) if args.rfid
                      else inception.load_inception(args.inception))
-        extract = InceptionFeatures(variables, ("pool3",))
+        mesh = data_mesh(jax.devices()[:args.num_devices])
+        extract = InceptionFeatures(variables, ("pool3",), mesh)
         stats = [set_stats(extract, load_images(p), args.batch_size) for p in (args.a, args.b)]
         value = fid_from_stats(*stats)
     except (ValueError, FileNotFoundError) as e:

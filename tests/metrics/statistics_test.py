@@ -28,6 +28,7 @@ def test_frechet_distance_matches_independent_scipy():
     want = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(ev))
     assert metrics.fid_from_features(a, b) == pytest.approx(want, rel=1e-9)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
+    assert frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(want, rel=1e-9)
 
 
 def test_feature_stats_stream_equals_batch(tmp_path):
