@@ -127,7 +127,7 @@ def _golden_state_dict(case) -> dict:
     name = ref if isinstance(ref, str) and ref.endswith(".npz") else "feat_inception_fid.npz"
     if isinstance(ref, dict):
         name = next((v for v in ref.values() if isinstance(v, str) and v.endswith(".npz")), name)
-    for folder in _case_folders():
+    for folder in _case_folders(case):
         path = folder / pathlib.Path(name).name
         if path.is_file():
             sd = read_state_dict(path)
@@ -139,17 +139,12 @@ def _golden_state_dict(case) -> dict:
                             "not found beside it")
 
 
-def _case_folders() -> list:
-    """Folders that may hold the referenced weights: the case being run by the harness (found on
-    the call stack, `golden.run`'s `stem`), then $GAN_ZOO_GOLDEN and ../shared/golden."""
-    import inspect
+def _case_folders(case) -> list:
+    """Folders that may hold the referenced weights: the case's own folder, then $GAN_ZOO_GOLDEN
+    and ../shared/golden."""
     import os
 
-    folders = []
-    for frame in inspect.stack(context=0):
-        stem = frame.frame.f_locals.get("stem")
-        if isinstance(stem, pathlib.Path):
-            folders.append(stem.parent)
+    folders = [case.path.parent] if getattr(case, "path", None) is not None else []
     if os.environ.get("GAN_ZOO_GOLDEN"):
         folders.append(pathlib.Path(os.environ["GAN_ZOO_GOLDEN"]))
     folders.append(pathlib.Path(__file__).resolve().parents[3] / "shared" / "golden")

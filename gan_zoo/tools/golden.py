@@ -62,6 +62,7 @@ class Case:
     name: str
     meta: dict  # the JSON
     arrays: dict  # every array of the .npz by key
+    path: pathlib.Path | None = None  # the case's stem (its folder may hold referenced weights)
 
     def prefixed(self, prefix: str) -> dict:
         """{rest: array} for keys 'prefix/rest'."""
@@ -92,7 +93,7 @@ def load_case(stem: pathlib.Path) -> Case:
     meta = json.loads(json_path.read_text())
     with np.load(npz_path) as data:
         arrays = {k: data[k] for k in data.files}
-    return Case(stem.name, meta, arrays)
+    return Case(stem.name, meta, arrays, stem)
 
 
 def find_cases(paths) -> list[pathlib.Path]:
