@@ -147,6 +147,24 @@ def convert_state_dict(state: dict, model, init_args: Optional[tuple] = None,
     return flax.traverse_util.unflatten_dict(out)
 
 
+def export_state_dict(variables) -> dict:
+    """Flax variables -> {torch name: np.ndarray} (inverse of convert_state_dict, without the
+    design-time filter buffers)."""
+    out = {}
+    for coll in ("params", "ema_stats", "buffers"):
+        flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables.get(coll, {})))
+        for path, v in flat.items():
+            v, leaf = np.asarray(v), path[-1]
+            if leaf == "const" and v.ndim == 3:
+                v = v.transpose(2, 0, 1)  # [H, W, C] -> [C, H, W]
+            elif leaf == "weight" and v.ndim == 4:
+                v = v.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+            elif leaf == "weight" and v.ndim == 2:
+                v = v.T  # [in, out] -> [out, in]
+            out[".".join(path)] = v
+    return out
+
+
 def _default_filter(model):
     f = ops.setup_filter(getattr(model, "resample_filter", stylegan2.DEFAULT_FILTER))
     return lambda name: f if name.endswith("resample_filter") else None

@@ -131,3 +131,24 @@ def test_unknown_official_kwarg_is_rejected():
     with pytest.raises(ValueError, match="not_a_kwarg"):
         convert.generator_from_kwargs(dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8,
                                            img_channels=3, not_a_kwarg=1))
+
+
+@pytest.mark.parametrize("kind,arch", [("G", "resnet"), ("G", "orig"), ("D", "skip"),
+                                       ("D", "orig")])
+def test_state_dict_round_trip_conditional(kind, arch):
+    """export_state_dict -> convert_state_dict is the identity (names and layouts), c_dim > 0."""
+    rng = np.random.default_rng(0)
+    if kind == "G":
+        model = stylegan2.generator("config-f_test", c_dim=3, architecture=arch)
+        shapes = _shapes_g(model, c_dim=3)
+    else:
+        model = stylegan2.discriminator("config-f_test", c_dim=3, architecture=arch)
+        shapes = _shapes_d(model, c_dim=3)
+    variables = jax.tree_util.tree_map(
+        lambda s: rng.standard_normal(s.shape).astype(np.float32), shapes)
+    state = convert.export_state_dict(variables)
+    assert "mapping.embed.weight" in state
+    back = convert.export_state_dict(convert.convert_state_dict(state, model))
+    assert set(back) == set(state)
+    for name, value in state.items():
+        np.testing.assert_array_equal(back[name], value, err_msg=name)
