@@ -41,3 +41,8 @@ def prefetch_to_devices(host_batches: Iterator[dict], sharding, size: int = 2) -
             yield item
     finally:
         stop.set()
+        while thread.is_alive():  # unblock the worker, then let it finish its current batch
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)

@@ -177,6 +177,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 break
     # ----- Save -----
     finally:
+        batches.close()  # stops the prefetch thread before the interpreter exits
         ckpt.wait()
         writer.flush()
         sigterm.restore()
