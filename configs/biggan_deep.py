@@ -20,9 +20,9 @@ PRESETS = {
     "imagenet512": dict(resolution=512, n_classes=1000, dim_z=128, shared_dim=128, ch=128,
                         depth=2, attn="64", data="imagenet2012", batch=2048, steps=500_000,
                         lr_g=2.5e-5, lr_d=2.5e-5),
-    # 2-core CPU: ~10 minutes to recognisable class-conditional digits (32x32, 10 classes).
+    # 2-core CPU, 32x32, 10 classes: ~5.5 steps/s (ch=4), 2,500 steps in about 8-10 minutes.
     "digits": dict(resolution=32, n_classes=10, dim_z=64, shared_dim=32, ch=4, depth=2,
-                   attn="0", data="digits", batch=32, steps=1500, lr_g=2e-4, lr_d=2e-4,
+                   attn="0", data="digits", batch=32, steps=2500, lr_g=2e-4, lr_d=2e-4,
                    ema_start=500, ema_decay=0.999, standing_batches=8, ckpt_every=500,
                    log_every=50, image_every=250, sv_every=250, grid=100),
 }
