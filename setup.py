@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "numpy",
     "scipy",
     "clu",
+    "tensorboard",  # clu's TensorBoard writer imports it
     "pillow",
     "scikit-learn",  # the built-in `digits` dataset ships inside it
     "scikit-image",  # the built-in `photos` dataset ships inside it
