@@ -64,3 +64,36 @@ def r1_penalty(grad_real):
     """R1 (Mescheder et al. 2018): 0.5 * E ||grad_x D(x)||^2 per sample; multiply by gamma."""
     flat = grad_real.reshape(grad_real.shape[0], -1).astype(jnp.float32)
     return 0.5 * jnp.mean(jnp.sum(jnp.square(flat), axis=-1))
+
+
+def r1_from_fn(d_fn, x):
+    """R1 of D at reals x: 0.5 * E ||grad_x D(x)||^2 (multiply by gamma). StyleGAN2 App. B.
+
+    d_fn: x [N, ...] -> logits [N]; the per-sample gradients come from grad of sum(D(x)) since
+    sample i's logit depends only on x_i (for D with minibatch stddev, exactly as the official code
+    does it: `autograd.grad(real_logits.sum(), real_img)`).
+    """
+    grad = jax.grad(lambda v: jnp.sum(d_fn(v).astype(jnp.float32)))(x)
+    return r1_penalty(grad)
+
+
+def path_lengths(synthesize, ws, noise):
+    """||J_w^T y||_2 per sample, StyleGAN2 §3.2 eq. 4 in the official code's form. Returns [N].
+
+    J_w^T y = grad_w (g(w) · y), one VJP with cotangent y (no explicit Jacobian); y is the given
+    noise, i.i.d. N(0, 1) / sqrt(H W) in the official code. With per-layer ws [N, L, D] the length
+    is sqrt(mean_l sum_d (J_{w_l}^T y)^2), i.e. averaged over the synthesis layers (App. B).
+    """
+    _, vjp = jax.vjp(lambda w: synthesize(w).astype(jnp.float32), ws)
+    (jty,) = vjp(noise.astype(jnp.float32))  # [N, L, D]
+    return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(jty.astype(jnp.float32)), axis=2), axis=1))
+
+
+def path_length_penalty(lengths, pl_mean, decay: float = 0.01):
+    """Path-length penalty, StyleGAN2 §3.2 eq. 4: E (||J_w^T y|| - a)^2 (multiply by pl_weight).
+
+    a <- a + decay (mean(lengths) - a) (lerp, β_pl = 1 - decay); the penalty uses the updated a,
+    which (as in the official code) is not stop-gradiented. Returns (penalty, new a stopped).
+    """
+    a = pl_mean + decay * (jnp.mean(lengths) - pl_mean)
+    return jnp.mean(jnp.square(lengths - a)), jax.lax.stop_gradient(a)
