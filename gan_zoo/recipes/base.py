@@ -37,7 +37,8 @@ class Phase:
 
     loss_fn(params, state, batch, key) -> (loss, (collections, metrics)): `params` replaces
     `state.params[update]` and is differentiated; `collections` is the updated
-    `state.collections` dict; `metrics` is a flat dict of float scalars.
+    `state.collections` dict; `metrics` is a flat dict of float scalars. The aux may carry a
+    third element, the updated `state.scalars` dict (e.g. the path-length mean `pl_mean`).
     """
 
     name: str  # metric prefix, e.g. "d0", "g", "r1"

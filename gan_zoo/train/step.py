@@ -21,39 +21,43 @@ def ema_update(ema, params, decay):
 def _grads(phase: Phase, state: GANState, batch, key, accum: int):
     """Loss gradient of one phase, averaged over `accum` micro-batches (lax.scan).
 
-    The model collections (BN running stats, SN vectors) thread through the micro-batches.
-    Returns (grads, collections, metrics averaged over micro-batches).
+    The model collections (BN running stats, SN vectors) and the recipe scalars (a loss_fn may
+    return updated scalars as a third aux element, e.g. the path-length mean) thread through the
+    micro-batches. Returns (grads, (collections, scalars), metrics averaged over micro-batches).
     """
     params = state.params[phase.update]
     grad_fn = jax.value_and_grad(phase.loss_fn, has_aux=True)
 
     def micro(carry, xs):
-        grads_sum, cols = carry
+        grads_sum, (cols, scalars) = carry
         i, mb = xs
-        (_, (cols, metrics)), g = grad_fn(params, state.replace(collections=cols), mb,
-                                         jax.random.fold_in(key, i))
-        return (jax.tree.map(jnp.add, grads_sum, g), cols), metrics
+        (_, aux), g = grad_fn(params, state.replace(collections=cols, scalars=scalars), mb,
+                              jax.random.fold_in(key, i))
+        cols, metrics, scalars = aux if len(aux) == 3 else (*aux, scalars)
+        return (jax.tree.map(jnp.add, grads_sum, g), (cols, scalars)), metrics
 
     zeros = jax.tree.map(jnp.zeros_like, params)
     idx = jnp.arange(accum)
+    carry = (zeros, (state.collections, state.scalars))
     if accum == 1:  # no scan: keeps the graph (and the trace) simple
         take = jax.tree.map(lambda x: x[0], batch) if batch is not None else None
-        (grads, cols), metrics = micro((zeros, state.collections), (idx[0], take))
-        return grads, cols, metrics
-    (grads, cols), metrics = jax.lax.scan(micro, (zeros, state.collections), (idx, batch))
+        (grads, model_state), metrics = micro(carry, (idx[0], take))
+        return grads, model_state, metrics
+    (grads, model_state), metrics = jax.lax.scan(micro, carry, (idx, batch))
     grads = jax.tree.map(lambda g: g / accum, grads)
-    return grads, cols, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+    return grads, model_state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
 
 
 def _run_phase(phase: Phase, tx, accum: int, state: GANState, batch, key):
     """One optimizer update of state.params[phase.update]. Returns (state, metrics)."""
-    grads, cols, metrics = _grads(phase, state, batch, key, accum)
+    grads, (cols, scalars), metrics = _grads(phase, state, batch, key, accum)
     group = phase.update
     updates, opt = tx.update(grads, state.opt_state[group], state.params[group])
     params = optax.apply_updates(state.params[group], updates)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     return state.replace(params={**state.params, group: params},
-                         opt_state={**state.opt_state, group: opt}, collections=cols), metrics
+                         opt_state={**state.opt_state, group: opt}, collections=cols,
+                         scalars=scalars), metrics
 
 
 def _maybe_run(phase: Phase, tx, accum: int, state: GANState, batch, key):
