@@ -61,7 +61,8 @@ def model_from_torch_kwargs(class_name: str, kwargs: Mapping, rgb_conv_channels:
     kw = {**_TORCH_DEFAULTS[class_name], **kwargs}
     for key, want in _REQUIRED.items():
         if key in kw and kw.pop(key) != want:
-            raise ValueError(f"{class_name}: {key}={kwargs[key]!r} is not supported (only {want!r})")
+            raise ValueError(f"{class_name}: {key}={kwargs[key]!r} is not supported "
+                             f"(only {want!r})")
     for key in _IGNORED:
         kw.pop(key, None)
     deep = class_name.startswith("BigGANdeep")
@@ -227,7 +228,8 @@ def _buffers_after(variables, model, event: str) -> dict:
 
 def _forwards(fn, variables, x, cot):
     """Eval forward + vjp w.r.t. x, train forward (with buffers after) and a second train forward.
-    fn(variables, x, train) -> output (NHWC / [N])."""
+    fn(variables, x, train) -> output (NHWC / [N]) or, with train=True, (output, new state).
+    Runs eagerly: on CPU, compiling these small networks costs more than it saves."""
     out_eval, vjp = jax.vjp(lambda v: fn(variables, v, False), x)
     (grad,) = vjp(cot.astype(out_eval.dtype))
     out_train, new = fn(variables, x, True)
@@ -275,6 +277,7 @@ def golden_discriminator(case, impl: str = "xla") -> dict:
     cot = jnp.asarray(case.arrays["cotangent/R_logits"][:, 0])
     lg_eval, grad, lg_train, lg_train2, after = _forwards(fn, variables, x, cot)
     col = lambda a: np.asarray(a)[:, None]  # [N] -> [N, 1]
-    return {"output/logits_eval": col(lg_eval), "grad/x_eval": np.asarray(grad).transpose(0, 3, 1, 2),
+    return {"output/logits_eval": col(lg_eval),
+            "grad/x_eval": np.asarray(grad).transpose(0, 3, 1, 2),
             "output/logits_train": col(lg_train), "output/logits_train_step2": col(lg_train2),
             **_buffers_after(after, D, "train")}

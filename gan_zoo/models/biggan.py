@@ -21,7 +21,6 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_zoo import checks
-from gan_zoo import nn as gnn
 from gan_zoo.models import biggan_deep
 from gan_zoo.models.biggan_common import (
     BNSettings,
