@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_zoo import losses_wgan
+from gan_zoo import losses
 from gan_zoo.models import progan as progan_models
 from gan_zoo.recipes.base import GANState, Phase, Recipe
 
@@ -137,16 +137,16 @@ def _d_loss_terms(D, d_params, real, fake, labels, alpha, key, res, t, n_classes
 
     s_real, aux_real = critic(real)
     s_fake, aux_fake = critic(fake)
-    wgan, (mean_real, mean_fake) = losses_wgan.wgan_d(s_real, s_fake)
-    x_hat = losses_wgan.interpolate(key, real, fake)
-    gp = losses_wgan.gradient_penalty(lambda x: critic(x)[0], x_hat, t.gp_target)
-    drift = losses_wgan.drift_penalty(s_real)
+    wgan, (mean_real, mean_fake) = losses.wgan_d(s_real, s_fake)
+    x_hat = losses.interpolate(key, real, fake)
+    gp = losses.gradient_penalty(lambda x: critic(x)[0], x_hat, t.gp_target)
+    drift = losses.drift_penalty(s_real)
     loss = wgan + t.gp_lambda * gp + t.drift * drift
     metrics = {"wgan": wgan, "gp": gp, "drift": drift, "score_real": mean_real,
                "score_fake": mean_fake}
     if n_classes:
-        label = (losses_wgan.acgan_label_penalty(aux_real["class_logits"], labels)
-                 + losses_wgan.acgan_label_penalty(aux_fake["class_logits"], labels))
+        label = (losses.acgan_label_penalty(aux_real["class_logits"], labels)
+                 + losses.acgan_label_penalty(aux_fake["class_logits"], labels))
         loss = loss + t.cond_weight * label
         metrics["label"] = label
     return loss, dict(metrics, loss=loss)
@@ -195,10 +195,10 @@ def make_recipe(config, networks=None, resolution: Optional[int] = None) -> Reci
         labels = jax.random.randint(ky, (batch_size_g,), 0, max(n_classes, 1))
         fake = generate(g_params, kz, labels, alpha, batch_size_g)
         scores, aux = D.apply({"params": state.params["d"]}, fake, res=res, alpha=alpha)
-        loss = losses_wgan.wgan_g(scores)
+        loss = losses.wgan_g(scores)
         metrics = {"wgan": loss}
         if n_classes:
-            label = losses_wgan.acgan_label_penalty(aux["class_logits"], labels)
+            label = losses.acgan_label_penalty(aux["class_logits"], labels)
             loss, metrics["label"] = loss + t.cond_weight * label, label
         return loss, (state.collections, dict(metrics, loss=loss))
 

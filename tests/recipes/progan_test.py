@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from gan_zoo import losses_wgan
+from gan_zoo import losses
 from gan_zoo.models import progan as models
 from gan_zoo.recipes import progan
 
@@ -22,7 +22,7 @@ def test_gradient_penalty_linear_critic(target):
     critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))  # noqa: E731
     x_hat = jax.random.normal(jax.random.key(1), (5, 4, 4, 3))
     expect = (np.linalg.norm(np.asarray(w)) - target) ** 2 / target ** 2
-    np.testing.assert_allclose(losses_wgan.gradient_penalty(critic, x_hat, target), expect,
+    np.testing.assert_allclose(losses.gradient_penalty(critic, x_hat, target), expect,
                                rtol=1e-5)
 
 
@@ -31,31 +31,31 @@ def test_gradient_penalty_matches_per_sample_grad_on_interpolates():
     v = jax.random.normal(k[0], (6,))
     critic = lambda x: jnp.sum(jnp.tanh(x * v) ** 2, axis=-1)  # noqa: E731, nonlinear
     real, fake = jax.random.normal(k[1], (3, 6)), jax.random.normal(k[2], (3, 6))
-    x_hat = losses_wgan.interpolate(k[3], real, fake)
+    x_hat = losses.interpolate(k[3], real, fake)
     # x̂ lies on the segment real -> fake with one u in [0, 1] per sample.
     u = jnp.sum((x_hat - real) * (fake - real), -1) / jnp.sum((fake - real) ** 2, -1)
     np.testing.assert_allclose(x_hat, real + u[:, None] * (fake - real), atol=1e-6)
     assert np.all((u >= 0) & (u <= 1)) and len(np.unique(np.round(u, 6))) == 3
     direct = np.mean([(np.linalg.norm(jax.grad(lambda x: critic(x[None])[0])(x_hat[i])) - 1) ** 2
                       for i in range(3)])
-    np.testing.assert_allclose(losses_wgan.gradient_penalty(critic, x_hat), direct, rtol=1e-5)
+    np.testing.assert_allclose(losses.gradient_penalty(critic, x_hat), direct, rtol=1e-5)
 
 
 def test_gradient_penalty_is_twice_differentiable():
     critic = lambda w, x: jnp.sum(jnp.tanh(x * w), axis=-1)  # noqa: E731
     x = jax.random.normal(jax.random.key(3), (4, 5))
-    g = jax.grad(lambda w: losses_wgan.gradient_penalty(lambda xx: critic(w, xx), x))(jnp.ones(5))
+    g = jax.grad(lambda w: losses.gradient_penalty(lambda xx: critic(w, xx), x))(jnp.ones(5))
     assert g.shape == (5,) and np.all(np.isfinite(g)) and np.any(g != 0)
 
 
 def test_wgan_drift_and_label_terms():
     real, fake = jnp.array([1.0, 3.0]), jnp.array([-2.0, 0.0])
-    loss, (r, f) = losses_wgan.wgan_d(real, fake)
+    loss, (r, f) = losses.wgan_d(real, fake)
     assert (float(loss), float(r), float(f)) == (-3.0, 2.0, -1.0)
-    assert float(losses_wgan.wgan_g(fake)) == 1.0
-    assert float(losses_wgan.drift_penalty(real)) == 5.0  # (1 + 9) / 2
+    assert float(losses.wgan_g(fake)) == 1.0
+    assert float(losses.drift_penalty(real)) == 5.0  # (1 + 9) / 2
     logits, labels = jnp.array([[0.0, np.log(3.0)], [0.0, 0.0]]), jnp.array([1, 0])
-    np.testing.assert_allclose(losses_wgan.acgan_label_penalty(logits, labels),
+    np.testing.assert_allclose(losses.acgan_label_penalty(logits, labels),
                                (-np.log(0.75) - np.log(0.5)) / 2, rtol=1e-6)
 
 
