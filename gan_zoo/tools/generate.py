@@ -1,0 +1,380 @@
+"""Images, style-mixing grids and latent interpolations from a StyleGAN2/3 generator.
+
+    python -m gan_zoo.tools.generate --network=ffhq.npz --seeds=0-7,12 --trunc=0.7 --outdir=out
+    python -m gan_zoo.tools.generate --network=ffhq.npz --latents=out/projected_w.npz --outdir=out
+    python -m gan_zoo.tools.generate --network=ffhq.npz --mode=mix --row_seeds=1-3 \
+        --col_seeds=10-14 --styles=0-6 --outdir=out
+    python -m gan_zoo.tools.generate --network=ffhq.npz --mode=interp --seeds=1,2,3 --frames=16 \
+        --outdir=out
+    python -m gan_zoo.tools.generate --workdir=/tmp/run --config=configs/stylegan2.py:smoke ...
+
+Networks: `--network=PATH.npz` is an official G state dict (torch names, e.g. `G_ema.state_dict()`
+saved with np.savez) plus the constructor kwargs (`G.init_kwargs`) as `--network_kwargs=JSON`
+(text or a .json file), or in PATH with suffix .json beside it; the JSON may also be
+{"class_name": ..., "init_kwargs": {...}}. StyleGAN3 is recognised by class_name or by the
+`synthesis.input.freqs` tensor (or `--arch`). `--workdir` + `--config` load the EMA generator of
+the trainer's latest checkpoint. z of seed s is np.random.RandomState(s).randn(1, z_dim), as in
+the official gen_images.py / style_mixing.py.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MODES = ("images", "mix", "interp")
+MAX_SEED = 2**32 - 1  # np.random.RandomState limit
+
+
+# ----------------------------------------------------------------------------------------------
+# Flag parsing.
+
+def parse_range(flag: str, text: str, lo: int = 0, hi: int = MAX_SEED) -> list:
+    """'0-7,12' -> [0, 1, ..., 7, 12]; ValueError naming `flag` for a bad token or range."""
+    out = []
+    for tok in (text or "").split(","):
+        tok = tok.strip()
+        a, sep, b = tok.partition("-")
+        try:
+            first, last = int(a), int(b) if sep else int(a)
+        except ValueError:
+            raise ValueError(f"{flag}: expected integers or ranges like '0-7,12', got {tok!r} "
+                             f"in {text!r}") from None
+        if first > last:
+            raise ValueError(f"{flag}: empty range {tok!r} (start > end)")
+        if first < lo or last > hi:
+            raise ValueError(f"{flag}: {tok!r} outside [{lo}, {hi}]")
+        out.extend(range(first, last + 1))
+    if not out:
+        raise ValueError(f"{flag}: expected at least one value, got {text!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks.
+
+def _network_kwargs(path: pathlib.Path, text) -> tuple:
+    """(init kwargs, class_name or '') from --network_kwargs (JSON or .json) or PATH.json."""
+    if text:
+        src = text if text.lstrip().startswith("{") else pathlib.Path(text).read_text()
+        where = "--network_kwargs"
+    elif path.with_suffix(".json").is_file():
+        src, where = path.with_suffix(".json").read_text(), str(path.with_suffix(".json"))
+    else:
+        raise ValueError(f"--network_kwargs: {path} needs the generator's constructor kwargs "
+                         f"(G.init_kwargs) as JSON, or a file {path.with_suffix('.json')}")
+    try:
+        kw = json.loads(src)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
+    if "init_kwargs" in kw:
+        return dict(kw["init_kwargs"]), str(kw.get("class_name", ""))
+    return dict(kw), str(kw.get("class_name", ""))
+
+
+def load_network(path, kwargs_text=None, arch: str = "auto", impl: str = "auto") -> tuple:
+    """(G, variables) from an official state dict .npz and its constructor kwargs."""
+    from gan_zoo.convert import stylegan2 as sg2_convert
+    from gan_zoo.convert import stylegan3 as sg3_convert
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--network: {path} not found (an official G state dict .npz)")
+    with np.load(path) as f:
+        state = {k: f[k] for k in f.files}
+    kwargs, class_name = _network_kwargs(path, kwargs_text)
+    if arch == "auto":
+        sg3 = "stylegan3" in class_name or "synthesis.input.freqs" in state
+        arch = "stylegan3" if sg3 else "stylegan2"
+    if arch == "stylegan3":
+        G = sg3_convert.generator_from_kwargs(kwargs, impl=impl)
+        return G, sg3_convert.convert_state_dict(state, G)
+    G = sg2_convert.generator_from_kwargs(kwargs, impl=impl)
+    return G, sg2_convert.convert_state_dict(state, G)
+
+
+def load_config(spec: str):
+    """`path.py[:arg]` -> that file's get_config(arg) (gan_zoo must not import configs/)."""
+    import importlib.util
+
+    path, _, arg = spec.partition(":")
+    if not path.endswith(".py") or not os.path.isfile(path):
+        raise FileNotFoundError(f"--config={spec}: expected an existing configs/<name>.py[:preset]")
+    module_spec = importlib.util.spec_from_file_location("_gan_zoo_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+
+
+def load_workdir(workdir: str, config) -> tuple:
+    """(G, variables) of the EMA generator in the workdir's latest checkpoint."""
+    from gan_zoo.train import checkpoint, sharding
+    from gan_zoo.train.loop import build_state
+
+    mesh = sharding.make_mesh(config.mesh)
+    recipe, abstract, _, _ = build_state(config, mesh)
+    state = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).restore(abstract)
+    G = recipe.networks["g"]
+    if not (hasattr(G, "map") and hasattr(G, "synthesize")):
+        raise ValueError(f"--config: recipe {config.recipe!r} has no StyleGAN generator "
+                         f"(G.map / G.synthesize); got {type(G).__name__}")
+    params = state.ema_params if state.ema_params is not None else state.params["g"]
+    return G, {"params": params, **state.collections["g"]}
+
+
+def add_network_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("network (one of --network or --workdir + --config)")
+    g.add_argument("--network", help="official G state dict .npz (torch names)")
+    g.add_argument("--network_kwargs", help="G constructor kwargs: JSON text or a .json file "
+                   "(default: the .json beside --network)")
+    g.add_argument("--arch", default="auto", choices=("auto", "stylegan2", "stylegan3"))
+    g.add_argument("--workdir", help="trainer workdir: the latest checkpoint's EMA G")
+    g.add_argument("--config", help="config of --workdir, e.g. configs/stylegan2.py:smoke")
+    g.add_argument("--impl", default="auto", choices=("auto", "xla", "pallas"))
+
+
+def network_from_args(args) -> tuple:
+    """(G, variables) from the flags of add_network_flags."""
+    if bool(args.network) == bool(args.workdir):
+        raise ValueError("--network / --workdir: give exactly one network source")
+    if args.network:
+        return load_network(args.network, args.network_kwargs, args.arch, args.impl)
+    if not args.config:
+        raise ValueError("--config: --workdir needs the run's config (configs/<name>.py:preset)")
+    return load_workdir(args.workdir, load_config(args.config))
+
+
+# ----------------------------------------------------------------------------------------------
+# Latents and synthesis.
+
+def seed_z(seeds, z_dim: int) -> np.ndarray:
+    """[len(seeds), z_dim]: RandomState(seed).randn(1, z_dim) per seed (official)."""
+    return np.concatenate([np.random.RandomState(s).randn(1, z_dim) for s in seeds]).astype(
+        np.float32)
+
+
+def class_labels(G, class_idx, n: int):
+    """One-hot [n, c_dim] for a conditional G, None otherwise."""
+    if G.c_dim == 0:
+        if class_idx is not None:
+            print("warning: --class ignored, the network is unconditional", file=sys.stderr)
+        return None
+    if class_idx is None or not 0 <= class_idx < G.c_dim:
+        raise ValueError(f"--class: the network is conditional; give a class in [0, {G.c_dim})")
+    return jnp.asarray(np.eye(G.c_dim, dtype=np.float32)[[class_idx] * n])
+
+
+def map_z(G, variables, z, c, psi: float = 1.0, cutoff=None):
+    """f(z, c) with truncation -> ws [N, num_ws, w_dim]."""
+    if cutoff is not None and not 0 <= cutoff <= G.num_ws:
+        raise ValueError(f"--trunc_cutoff: expected 0..{G.num_ws} (num_ws), got {cutoff}")
+    return G.apply(variables, jnp.asarray(z), c, psi=psi, cutoff=cutoff, method="map")
+
+
+def synthesize(G, variables, ws, noise_mode: str = "const", seed: int = 0, batch: int = 8):
+    """g(ws) in batches (padded to one shape: one compile) -> float [N, H, W, C] in ~[-1, 1]."""
+    fn = jax.jit(lambda w, key: G.apply(variables, w, noise_mode=noise_mode,
+                                        rngs={"noise": key}, method="synthesize")[0])
+    ws = np.asarray(ws, np.float32)
+    batch = min(batch, len(ws))
+    out = []
+    for i in range(0, len(ws), batch):
+        w = ws[i:i + batch]
+        pad = np.concatenate([w, np.repeat(w[-1:], batch - len(w), axis=0)])
+        img = fn(jnp.asarray(pad), jax.random.fold_in(jax.random.PRNGKey(seed), i))
+        out.append(np.asarray(img)[:len(w)])
+    return np.concatenate(out)
+
+
+def load_latents(path, G, space: str = "auto") -> tuple:
+    """('z' [N, z_dim] | 'w' [N, num_ws, w_dim], array) from .npy or .npz ('z' or 'w' key)."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--latents: {p} not found (.npy or .npz with key 'z' or 'w')")
+    if p.suffix == ".npz":
+        with np.load(p) as f:
+            keys = [k for k in ("w", "z") if k in f.files]
+            if not keys:
+                raise ValueError(f"--latents: {p} has keys {f.files}; expected 'z' or 'w'")
+            x, space = f[keys[0]], keys[0] if space == "auto" else space
+    else:
+        x = np.load(p)
+    x = np.asarray(x, np.float32)
+    if space == "auto":
+        space = "w" if x.ndim == 3 else "z"
+    if space == "z" and x.ndim == 2 and x.shape[1] == G.z_dim:
+        return "z", x
+    if space == "w" and x.ndim == 2 and x.shape[1] == G.w_dim:
+        return "w", np.repeat(x[:, None], G.num_ws, axis=1)
+    if space == "w" and x.shape[1:] == (G.num_ws, G.w_dim):
+        return "w", x
+    raise ValueError(f"--latents: {p} has shape {list(x.shape)}; expected z [N, {G.z_dim}] or "
+                     f"w [N, {G.num_ws}, {G.w_dim}] / [N, {G.w_dim}] (--latent_space={space})")
+
+
+def latents_from_args(args, G, variables, n_min: int = 1) -> tuple:
+    """(names, ws [N, num_ws, w_dim]) from --seeds or --latents with truncation and --class."""
+    if bool(args.seeds) == bool(args.latents):
+        raise ValueError("--seeds / --latents: give exactly one")
+    if args.seeds:
+        seeds = parse_range("--seeds", args.seeds)
+        kind, x, names = "z", seed_z(seeds, G.z_dim), [f"seed{s:04d}" for s in seeds]
+    else:
+        kind, x = load_latents(args.latents, G, args.latent_space)
+        names = [f"latent{i:04d}" for i in range(len(x))]
+    if len(x) < n_min:
+        raise ValueError(f"--seeds / --latents: this mode needs at least {n_min} latents")
+    if kind == "w":
+        if args.trunc != 1:
+            raise ValueError("--trunc: w latents are synthesised as given; truncate z instead")
+        return names, x
+    c = class_labels(G, args.class_idx, len(x))
+    return names, np.asarray(map_z(G, variables, x, c, args.trunc, args.trunc_cutoff))
+
+
+# ----------------------------------------------------------------------------------------------
+# Modes.
+
+def _save(path, image_uint8) -> None:
+    from PIL import Image
+
+    img = image_uint8[..., 0] if image_uint8.shape[-1] == 1 else image_uint8
+    Image.fromarray(img).save(path)
+
+
+def mix_ws(ws_rows, ws_cols, styles) -> np.ndarray:
+    """[R, C, num_ws, w_dim]: row w with the `styles` slots copied from the column w."""
+    out = np.repeat(np.asarray(ws_rows)[:, None], len(ws_cols), axis=1)
+    out[:, :, styles] = np.asarray(ws_cols)[None][:, :, styles]
+    return out
+
+
+def interp_ws(ws, frames: int) -> np.ndarray:
+    """Linear interpolation in W between consecutive ws, `frames` per segment (endpoints
+    included, shared between segments): [(K - 1)(frames - 1) + 1, num_ws, w_dim]."""
+    t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None, None]
+    segs = [(1.0 - t) * ws[k] + t * ws[k + 1] for k in range(len(ws) - 1)]  # exact endpoints
+    return np.concatenate([segs[0]] + [s[1:] for s in segs[1:]])
+
+
+def run_images(args, G, variables) -> list:
+    """One PNG per latent (and grid.png); returns the written paths."""
+    from gan_zoo.train import writers
+
+    names, ws = latents_from_args(args, G, variables)
+    images = synthesize(G, variables, ws, args.noise_mode, args.noise_seed, args.batch_size)
+    paths = []
+    if not args.no_singles:
+        for name, img in zip(names, writers.to_uint8(images)):
+            paths.append(os.path.join(args.outdir, f"{name}.png"))
+            _save(paths[-1], img)
+    if args.grid or args.no_singles:
+        paths.append(os.path.join(args.outdir, "grid.png"))
+        _save(paths[-1], writers.image_grid(images, args.grid_cols))
+    return paths
+
+
+def run_mix(args, G, variables) -> list:
+    """Style-mixing grid: top row the column seeds, left column the row seeds, cell (r, c) =
+    row seed's w with the --styles slots from column seed c (official style_mixing.py)."""
+    from gan_zoo.train import writers
+
+    rows = parse_range("--row_seeds", args.row_seeds)
+    cols = parse_range("--col_seeds", args.col_seeds)
+    styles = parse_range("--styles", args.styles, 0, G.num_ws - 1)
+    c_rows, c_cols = (class_labels(G, args.class_idx, len(s)) for s in (rows, cols))
+    w_rows = np.asarray(map_z(G, variables, seed_z(rows, G.z_dim), c_rows, args.trunc,
+                              args.trunc_cutoff))
+    w_cols = np.asarray(map_z(G, variables, seed_z(cols, G.z_dim), c_cols, args.trunc,
+                              args.trunc_cutoff))
+    mixed = mix_ws(w_rows, w_cols, styles).reshape(-1, G.num_ws, G.w_dim)
+    images = synthesize(G, variables, np.concatenate([w_rows, w_cols, mixed]), args.noise_mode,
+                        args.noise_seed, args.batch_size)
+    x = writers.to_uint8(images)
+    nr, nc = len(rows), len(cols)
+    cells = np.zeros((nr + 1, nc + 1) + x.shape[1:], np.uint8)  # [R+1, C+1, H, W, C]
+    cells[1:, 0], cells[0, 1:] = x[:nr], x[nr:nr + nc]
+    cells[1:, 1:] = x[nr + nc:].reshape((nr, nc) + x.shape[1:])
+    paths = []
+    if not args.no_singles:
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                paths.append(os.path.join(args.outdir, f"{r}-{c}.png"))
+                _save(paths[-1], cells[i + 1, j + 1])
+    grid = cells.transpose(0, 2, 1, 3, 4).reshape(
+        (nr + 1) * x.shape[1], (nc + 1) * x.shape[2], x.shape[3])
+    paths.append(os.path.join(args.outdir, "grid.png"))
+    _save(paths[-1], grid)
+    return paths
+
+
+def run_interp(args, G, variables) -> list:
+    """Lerp in W between consecutive latents: PNG frames and strip.png (one row)."""
+    from gan_zoo.train import writers
+
+    if args.frames < 2:
+        raise ValueError(f"--frames: expected >= 2 frames per segment, got {args.frames}")
+    _, ws = latents_from_args(args, G, variables, n_min=2)
+    frames = writers.to_uint8(synthesize(G, variables, interp_ws(ws, args.frames),
+                                         args.noise_mode, args.noise_seed, args.batch_size))
+    paths = []
+    if not args.no_singles:
+        for i, img in enumerate(frames):
+            paths.append(os.path.join(args.outdir, f"frame{i:04d}.png"))
+            _save(paths[-1], img)
+    paths.append(os.path.join(args.outdir, "strip.png"))
+    _save(paths[-1], np.concatenate(list(frames), axis=1))
+    return paths
+
+
+RUNNERS = {"images": run_images, "mix": run_mix, "interp": run_interp}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_network_flags(parser)
+    parser.add_argument("--outdir", required=True, help="output folder (created)")
+    parser.add_argument("--mode", default="images", choices=MODES)
+    parser.add_argument("--seeds", help="images / interp: seeds, e.g. 0-7,12")
+    parser.add_argument("--latents", help="images / interp: .npy or .npz ('z' or 'w') latents")
+    parser.add_argument("--latent_space", default="auto", choices=("auto", "z", "w"),
+                        help="how to read --latents (auto: 3-D = w, 2-D = z)")
+    parser.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none)")
+    parser.add_argument("--trunc_cutoff", type=int, default=None,
+                        help="truncate only the first N w slots")
+    parser.add_argument("--class", dest="class_idx", type=int, default=None,
+                        help="class id of a conditional G")
+    parser.add_argument("--noise_mode", default="const", choices=("const", "random", "none"))
+    parser.add_argument("--noise_seed", type=int, default=0, help="noise_mode=random: key seed")
+    parser.add_argument("--grid", action="store_true", help="images: also write grid.png")
+    parser.add_argument("--grid_cols", type=int, default=0, help="grid columns (0: square)")
+    parser.add_argument("--no_singles", action="store_true", help="only the grid / strip")
+    parser.add_argument("--row_seeds", help="mix: row seeds")
+    parser.add_argument("--col_seeds", help="mix: column seeds (their styles are copied)")
+    parser.add_argument("--styles", default="0-6", help="mix: w slots copied from the columns")
+    parser.add_argument("--frames", type=int, default=8, help="interp: frames per segment")
+    parser.add_argument("--batch_size", type=int, default=8)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        G, variables = network_from_args(args)
+        os.makedirs(args.outdir, exist_ok=True)
+        paths = RUNNERS[args.mode](args, G, variables)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(paths)} images to {args.outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
