@@ -1,6 +1,6 @@
 """Per-family training recipes, resolved by name (config.recipe) through `RECIPES`."""
 
-from gan_zoo.recipes.base import GANState, Phase, Recipe
+from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
 
 
 def _biggan(config, networks=None):
@@ -8,7 +8,18 @@ def _biggan(config, networks=None):
     return biggan.make_recipe(config, networks)
 
 
-RECIPES = {"biggan": _biggan}
+def _progan(config, networks=None):
+    from gan_zoo.recipes import progan  # noqa: PLC0415
+    return progan.make_staged_recipe(config, networks)
+
+
+def _stylegan(config, networks=None):
+    from gan_zoo.recipes import stylegan  # noqa: PLC0415
+    return stylegan.make_recipe(config, networks)
+
+
+RECIPES = {"biggan": _biggan, "progan": _progan}
+RECIPES.update(stylegan2=_stylegan, stylegan3=_stylegan)  # the family is config.recipe
 
 
 def make_recipe(config, networks=None) -> Recipe:
@@ -19,4 +30,4 @@ def make_recipe(config, networks=None) -> Recipe:
     return RECIPES[name](config, networks)
 
 
-__all__ = ["GANState", "Phase", "Recipe", "RECIPES", "make_recipe"]
+__all__ = ["GANState", "Phase", "Recipe", "RECIPES", "Stage", "make_recipe"]
