@@ -11,6 +11,7 @@ The G linear layer keeps torch's column order: the model views its output C-majo
 
 import pathlib
 import re
+import warnings
 from typing import Mapping
 
 import jax
@@ -41,12 +42,14 @@ _TORCH_DEFAULTS = {
                                      D_attn="64", n_classes=1000, num_D_SVs=1, num_D_SV_itrs=1,
                                      SN_eps=1e-12),
 }
-# Accepted kwargs that do not change the forward (optimiser, init, logging).
+# Accepted kwargs that do not change the forward (optimiser, init, logging; the kernel sizes are
+# stored but never used by the reference, whose convs are always 3x3).
 _IGNORED = {"G_init", "D_init", "skip_init", "no_optim", "G_lr", "D_lr", "G_B1", "G_B2", "D_B1",
-            "D_B2", "adam_eps", "G_mixed_precision", "D_mixed_precision", "G_fp16", "D_fp16"}
+            "D_B2", "adam_eps", "G_mixed_precision", "D_mixed_precision", "G_fp16", "D_fp16",
+            "G_kernel_size", "D_kernel_size"}
 # kwargs that must have exactly these values (other values select code paths not ported).
 _REQUIRED = {"G_param": "SN", "D_param": "SN", "norm_style": "bn", "cross_replica": False,
-             "mybn": False, "output_dim": 1, "G_kernel_size": 3, "D_kernel_size": 3}
+             "mybn": False, "output_dim": 1}
 
 
 def model_from_torch_kwargs(class_name: str, kwargs: Mapping, rgb_conv_channels: int = 3):
@@ -82,9 +85,10 @@ def model_from_torch_kwargs(class_name: str, kwargs: Mapping, rgb_conv_channels:
             kw.pop("D_wide")  # unused by the deep D blocks
         cls = biggan_deep.Discriminator if deep else biggan.Discriminator
     unknown = sorted(set(kw) - set(cls.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"{class_name}: unsupported constructor kwargs {unknown}")
-    return cls(**kw)
+    if unknown:  # The torch constructors swallow unknown kwargs (**kwargs); say so, then do too.
+        warnings.warn(f"{class_name}: ignoring constructor kwargs {unknown} (BigGAN-PyTorch "
+                      "ignores them too)", stacklevel=2)
+    return cls(**{k: v for k, v in kw.items() if k not in unknown})
 
 
 # --- Names and layouts ---------------------------------------------------------------------------
@@ -245,13 +249,14 @@ def golden_generator(case, impl: str = "xla") -> dict:
     z = jnp.asarray(case.arrays["input/z"])
     labels = jnp.asarray(case.arrays["input/y_class"])
     _, aux = G.apply(variables, z, labels, train=False)
-    y = aux["y"]  # G.shared(labels), fed as y like the reference forward
+    y = aux["y"]  # G.shared(labels) (the labels themselves without G_shared), as in the reference
+    cond = dict(y=y) if getattr(G, "G_shared", True) else dict(labels=labels)
 
     def fn(v, z, train):
         if train:
-            (img, _), new = G.apply(v, z, y=y, train=True, mutable=_MUTABLE)
+            (img, _), new = G.apply(v, z, **cond, train=True, mutable=_MUTABLE)
             return img, new
-        return G.apply(v, z, y=y, train=False)[0]
+        return G.apply(v, z, **cond, train=False)[0]
 
     cot = jnp.asarray(case.arrays["cotangent/R_img"].transpose(0, 2, 3, 1))
     img_eval, grad, img_train, img_train2, after = _forwards(fn, variables, z, cot)
