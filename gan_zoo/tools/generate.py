@@ -240,7 +240,8 @@ def latents_from_args(args, G, variables, n_min: int = 1) -> tuple:
 # ----------------------------------------------------------------------------------------------
 # Modes.
 
-def _save(path, image_uint8) -> None:
+def save_image(path, image_uint8) -> None:
+    """Writes uint8 [H, W, C] (C = 1 or 3) as an image file."""
     from PIL import Image
 
     img = image_uint8[..., 0] if image_uint8.shape[-1] == 1 else image_uint8
@@ -272,10 +273,10 @@ def run_images(args, G, variables) -> list:
     if not args.no_singles:
         for name, img in zip(names, writers.to_uint8(images)):
             paths.append(os.path.join(args.outdir, f"{name}.png"))
-            _save(paths[-1], img)
+            save_image(paths[-1], img)
     if args.grid or args.no_singles:
         paths.append(os.path.join(args.outdir, "grid.png"))
-        _save(paths[-1], writers.image_grid(images, args.grid_cols))
+        save_image(paths[-1], writers.image_grid(images, args.grid_cols))
     return paths
 
 
@@ -305,11 +306,11 @@ def run_mix(args, G, variables) -> list:
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
                 paths.append(os.path.join(args.outdir, f"{r}-{c}.png"))
-                _save(paths[-1], cells[i + 1, j + 1])
+                save_image(paths[-1], cells[i + 1, j + 1])
     grid = cells.transpose(0, 2, 1, 3, 4).reshape(
         (nr + 1) * x.shape[1], (nc + 1) * x.shape[2], x.shape[3])
     paths.append(os.path.join(args.outdir, "grid.png"))
-    _save(paths[-1], grid)
+    save_image(paths[-1], grid)
     return paths
 
 
@@ -326,9 +327,9 @@ def run_interp(args, G, variables) -> list:
     if not args.no_singles:
         for i, img in enumerate(frames):
             paths.append(os.path.join(args.outdir, f"frame{i:04d}.png"))
-            _save(paths[-1], img)
+            save_image(paths[-1], img)
     paths.append(os.path.join(args.outdir, "strip.png"))
-    _save(paths[-1], np.concatenate(list(frames), axis=1))
+    save_image(paths[-1], np.concatenate(list(frames), axis=1))
     return paths
 
 
