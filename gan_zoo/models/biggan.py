@@ -289,7 +289,10 @@ def _family(cfg: Mapping) -> str:
 
 def make_generator(model_cfg: Mapping) -> nn.Module:
     """`Generator` of model_cfg.name ('biggan' | 'biggan_deep') from a ConfigDict / dict / VARIANTS
-    row. Required: resolution, n_classes, dim_z; the rest default to the paper values."""
+    row. Required: resolution, n_classes, dim_z; the rest default to the paper values.
+
+    `hier` (hierarchical z chunks) and `G_shared` apply to BigGAN only; BigGAN-deep has one
+    conditioning mode, the shared embedding concatenated with the whole z for every layer."""
     cfg, deep = model_cfg, _family(model_cfg) == "biggan_deep"
     kw = dict(resolution=cfg["resolution"], n_classes=cfg["n_classes"], dim_z=cfg["dim_z"],
               shared_dim=_get(cfg, "shared_dim", 128), hier=_get(cfg, "hier", True),
@@ -301,8 +304,8 @@ def make_generator(model_cfg: Mapping) -> nn.Module:
               bn_num_devices=_get(cfg, "bn_num_devices", None),
               rgb_conv_channels=_get(cfg, "rgb_conv_channels", 3),
               dtype=resolve_dtype(_get(cfg, "dtype", None)))
-    if deep:
-        kw.pop("G_shared")
+    if deep:  # BigGAN-deep always conditions on [y, z] (skip-z, no chunks): hier, G_shared unread.
+        kw.pop("G_shared"), kw.pop("hier")
         G = biggan_deep.Generator(G_depth=_get(cfg, "G_depth", 2), **kw)
     else:
         G = Generator(**kw)

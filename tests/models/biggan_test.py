@@ -189,3 +189,9 @@ def test_wrong_input_shapes(tiny):
         D.apply(d_vars, x[:, :16], labels, train=False)
     with pytest.raises(ValueError, match="labels"):
         D.apply(d_vars, x, labels.astype(jnp.float32), train=False)
+
+
+def test_deep_factory_reads_neither_hier_nor_g_shared():
+    cfg = {**biggan.VARIANTS["biggan-deep_test"], "hier": False, "G_shared": False}
+    G = biggan.make_generator(cfg)
+    assert isinstance(G, biggan_deep.Generator) and G.hier
