@@ -1,1 +1,1 @@
-"""One module per GAN family; import the family you need, e.g. `from gan_zoo.models import biggan`."""
+"""One module per GAN family; import the one you need: `from gan_zoo.models import biggan`."""
