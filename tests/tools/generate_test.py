@@ -1,5 +1,6 @@
 """gan_zoo.tools.generate on a tiny random StyleGAN2 exported to torch names (official .npz)."""
 
+import functools
 import json
 
 import flax
@@ -26,12 +27,18 @@ def _perturb(variables, key):
     return flax.traverse_util.unflatten_dict(flat)
 
 
+@functools.lru_cache(maxsize=1)
+def tiny_generator():
+    """(G, variables) of KWARGS with non-zero noise strengths and w_avg; built once per session."""
+    G = sg2_convert.generator_from_kwargs(KWARGS)
+    variables = jax.jit(G.init)({"params": jax.random.PRNGKey(0)}, jnp.zeros([1, G.z_dim]), None)
+    return G, _perturb(variables, jax.random.PRNGKey(1))
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """(G, variables, path of the exported .npz with its .json beside it)."""
-    G = sg2_convert.generator_from_kwargs(KWARGS)
-    variables = G.init({"params": jax.random.PRNGKey(0)}, jnp.zeros([1, G.z_dim]), None)
-    variables = _perturb(variables, jax.random.PRNGKey(1))
+    G, variables = tiny_generator()
     d = tmp_path_factory.mktemp("net")
     np.savez(d / "G.npz", **sg2_convert.export_state_dict(variables))
     (d / "G.json").write_text(json.dumps({"class_name": "training.networks_stylegan2.Generator",

@@ -13,16 +13,15 @@ from PIL import Image
 from gan_zoo.convert import stylegan2 as sg2_convert
 from gan_zoo.tools import project, projector
 from gan_zoo.train import writers
-from tests.tools.generate_test import KWARGS, _perturb
+from tests.tools.generate_test import KWARGS, tiny_generator
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """(G, variables, exported .npz path); w_avg and (small, |s| < 0.05) noise strengths
     non-zero, so the noise maps matter but do not dominate the 16x16 images."""
-    G = sg2_convert.generator_from_kwargs(KWARGS)
-    variables = G.init({"params": jax.random.PRNGKey(0)}, jnp.zeros([1, G.z_dim]), None)
-    flat = flax.traverse_util.flatten_dict(_perturb(variables, jax.random.PRNGKey(1)))
+    G, variables = tiny_generator()
+    flat = flax.traverse_util.flatten_dict(variables)
     variables = flax.traverse_util.unflatten_dict(
         {k: 0.1 * v if k[-1] == "noise_strength" else v for k, v in flat.items()})
     d = tmp_path_factory.mktemp("net")
