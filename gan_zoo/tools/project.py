@@ -4,6 +4,7 @@
     python -m gan_zoo.tools.project --network=ffhq.npz --target=face.png --outdir=out \
         --lpips=vgg16_lpips.npz                   # the paper's distance (needs LPIPS-VGG16)
     python -m gan_zoo.tools.generate --network=ffhq.npz --latents=out/projected_w.npz --outdir=out
+    (generate renders w with the network's own noise_const, not the optimised noise maps)
 
 The target is centre-cropped to a square and resized (Lanczos) to the generator's resolution, as
 in the official projector.py. Writes target.png, proj.png (the projection, noise_mode 'const' with
