@@ -6,7 +6,7 @@ regularisers), optimizers per parameter group, an EMA decay schedule and `sample
 """
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Hashable, Mapping, Optional
 
 import jax
 from flax import struct
@@ -49,6 +49,19 @@ class Phase:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of a staged run, e.g. a fade-in or stabilisation phase of progressive growing
+    (ProGAN §2). The trainer compiles one step per `key` (several stages may share one), feeds
+    `batch_size` real images of `resolution`² per sub-batch, and writes a sample grid at the end
+    of every stage (whenever `name` changes)."""
+
+    name: str  # unique per stage, e.g. "fade16", "stab16"; logged in sample grid file names
+    key: Hashable  # selects the stage's recipe: Recipe.stage_recipe(key); one compiled step each
+    batch_size: int  # global real images per sub-batch (in place of config.train.batch_size)
+    resolution: int  # side of the real images fed to the step (data average-pooled to it)
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """A family's training recipe, run by the generic trainer (which never branches on names)."""
 
@@ -63,6 +76,11 @@ class Recipe:
     post_step: Optional[Callable] = None  # (state) -> state, after the EMA (e.g. alpha ramps)
     n_classes: int = 0  # classes of the conditional G (0: unconditional)
     dim_z: int = 0  # latent size
+    # Staged runs (progressive growing); None: one stage with config.train.batch_size.
+    stage_fn: Optional[Callable] = None  # (state) -> Stage of the next step (host-side)
+    stage_recipe: Optional[Callable] = None  # (Stage.key) -> Recipe run in that stage
+    stage_start: Optional[Callable] = None  # (state) -> state when a new stage begins
+    num_steps: int = 0  # run length set by the recipe (e.g. from images); 0: train.num_steps
 
     @property
     def real_batches_per_step(self) -> int:

@@ -20,7 +20,7 @@ import optax
 
 from gan_zoo import losses
 from gan_zoo.models import progan as progan_models
-from gan_zoo.recipes.base import GANState, Phase, Recipe
+from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
 
 # Paper hyperparameters (PG App. A.1; λ and γ from the official code, spec B8, B14.2).
 TRAIN_DEFAULTS = dict(
@@ -124,10 +124,19 @@ def growth_from_config(config) -> Growth:
     return Growth(int(config.model.resolution), int(round(t.phase_kimg * 1000)), sizes)
 
 
+# Optional config.model keys that override the variant's row (CPU presets: narrower networks).
+_MODEL_OVERRIDES = ("fmap_base", "fmap_max", "latent_size", "mbstd_group_size")
+
+
 def _networks(config):
     m = config.model
-    return (progan_models.make_generator(m.variant, m.n_classes, resolution=m.resolution),
-            progan_models.make_discriminator(m.variant, m.n_classes, resolution=m.resolution))
+    over = {k: m[k] for k in _MODEL_OVERRIDES if m.get(k, 0)}
+    g_over = {k: v for k, v in over.items() if k != "mbstd_group_size"}
+    d_over = {k: v for k, v in over.items() if k != "latent_size"}
+    return (progan_models.make_generator(m.variant, m.n_classes, resolution=m.resolution,
+                                         **g_over),
+            progan_models.make_discriminator(m.variant, m.n_classes, resolution=m.resolution,
+                                             **d_over))
 
 
 def _d_loss_terms(D, d_params, real, fake, labels, alpha, key, res, t, n_classes):
@@ -250,3 +259,47 @@ def reset_optimizers(state: GANState, optimizers: Mapping) -> GANState:
     fade-in and stabilisation phase (`reset_opt_for_new_lod`, spec B2 [code]); the paper does
     not say."""
     return state.replace(opt_state={k: optimizers[k].init(state.params[k]) for k in state.params})
+
+
+def stage_name(images_seen: int, growth: Growth) -> str:
+    """"stab4", "fade8", "stab8", ...: the growing phase after `images_seen` images."""
+    p = phase_index(images_seen, growth)
+    return f"{'fade' if p % 2 else 'stab'}{growth.resolutions[(p + 1) // 2]}"
+
+
+def steps_for_images(total_images: int, growth: Growth) -> int:
+    """Train steps until `total_images` real images are seen (the batch changes per phase; a
+    step that crosses a phase end runs at the batch of the phase it starts in)."""
+    seen, steps = 0, 0
+    while seen < total_images:
+        p = phase_index(seen, growth)
+        last = p == 2 * len(growth.resolutions) - 2
+        end = total_images if last else min((p + 1) * growth.phase_images, total_images)
+        batch = schedule(seen, growth)[2]
+        n = -(-(end - seen) // batch)  # ceil
+        seen, steps = seen + n * batch, steps + n
+    return steps
+
+
+def make_staged_recipe(config, networks=None) -> Recipe:
+    """The ProGAN recipe for the generic trainer (config.recipe = "progan"): one stage per
+    growing phase, one compiled step per resolution, run length config.train.total_kimg.
+
+    config.train.reset_opt_at_stage: fresh Adam moments at the start of every fade-in and
+    stabilisation phase, as the official code does (`reset_opt_for_new_lod`, spec B2 [code]).
+    """
+    growth = growth_from_config(config)
+    networks = networks if networks is not None else _networks(config)
+    recipes = make_recipes(config, networks)
+    base = recipes[growth.final_resolution]
+
+    def stage_fn(state) -> Stage:
+        seen = int(jax.device_get(state.scalars["images_seen"]))
+        res, _, batch = schedule(seen, growth)
+        return Stage(stage_name(seen, growth), res, batch, res)
+
+    reset = config.train.reset_opt_at_stage
+    return dataclasses.replace(
+        base, stage_fn=stage_fn, stage_recipe=recipes.__getitem__,
+        stage_start=(lambda state: reset_optimizers(state, base.optimizers)) if reset else None,
+        num_steps=steps_for_images(int(round(config.train.total_kimg * 1000)), growth))

@@ -8,7 +8,7 @@ import numpy as np
 from flax import traverse_util
 
 from gan_zoo.train import checkpoint, sharding
-from gan_zoo.train.loop import build_state
+from gan_zoo.train.loop import build_state, recipe_of, stage_of
 
 
 def even_labels(num: int, n_classes: int) -> np.ndarray:
@@ -25,6 +25,8 @@ def sample(config, workdir: str, num: int = 1000, labels=None, truncation=None,
     mesh = sharding.make_mesh(config.mesh)
     recipe, abstract, _, _ = build_state(config, mesh, networks)
     state = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).restore(abstract)
+    if recipe.stage_fn is not None:  # the checkpoint's stage (ProGAN: its resolution and α)
+        recipe = recipe_of(recipe, stage_of(recipe, config, state))
     n_classes = max(recipe.n_classes, 1)
     labels = even_labels(num, n_classes) if labels is None else np.asarray(labels, np.int32)
     if labels.shape != (num,) or labels.min() < 0 or labels.max() >= n_classes:

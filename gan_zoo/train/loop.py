@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from gan_zoo import data as gdata
 from gan_zoo import recipes
+from gan_zoo.recipes.base import Stage
 from gan_zoo.train import checkpoint, sharding, step, writers
 
 log = logging.getLogger("gan_zoo.train")
@@ -56,6 +57,32 @@ def make_grid_fn(recipe, config):
             cols = recipe.sampling_collections(state, jax.random.fold_in(key, 1), trunc)
         return recipe.sample_fn(state, key, labels, trunc, cols)
     return jax.jit(grid)
+
+
+def stage_of(recipe, config, state) -> Stage:
+    """The stage of the next train step: recipe.stage_fn(state), else the run's only stage."""
+    if recipe.stage_fn is None:
+        return Stage("", None, config.train.batch_size, config.model.resolution)
+    return recipe.stage_fn(state)
+
+
+def recipe_of(recipe, stage: Stage):
+    """The recipe that runs `stage` (`recipe` itself when it has no stages)."""
+    return recipe if recipe.stage_recipe is None else recipe.stage_recipe(stage.key)
+
+
+def pooled_to(host_batches, resolution: int):
+    """Host batches with images [..., H, W, C] average-pooled to resolution² (f×f boxes)."""
+    for batch in host_batches:
+        x = batch["image"]
+        f = x.shape[-2] // resolution
+        if f * resolution != x.shape[-2]:
+            raise ValueError(f"stage resolution {resolution} must divide the data resolution "
+                             f"{x.shape[-2]} (config.model.resolution)")
+        if f > 1:
+            x = x.reshape(x.shape[:-3] + (resolution, f, resolution, f, x.shape[-1]))
+            x = x.mean(axis=(-4, -2))
+        yield dict(batch, image=x)
 
 
 class _Sigterm:
@@ -112,9 +139,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     # ----- State -----
     recipe, abstract, shardings, init = build_state(config, mesh, networks)
     t = config.train
-    if t.batch_size % t.grad_accum:
-        raise ValueError(f"train.batch_size={t.batch_size} must be divisible by "
-                         f"train.grad_accum={t.grad_accum}")
+    num_steps = recipe.num_steps or t.num_steps
 
     # ----- Restore -----
     ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
@@ -122,46 +147,82 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     start = int(jax.device_get(state.step))
 
     # ----- Data -----
-    layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum, t.batch_size // t.grad_accum,
-                          jax.process_index(), jax.process_count())
     source = gdata.make_source(config.data, config.model.resolution, config.seed)
     if source.n_classes > max(recipe.n_classes, 1):
         raise ValueError(f"config.model.n_classes={recipe.n_classes} but data.name="
                          f"{config.data.name!r} has {source.n_classes} classes")
     in_sharding = sharding.batch_sharding(mesh)
-    batches = gdata.prefetch_to_devices(source.batches(layout, start), in_sharding,
-                                        config.data.prefetch)
+
+    def stream(stage: Stage, from_step: int):
+        """Device batches of `stage` from train step `from_step` on (sources index by step)."""
+        what = f"stage {stage.name} batch size" if stage.name else "train.batch_size"
+        if stage.batch_size % t.grad_accum:
+            raise ValueError(f"{what}={stage.batch_size} must be divisible by "
+                             f"train.grad_accum={t.grad_accum}")
+        if (stage.batch_size // t.grad_accum) % mesh.shape[sharding.DATA_AXIS]:
+            raise ValueError(f"{what}={stage.batch_size} / train.grad_accum must be divisible "
+                             f"by the {mesh.shape[sharding.DATA_AXIS]} devices of mesh axis "
+                             f"'{sharding.DATA_AXIS}' (config.mesh)")
+        layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum,
+                              stage.batch_size // t.grad_accum, jax.process_index(),
+                              jax.process_count())
+        host = pooled_to(source.batches(layout, from_step), stage.resolution)
+        return gdata.prefetch_to_devices(host, in_sharding, config.data.prefetch)
+
+    stage, batches = stage_of(recipe, config, state), None  # batches: opened at first use
 
     # ----- Step -----
-    train_step = step.make_train_step(recipe, t.grad_accum, shardings, in_sharding)
-    grid_fn = make_grid_fn(recipe, config)
+    compiled = {}  # Stage.key -> (jitted train step, jitted grid fn), built at first use
+
+    def compiled_for(stage: Stage):
+        if stage.key not in compiled:
+            r = recipe_of(recipe, stage)
+            compiled[stage.key] = (step.make_train_step(r, t.grad_accum, shardings, in_sharding),
+                                   make_grid_fn(r, config))
+        return compiled[stage.key]
+
     sv_paths = {g: writers.monitored_kernels(state.params[g], config.log.sv_layers)
                 for g in state.params}
     writer = writers.make_writer(workdir, is_main)
-    images_per_step = layout.sub_batches * t.batch_size
 
     # ----- Loop -----
     sigterm, history = _Sigterm(), []
-    end = t.num_steps if stop_after <= 0 else min(t.num_steps, start + stop_after)
+    end = num_steps if stop_after <= 0 else min(num_steps, start + stop_after)
     finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
     lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
     try:
         for s in range(start, end):
+            if batches is None:
+                batches = stream(stage, s)
+            train_step, grid_fn = compiled_for(stage)
             state, metrics = train_step(state, next(batches))
             finite = jnp.logical_and(finite, metrics["finite"])
             done = s + 1
             last = done == end or sigterm.received
+            images_per_step = recipe.real_batches_per_step * stage.batch_size
+            if recipe.stage_fn is not None:  # staged run: next stage, grid at each stage end
+                new = stage_of(recipe, config, state)
+                if new.name != stage.name:
+                    _write_grid(writer, workdir, done, compiled_for(new)[1](state), is_main,
+                                f"_end_{stage.name}")
+                    if recipe.stage_start is not None:
+                        state = jax.device_put(recipe.stage_start(state), shardings)
+                if (new.batch_size, new.resolution) != (stage.batch_size, stage.resolution):
+                    batches.close()
+                    batches = None  # reopened with the new layout by the next step
+                stage, grid_fn = new, compiled_for(new)[1]
+                metrics = dict(metrics, **_stage_scalars(stage, state))
             if done % lg.every_steps == 0 or last:
                 _check_finite(finite, checked, done, ckpt)
                 checked = done
                 ips = images_per_step * (done - t0_step) / max(time.time() - t0, 1e-9)
-                eta = (t.num_steps - done) * images_per_step / max(ips, 1e-9)
+                eta = (num_steps - done) * images_per_step / max(ips, 1e-9)
                 _write_scalars(writer, done, metrics, ips, eta)
                 history.append((done, {k: float(v) for k, v in jax.device_get(metrics).items()}))
                 t0, t0_step = time.time(), done
                 if is_main:
-                    log.info("step %d/%d  %.1f images/s  ETA %.1f min", done, t.num_steps, ips,
-                             eta / 60)
+                    log.info("step %d/%d %s %.1f images/s  ETA %.1f min", done, num_steps,
+                             stage.name, ips, eta / 60)
             if lg.sv_every_steps and done % lg.sv_every_steps == 0:
                 for g, paths in sv_paths.items():
                     sv = writers.top_singular_values_jit(state.params[g], tuple(paths), 3)
@@ -177,16 +238,25 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 break
     # ----- Save -----
     finally:
-        batches.close()  # stops the prefetch thread before the interpreter exits
+        if batches is not None:
+            batches.close()  # stops the prefetch thread before the interpreter exits
         ckpt.wait()
         writer.flush()
         sigterm.restore()
     return state, history
 
 
-def _write_grid(writer, workdir: str, step_no: int, images, is_main: bool) -> None:
+def _stage_scalars(stage: Stage, state) -> dict:
+    """Logged per staged step: the stage's resolution and batch, and the recipe scalars (α)."""
+    return {"stage/resolution": stage.resolution, "stage/batch_size": stage.batch_size,
+            **{f"state/{k}": v for k, v in state.scalars.items()}}
+
+
+def _write_grid(writer, workdir: str, step_no: int, images, is_main: bool,
+                suffix: str = "") -> None:
+    """EMA sample grid to TensorBoard and <workdir>/samples/<step><suffix>.png."""
     grid = writers.image_grid(jax.device_get(images))
-    writer.write_images(step_no, {"samples/ema": grid[None]})
+    writer.write_images(step_no, {f"samples/ema{suffix}": grid[None]})
     if is_main:
-        writers.save_png(os.path.join(workdir, "samples", f"{step_no:08d}.png"), grid)
+        writers.save_png(os.path.join(workdir, "samples", f"{step_no:08d}{suffix}.png"), grid)
 
