@@ -69,9 +69,9 @@ def r1_penalty(grad_real):
 def r1_from_fn(d_fn, x):
     """R1 of D at reals x: 0.5 * E ||grad_x D(x)||^2 (multiply by gamma). StyleGAN2 App. B.
 
-    d_fn: x [N, ...] -> logits [N]; the per-sample gradients come from grad of sum(D(x)) since
-    sample i's logit depends only on x_i (for D with minibatch stddev, exactly as the official code
-    does it: `autograd.grad(real_logits.sum(), real_img)`).
+    d_fn: x [N, ...] -> logits [N]. The gradient is that of sum(D(x)), as in the official code
+    (`autograd.grad(real_logits.sum(), real_img)`); it is the per-sample gradient when sample i's
+    logit depends only on x_i (with minibatch stddev it includes the small cross-sample terms).
     """
     grad = jax.grad(lambda v: jnp.sum(d_fn(v).astype(jnp.float32)))(x)
     return r1_penalty(grad)
