@@ -233,7 +233,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 _check_finite(finite, checked, done, ckpt)
                 checked = done
                 ckpt.save(done, state, cfg_dict)
-            if sigterm.received:
+            if last and sigterm.received:  # `last` made this step save a checkpoint
                 log.warning("SIGTERM: saved a checkpoint at step %d; exiting", done)
                 break
     # ----- Save -----
