@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_zoo.config_file import load_config_file
+
 MODES = ("images", "mix", "interp")
 MAX_SEED = 2**32 - 1  # np.random.RandomState limit
 
@@ -98,19 +100,6 @@ def load_network(path, kwargs_text=None, arch: str = "auto", impl: str = "auto")
     return G, sg2_convert.convert_state_dict(state, G)
 
 
-def load_config(spec: str):
-    """`path.py[:arg]` -> that file's get_config(arg) (gan_zoo must not import configs/)."""
-    import importlib.util
-
-    path, _, arg = spec.partition(":")
-    if not path.endswith(".py") or not os.path.isfile(path):
-        raise FileNotFoundError(f"--config={spec}: expected an existing configs/<name>.py[:preset]")
-    module_spec = importlib.util.spec_from_file_location("_gan_zoo_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
-
-
 def load_workdir(workdir: str, config) -> tuple:
     """(G, variables) of the EMA generator in the workdir's latest checkpoint."""
     from gan_zoo.train import checkpoint, sharding
@@ -146,7 +135,7 @@ def network_from_args(args) -> tuple:
         return load_network(args.network, args.network_kwargs, args.arch, args.impl)
     if not args.config:
         raise ValueError("--config: --workdir needs the run's config (configs/<name>.py:preset)")
-    return load_workdir(args.workdir, load_config(args.config))
+    return load_workdir(args.workdir, load_config_file(args.config))
 
 
 # ----------------------------------------------------------------------------------------------
