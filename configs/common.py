@@ -74,9 +74,32 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     c.log = ml_collections.ConfigDict(dict(
         every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
         sv_every_steps=p.get("sv_every", 1000), sv_layers=".", grid_size=p.get("grid", 64)))
+    c.eval = eval_config(p)
     c.mesh = ml_collections.ConfigDict({"data": -1})
     c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated
     return c
+
+
+def eval_config(p: dict) -> ml_collections.ConfigDict:
+    """The `eval` block every family shares (`--mode=eval` and periodic evaluation).
+
+    Weights are local files; a metric whose file is empty is skipped with a log line. Preset keys:
+    eval_every (default 0 = off, as on CPU), eval_samples (default 50k, the fid50k protocol; 1k
+    on the built-in CPU datasets).
+    """
+    cpu_data = p.get("data") in ("digits", "photos")
+    return ml_collections.ConfigDict(dict(
+        metrics="fid,kid,is,rfid,pr",  # comma-separated: fid kid is sfid rfid pr swd ms_ssim
+        num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
+        num_real=0,  # real images; 0 = num_samples
+        batch_size=50,  # generated images per sample_fn call (one compile)
+        every=p.get("eval_every", 0),  # train steps between evaluations; 0 = off
+        truncation=0.0,  # truncation passed to the recipe's sample_fn (0 = none)
+        inception="",  # FID Inception: pt_inception-2015-12-05-6726825d.pth or .npz
+        vgg16="",  # VGG16 for precision/recall (.npz, torch names; convert.vgg16)
+        lpips="",  # LPIPS-VGG16 for PPL (.npz, lpips package names; convert.vgg16)
+        fid_method="sqrtm",  # "sqrtm" (protocol) | "eigh" (same value for PSD, faster)
+    ))
 
 
 def check_override_keys(config, argv) -> None:

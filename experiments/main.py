@@ -3,6 +3,8 @@
     python experiments/main.py --config=configs/biggan.py:digits --workdir=/tmp/biggan_digits
     python experiments/main.py --config=configs/biggan.py:digits --workdir=/tmp/biggan_digits \
         --mode=sample --sample_out=/tmp/digits.npz --num_samples=100
+    python experiments/main.py --config=configs/biggan.py:digits --workdir=/tmp/biggan_digits \
+        --mode=eval --config.eval.metrics=rfid,kid --config.eval.inception=/path/inception.npz
     python experiments/main.py --config=configs/biggan_deep.py:imagenet128 --mode=summary
 
 Overrides: --config.train.batch_size=64 etc. (unknown keys are rejected with the valid ones).
@@ -21,7 +23,8 @@ config_flags.DEFINE_config_file(
     "config", None, "Config file and preset, e.g. configs/biggan_deep.py:imagenet128.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard summaries and sample grids.")
-flags.DEFINE_enum("mode", "train", ["train", "sample", "summary"], "What to do.")
+flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "summary"], "What to do; eval: "
+                  "config.eval metrics of the latest checkpoint -> <workdir>/eval/*.json.")
 flags.DEFINE_string("sample_out", None, "sample: output .npz (default <workdir>/samples.npz).")
 flags.DEFINE_integer("num_samples", 1000, "sample: number of images.")
 flags.DEFINE_list("labels", None, "sample: class ids (one, or num_samples of them); default: "
@@ -57,6 +60,17 @@ def _sample(config) -> None:
     print(f"wrote {len(images)} samples to {out} and a grid to {png}")
 
 
+def _eval(config) -> None:
+    from gan_zoo.train import evaluation, writers  # noqa: PLC0415
+
+    writer = writers.make_writer(FLAGS.workdir)
+    out = evaluation.evaluate_checkpoint(config, FLAGS.workdir, writer=writer)
+    writer.flush()
+    path = os.path.join(FLAGS.workdir, "eval", f"metrics_{out['step']}.json")
+    print(f"step {out['step']}: " + ", ".join(f"{k}={v:.6g}" for k, v in out.items()
+                                               if k != "step") + f"\nwrote {path}")
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -67,9 +81,12 @@ def main(argv) -> None:
         print(inference.summary(config))
         return
     if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required for --mode=train and --mode=sample")
+        raise app.UsageError("--workdir is required for --mode=train, sample and eval")
     if FLAGS.mode == "sample":
         _sample(config)
+        return
+    if FLAGS.mode == "eval":
+        _eval(config)
         return
     from gan_zoo import train  # noqa: PLC0415
 

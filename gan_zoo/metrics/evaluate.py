@@ -5,6 +5,7 @@ through the (sharded) feature networks once, and every requested metric is compu
 streamed features. Real statistics for FID / sFID / rFID are cached in `workdir` when given.
 """
 
+import functools
 import hashlib
 from typing import Callable, Iterable
 
@@ -95,9 +96,7 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
     _check_metrics(metrics, inception, pr_features)
     num_samples = _checks.positive_int(num_samples, "evaluate: num_samples")
     gen = list(_generated_batches(sample_fn, num_samples, batch_size, seed))
-    need_reals = set(metrics) & {"fid", "kid", "sfid", "rfid", "pr", "swd"}
-    reals = list(_real_batches(real_images_iter, num_real)) if _uncached(
-        need_reals, workdir, dataset_name) else None
+    reals = _Reals(real_images_iter, num_real)  # read on first use (not at all on cache hits)
     out = {}
     out.update(_inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_name,
                                   num_real, kid_subsets, kid_subset_size, is_splits, seed,
@@ -106,11 +105,11 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
         out["rfid"] = _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real,
                             fid_method)
     if "pr" in metrics:
-        real_f = np.concatenate([pr_features(b) for b in _need(reals, "pr")])
+        real_f = np.concatenate([pr_features(b) for b in reals.get("pr")])
         gen_f = np.concatenate([pr_features(b) for b in gen])
         out["precision"], out["recall"] = precision_recall(real_f, gen_f)
     if "swd" in metrics:
-        levels = swd(np.concatenate(_need(reals, "swd")), np.concatenate(gen), seed=seed)
+        levels = swd(np.concatenate(reals.get("swd")), np.concatenate(gen), seed=seed)
         out.update({f"swd/{k}": v for k, v in levels.items() if k != "avg"})
         out["swd"] = levels["avg"]
     if "ms_ssim" in metrics:
@@ -128,16 +127,22 @@ def fingerprint(variables) -> str:
     return h.hexdigest()[:16]
 
 
-def _uncached(need_reals, workdir, dataset_name) -> bool:
-    """Whether the real images must be read: any metric other than cached Fréchet ones."""
-    cacheable = {"fid", "sfid", "rfid"} if workdir is not None and dataset_name else set()
-    return bool(need_reals - cacheable)
+class _Reals:
+    """The real batches, read from the iterator once, on the first `get`."""
 
+    def __init__(self, real_images_iter, num_real):
+        self._source, self._num, self._batches = real_images_iter, num_real, None
 
-def _need(reals, metric):
-    if not reals:
-        raise ValueError(f"evaluate: '{metric}' needs real images; real_images_iter yielded none")
-    return reals
+    def get(self, metric: str) -> list:
+        if self._batches is None:
+            if self._source is None:
+                raise ValueError(f"evaluate: '{metric}' needs real images; real_images_iter is "
+                                 "None (and no cached statistics)")
+            self._batches = list(_real_batches(self._source, self._num))
+        if not self._batches:
+            raise ValueError(f"evaluate: '{metric}' needs real images; real_images_iter yielded "
+                             "none")
+        return self._batches
 
 
 def _real_side(extract, reals, stats_names, keep, workdir, dataset_name, protocol_fn):
@@ -150,7 +155,7 @@ def _real_side(extract, reals, stats_names, keep, workdir, dataset_name, protoco
     missing = [f for f in stats_names if f not in stats]
     kept = {}
     if missing or keep:
-        got, kept = accumulate(extract, _need(reals, "real statistics"), keep=keep, stats=missing)
+        got, kept = accumulate(extract, reals.get("real statistics"), keep=keep, stats=missing)
         for f in missing:
             stats[f] = got[f]
             if cache:
@@ -186,10 +191,16 @@ def _inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_na
 
 def _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real, fid_method) -> float:
     """rFID (StyleGAN-XL §4.1): FID in pool3 of an Inception randomly initialised from rfid_seed."""
-    from gan_zoo.convert.inception import rfid_variables
-
-    extract = InceptionFeatures(rfid_variables(rfid_seed), ("pool3",), mesh)
+    extract = InceptionFeatures(_rfid_variables(rfid_seed), ("pool3",), mesh)
     gen_stats = accumulate(extract, gen, stats=("pool3",))[0]["pool3"]
     protocol = lambda f: f"inception-random-seed{rfid_seed}/{f}/tf1-bilinear-299/{num_real}"
     real = _real_side(extract, reals, ["pool3"], [], workdir, dataset_name, protocol)[0]["pool3"]
     return frechet.fid_from_stats(real, gen_stats, fid_method)
+
+
+@functools.lru_cache(maxsize=2)
+def _rfid_variables(seed: int):
+    """rFID's random Inception (initialising it compiles the whole net: once per process)."""
+    from gan_zoo.convert.inception import rfid_variables  # noqa: PLC0415
+
+    return rfid_variables(seed)

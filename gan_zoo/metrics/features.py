@@ -1,6 +1,7 @@
 """Feature extraction for the metrics: the FID Inception, sharded over a 'data' mesh axis, and a
 workdir cache of dataset statistics keyed by dataset and protocol."""
 
+import functools
 import hashlib
 import pathlib
 from typing import Callable, Iterable
@@ -23,13 +24,24 @@ def data_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
 
 
-def sharded_batch_fn(fn: Callable, mesh: Mesh = None) -> Callable:
+@functools.lru_cache(maxsize=None)
+def _jit_sharded(fn: Callable, mesh: Mesh, with_params: bool):
+    """jit(fn) with the batch on 'data' (and params replicated), cached per (fn, mesh)."""
+    batch = NamedSharding(mesh, PartitionSpec("data"))
+    if with_params:
+        return jax.jit(fn, in_shardings=(NamedSharding(mesh, PartitionSpec()), batch))
+    return jax.jit(fn, in_shardings=batch)
+
+
+def sharded_batch_fn(fn: Callable, mesh: Mesh = None, params=None) -> Callable:
     """jit(fn) with its batch argument sharded on 'data'. Pads the batch with zeros to a power of
     two that is a multiple of the device count, and strips the padding from every output
-    (fn(batch) -> pytree of [N, ...]; fn must treat samples independently)."""
+    (fn(batch), or fn(params, batch) when `params` is given -> pytree of [N, ...]; fn must treat
+    samples independently). Weights passed as `params` are arguments, not compiled-in constants:
+    a module-level fn compiles once per mesh for every weight set."""
     mesh = mesh or data_mesh()
     shards = mesh.shape["data"]
-    jitted = jax.jit(fn, in_shardings=NamedSharding(mesh, PartitionSpec("data")))
+    jitted = _jit_sharded(fn, mesh, params is not None)
 
     def run(batch):
         n = batch.shape[0]
@@ -37,16 +49,22 @@ def sharded_batch_fn(fn: Callable, mesh: Mesh = None) -> Callable:
         size += (-size) % shards
         if size > n:
             batch = np.concatenate([batch, np.zeros((size - n,) + batch.shape[1:], batch.dtype)])
-        out = jitted(batch)
+        out = jitted(batch) if params is None else jitted(params, batch)
         return jax.tree.map(lambda a: np.asarray(a)[:n], out)
     return run
+
+
+def _inception_forward(names: tuple, variables, images) -> dict:
+    _, aux = inception_v3.InceptionV3().apply(variables, images)
+    return {k: aux[k] for k in names}
 
 
 class InceptionFeatures:
     """Callable: uint8 NHWC images -> {name: float32 [N, D]} for the requested feature names.
 
     variables: from `gan_zoo.convert.inception.load_inception(path)` (FID/KID/IS/sFID) or
-    `rfid_variables(seed)` (rFID). Batches are sharded over the mesh's 'data' axis.
+    `rfid_variables(seed)` (rFID). Batches are sharded over the mesh's 'data' axis; one compile
+    per (feature names, mesh) serves every weight set.
     """
 
     def __init__(self, variables, names=("pool3",), mesh: Mesh = None):
@@ -55,16 +73,16 @@ class InceptionFeatures:
             raise ValueError(f"InceptionFeatures: unknown features {sorted(unknown)}; expected "
                              f"some of {sorted(inception_v3.FEATURE_DIMS)}")
         self.names = tuple(names)
-        net = inception_v3.InceptionV3()
-
-        def forward(images):
-            _, aux = net.apply(variables, images)
-            return {k: aux[k] for k in self.names}
-        self._run = sharded_batch_fn(forward, mesh)
+        self._run = sharded_batch_fn(_forward_for(self.names), mesh, variables)
 
     def __call__(self, images) -> dict:
         images = _checks.images(np.asarray(images), "InceptionFeatures")
         return self._run(images)
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_for(names: tuple) -> Callable:
+    return functools.partial(_inception_forward, names)
 
 
 def accumulate(extract: Callable, batches: Iterable, keep=(), stats=()) -> tuple[dict, dict]:

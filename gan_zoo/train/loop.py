@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from gan_zoo import data as gdata
 from gan_zoo import recipes
 from gan_zoo.recipes.base import Stage
-from gan_zoo.train import checkpoint, sharding, step, writers
+from gan_zoo.train import checkpoint, evaluation, sharding, step, writers
 
 log = logging.getLogger("gan_zoo.train")
 
@@ -190,6 +190,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     end = num_steps if stop_after <= 0 else min(num_steps, start + stop_after)
     finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
     lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
+    eval_every = config.eval.every if "eval" in config else 0  # periodic config.eval metrics
     try:
         for s in range(start, end):
             if batches is None:
@@ -229,6 +230,8 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                     writer.write_scalars(done, {f"{g}/{k}": float(v) for k, v in sv.items()})
             if lg.image_every_steps and (done % lg.image_every_steps == 0 or last):
                 _write_grid(writer, workdir, done, grid_fn(state), is_main)
+            if eval_every and done % eval_every == 0:
+                evaluation.evaluate_state(recipe, state, config, workdir, mesh, writer)
             if done % config.checkpoint.every_steps == 0 or last:
                 _check_finite(finite, checked, done, ckpt)
                 checked = done

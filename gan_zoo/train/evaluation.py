@@ -1,0 +1,182 @@
+"""Sample-based evaluation of a train state (`config.eval`): the CLI's `--mode=eval` and the
+trainer's periodic evaluation. Generic over recipes: images come from `recipe.sample_fn` (EMA G,
+standing statistics from `recipe.sampling_collections`), reals from the config's data source.
+
+Weights are local files named in `config.eval` (`inception`, `vgg16`, `lpips`); a metric whose
+weights are not configured is skipped with a log line naming the missing file.
+"""
+
+import functools
+import json
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_zoo import data as gdata
+from gan_zoo.train import checkpoint, sharding
+
+log = logging.getLogger("gan_zoo.eval")
+
+_NEEDS_INCEPTION = ("fid", "kid", "is", "sfid")
+_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth (or its state dict as .npz)"
+_VGG16_FILE = "the NVlabs vgg16 / torchvision vgg16 state dict as .npz (convert.vgg16)"
+_SAMPLE_KEY = 0xE7A1  # purpose tag: eval samples never reuse training keys
+
+
+def metric_names(eval_cfg) -> tuple:
+    """config.eval.metrics as a tuple: a comma-separated string or a sequence of names."""
+    m = eval_cfg.metrics
+    names = m.split(",") if isinstance(m, str) else list(m)
+    return tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+
+
+def resolve_metrics(eval_cfg, mesh=None) -> tuple[tuple, dict]:
+    """(metrics to run, evaluate() keyword arguments): loads the configured weights and drops
+    (with a log line) the metrics whose weights are not configured."""
+    from gan_zoo.metrics import METRICS  # noqa: PLC0415
+
+    names = metric_names(eval_cfg)
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"config.eval.metrics: unknown {unknown}; expected some of {METRICS}")
+    kwargs, keep = {}, list(names)
+    needs = [n for n in names if n in _NEEDS_INCEPTION]
+    if needs and not eval_cfg.get("inception", ""):
+        log.warning("eval: skipping %s: set config.eval.inception to %s", needs, _INCEPTION_FILE)
+        keep = [n for n in keep if n not in needs]
+    elif needs:
+        from gan_zoo.convert.inception import load_inception  # noqa: PLC0415
+        kwargs["inception"] = load_inception(eval_cfg.inception)
+    if "pr" in names and not eval_cfg.get("vgg16", ""):
+        log.warning("eval: skipping pr: set config.eval.vgg16 to %s", _VGG16_FILE)
+        keep.remove("pr")
+    elif "pr" in names:
+        kwargs["pr_features"] = vgg16_pr_features(eval_cfg.vgg16, mesh)
+    return tuple(keep), kwargs
+
+
+def vgg16_pr_features(path, mesh=None):
+    """uint8 images -> VGG16 fc2 features [N, 4096] (improved precision/recall), from `path`."""
+    from gan_zoo.convert import vgg16  # noqa: PLC0415
+    from gan_zoo.metrics.features import sharded_batch_fn  # noqa: PLC0415
+
+    variables = vgg16.load_vgg16(path)
+    net = vgg16.vgg16_module(variables)
+    return sharded_batch_fn(_fc2_relu(net), mesh, variables)
+
+
+@functools.lru_cache(maxsize=None)
+def _fc2_relu(net):
+    """(variables, uint8 images) -> fc2_relu features; one function (one compile) per net."""
+    return lambda variables, images: net.apply(variables, images)[1]["fc2_relu"]
+
+
+def lpips_distance(path):
+    """PPL's `distance` (images in [0, 255]) from an LPIPS-VGG16 .npz (`config.eval.lpips`); for
+    recipes that expose W-space synthesis to `gan_zoo.metrics.ppl`."""
+    from gan_zoo.convert import vgg16  # noqa: PLC0415
+    from gan_zoo.feature_nets import lpips  # noqa: PLC0415
+
+    variables = vgg16.load_lpips(path)
+    return lpips.ppl_distance(variables, vgg16.lpips_module(variables))
+
+
+def make_sample_fn(recipe, state, config, truncation: float, batch_size: int):
+    """(key, n) -> float images [n, H, W, 3] in [-1, 1] of the EMA G, random labels; one compile
+    (batches are padded to batch_size)."""
+    trunc = float(truncation)
+    n_classes = max(recipe.n_classes, 1)
+    base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_KEY)
+    cols = state.collections["g"]
+    if recipe.sampling_collections is not None:
+        cols = jax.jit(recipe.sampling_collections, static_argnums=2)(
+            state, jax.random.fold_in(base, 0), trunc)
+
+    @jax.jit
+    def draw(state, cols, key):
+        k_y, k_z = jax.random.split(key)
+        labels = jax.random.randint(k_y, (batch_size,), 0, n_classes, dtype=jnp.int32)
+        return recipe.sample_fn(state, k_z, labels, trunc, cols)
+
+    def sample_fn(key, n):
+        if n > batch_size:
+            raise ValueError(f"eval sample_fn: n={n} > config.eval.batch_size={batch_size}")
+        return np.asarray(jax.device_get(draw(state, cols, key)))[:n]
+    return sample_fn
+
+
+def real_batches(config, num: int, batch_size: int):
+    """Callable returning an iterator of `num` uint8 real images from the config's dataset (the
+    training images in [-1, 1] converted back like generated ones)."""
+    from gan_zoo.metrics.features import to_uint8  # noqa: PLC0415
+
+    def batches():
+        source = gdata.make_source(config.data, config.model.resolution, config.seed + 1)
+        layout = gdata.Layout(1, 1, batch_size)
+        it, seen = source.batches(layout, 0), 0
+        while seen < num:
+            take = next(it)["image"].reshape((-1,) + shape)[:num - seen]  # [b, r, r, 3]
+            seen += len(take)
+            yield to_uint8(take)
+    r = config.model.resolution
+    shape = (r, r, 3)
+    return batches
+
+
+def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) -> dict:
+    """Runs config.eval on `state`; writes <workdir>/eval/metrics_<step>.json (host 0) and the
+    values to `writer` under 'eval/<name>'. Returns the metric dict (with 'step')."""
+    from gan_zoo import metrics  # noqa: PLC0415
+    from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
+
+    e = config.eval
+    devices = mesh.devices.reshape(-1) if mesh is not None else None
+    names, kwargs = resolve_metrics(e, data_mesh(devices))
+    step = int(jax.device_get(state.step))
+    out = {}
+    if names:
+        sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size)
+        num_real = e.get("num_real", 0) or e.num_samples
+        out = metrics.evaluate(
+            sample_fn, real_batches(config, num_real, e.batch_size), names, e.num_samples,
+            batch_size=e.batch_size, seed=config.seed, num_real=num_real,
+            workdir=os.path.join(workdir, "eval"),
+            dataset_name=f"{config.data.name}-{config.model.resolution}",
+            mesh=data_mesh(devices), fid_method=e.get("fid_method", "sqrtm"), **kwargs,
+            **_small_set_kwargs(e.num_samples))
+    out = {k: float(v) for k, v in out.items()}
+    log.info("eval at step %d: %s", step, out)
+    if writer is not None and out:
+        writer.write_scalars(step, {f"eval/{k}": v for k, v in out.items()})
+    if jax.process_index() == 0:
+        write_json(workdir, step, out)
+    return {"step": step, **out}
+
+
+def _small_set_kwargs(num_samples: int) -> dict:
+    """KID's subset size (1000) and IS's splits (10), capped for small sample counts."""
+    return dict(kid_subset_size=min(1000, num_samples), is_splits=min(10, num_samples))
+
+
+def write_json(workdir: str, step: int, values: dict) -> str:
+    path = os.path.join(workdir, "eval", f"metrics_{step}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"step": step, **values}, f, indent=2, sort_keys=True)
+    return path
+
+
+def evaluate_checkpoint(config, workdir: str, networks=None, writer=None) -> dict:
+    """config.eval for the latest checkpoint in workdir (the CLI's --mode=eval)."""
+    from gan_zoo.train.loop import build_state  # noqa: PLC0415
+
+    mesh = sharding.make_mesh(config.mesh)
+    recipe, abstract, _, _ = build_state(config, mesh, networks)
+    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False)
+    if ckpt.latest_step() is None:
+        raise FileNotFoundError(f"--mode=eval: no checkpoint in {workdir}; train first")
+    state = ckpt.restore(abstract)
+    return evaluate_state(recipe, state, config, workdir, mesh, writer)
