@@ -185,13 +185,13 @@ def _steps(config, family: str, n_devices: int, n_steps: int):
 @pytest.mark.parametrize("family", ["stylegan2", "stylegan3"])
 def test_one_and_eight_devices_give_the_same_losses(family):
     config = _config(family)
-    one, s1 = _steps(config, family, 1, 3)
-    eight, s8 = _steps(config, family, 8, 3)
+    one, s1 = _steps(config, family, 1, 2)
+    eight, s8 = _steps(config, family, 8, 2)
     for a, b in zip(one, eight):
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-4, atol=1e-5)
     assert all(np.isfinite(v) for m in one for v in m.values())
-    assert one[0]["d_r1/loss"] > 0 and one[1]["d_r1/loss"] == 0  # lazy: steps 0, 2 only
+    assert one[0]["d_r1/loss"] > 0 and one[1]["d_r1/loss"] == 0  # lazy: every 2nd step
     if family == "stylegan2":
         assert one[0]["g_pl/loss"] > 0 and float(s1.scalars["pl_mean"]) > 0
         np.testing.assert_allclose(s1.scalars["pl_mean"], s8.scalars["pl_mean"], rtol=1e-4)
