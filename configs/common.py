@@ -120,12 +120,6 @@ def check_override_keys(config, argv) -> None:
 
 def load_config_file(spec: str):
     """`path.py[:arg]` -> get_config(arg) of that file (what config_flags does, without flags)."""
-    import importlib.util
+    from gan_zoo.config_file import load_config_file as load  # noqa: PLC0415
 
-    path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_gan_zoo_config", path)
-    if module_spec is None or not path.endswith(".py"):
-        raise FileNotFoundError(f"--config={spec}: expected a configs/<name>.py[:preset] file")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
+    return load(spec)

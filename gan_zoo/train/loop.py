@@ -231,7 +231,8 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             if lg.image_every_steps and (done % lg.image_every_steps == 0 or last):
                 _write_grid(writer, workdir, done, grid_fn(state), is_main)
             if eval_every and done % eval_every == 0:
-                evaluation.evaluate_state(recipe, state, config, workdir, mesh, writer)
+                evaluation.evaluate_state(recipe_of(recipe, stage), state, config, workdir, mesh,
+                                          writer)
             if done % config.checkpoint.every_steps == 0 or last:
                 _check_finite(finite, checked, done, ckpt)
                 checked = done
