@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from gan_zoo import checks
 from gan_zoo.models import biggan_deep
 from gan_zoo.models.biggan_common import (
+    G_ARCH,
     BNSettings,
     SNSettings,
     arch_row,
@@ -37,16 +38,6 @@ from gan_zoo.models.biggan_common import (
     upsample2x,
 )
 
-# G channel multipliers (x G_ch) per block; every G block upsamples x2. Labels are the output
-# resolutions. BigGAN Tab. 4-6 (spec §1.8.1) plus the 32/64 tables of BigGAN-PyTorch.
-G_ARCH = {
-    32: ([4, 4, 4], [4, 4, 4], [True] * 3, [8, 16, 32]),
-    64: ([16, 16, 8, 4], [16, 8, 4, 2], [True] * 4, [8, 16, 32, 64]),
-    128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1], [True] * 5, [8, 16, 32, 64, 128]),
-    256: ([16, 16, 8, 8, 4, 2], [16, 8, 8, 4, 2, 1], [True] * 6, [8, 16, 32, 64, 128, 256]),
-    512: ([16, 16, 8, 8, 4, 2, 1], [16, 8, 8, 4, 2, 1, 1], [True] * 7,
-          [8, 16, 32, 64, 128, 256, 512]),
-}
 # D (reference layout, spec §1.8.2: the first block takes the RGB image; flags = downsample;
 # labels as in BigGAN-PyTorch, incl. its res-32 quirk of labelling every block 16).
 D_ARCH = {

@@ -68,6 +68,19 @@ class BNSettings:
                              num_devices=self.num_devices, dtype=dtype)
 
 
+# G channel multipliers (x G_ch) per resolution stage, shared by BigGAN and BigGAN-deep:
+# (in, out, upsample flags, output resolutions). BigGAN Tab. 4-9 (spec §1.8.1, §1.8.3) plus the
+# 32/64 tables of BigGAN-PyTorch. BigGAN has one block per stage, BigGAN-deep G_depth blocks.
+G_ARCH = {
+    32: ([4, 4, 4], [4, 4, 4], [True] * 3, [8, 16, 32]),
+    64: ([16, 16, 8, 4], [16, 8, 4, 2], [True] * 4, [8, 16, 32, 64]),
+    128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1], [True] * 5, [8, 16, 32, 64, 128]),
+    256: ([16, 16, 8, 8, 4, 2], [16, 8, 8, 4, 2, 1], [True] * 6, [8, 16, 32, 64, 128, 256]),
+    512: ([16, 16, 8, 8, 4, 2, 1], [16, 8, 8, 4, 2, 1, 1], [True] * 7,
+          [8, 16, 32, 64, 128, 256, 512]),
+}
+
+
 def parse_attn(spec: Union[str, int], field: str) -> frozenset:
     """'64' / '16_32' / '0' (none) -> the set of resolutions that get a non-local block."""
     try:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from gan_zoo import checks
 from gan_zoo.models.biggan_common import (
+    G_ARCH,
     BNSettings,
     SNSettings,
     arch_row,
@@ -28,17 +29,9 @@ from gan_zoo.models.biggan_common import (
 
 CHANNEL_RATIO = 4  # bottleneck factor: hidden = in // 4 in G, out // 4 in D (spec §1.5)
 
-# Channel multipliers per resolution stage (x ch); flags = the stage's last G block upsamples /
-# its first D block downsamples; labels = stage resolution (attention placement). BigGAN
-# Tab. 7-9 (spec §1.8.3-4) and the BigGAN-PyTorch tables (incl. the res-32 labels quirk in D).
-G_ARCH = {
-    32: ([4, 4, 4], [4, 4, 4], [True] * 3, [8, 16, 32]),
-    64: ([16, 16, 8, 4], [16, 8, 4, 2], [True] * 4, [8, 16, 32, 64]),
-    128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1], [True] * 5, [8, 16, 32, 64, 128]),
-    256: ([16, 16, 8, 8, 4, 2], [16, 8, 8, 4, 2, 1], [True] * 6, [8, 16, 32, 64, 128, 256]),
-    512: ([16, 16, 8, 8, 4, 2, 1], [16, 8, 8, 4, 2, 1, 1], [True] * 7,
-          [8, 16, 32, 64, 128, 256, 512]),
-}
+# D channel multipliers per resolution stage (x ch; G uses biggan_common.G_ARCH); flags = the
+# stage's first D block downsamples; labels = stage resolution (attention placement). BigGAN
+# Tab. 7-9 (spec §1.8.4) and the BigGAN-PyTorch tables (incl. the res-32 labels quirk in D).
 D_ARCH = {
     32: ([4, 4, 4], [4, 4, 4], [True, True, False], [16, 16, 16]),
     64: ([1, 2, 4, 8], [2, 4, 8, 16], [True] * 4, [32, 16, 8, 4]),
