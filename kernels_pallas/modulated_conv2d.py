@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from gan_zoo import checks
+from gan_zoo.ops.conv2d_resample import resample_padding
 from gan_zoo.ops.modulated_conv2d import modulated_conv2d as modulated_conv2d_xla
 from gan_zoo.ops.upfirdn2d import filter_size
 from kernels_pallas import _common
@@ -128,15 +129,8 @@ def _modulated_conv2d_call(x, weight, styles, f, g: _Geometry):
     """conv2d_resample's schedule around the kernel (see the module docstring)."""
     kh, kw = weight.shape[:2]
     fw, fh = filter_size(f)
-    x0, x1, y0, y1 = g.padding
     up, down = g.up, g.down
-    if up > 1:  # Implicit padding of the up-FIR.
-        x0, x1 = x0 + (fw + up - 1) // 2, x1 + (fw - up) // 2
-        y0, y1 = y0 + (fh + up - 1) // 2, y1 + (fh - up) // 2
-    if down > 1:  # Implicit padding of the down-FIR.
-        x0, x1 = x0 + (fw - down + 1) // 2, x1 + (fw - down) // 2
-        y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
-    p = (x0, x1, y0, y1)
+    p = resample_padding(g.padding, fw, fh, up, down)
     fir = functools.partial(upfirdn2d, interpret=g.interpret)
     if up > 1:  # Transposed conv (non-negative padding), FIR with the crop, optional down-FIR.
         y = _conv_call(x, weight, styles, g, up, 1, tuple(max(v, 0) for v in p))

@@ -27,6 +27,18 @@ def conv2d(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True,
         feature_group_count=groups)
 
 
+def resample_padding(padding, fw: int, fh: int, up: int, down: int) -> tuple:
+    """The user padding (x0, x1, y0, y1) plus the implicit padding of the up- and down-FIR."""
+    x0, x1, y0, y1 = padding
+    if up > 1:
+        x0, x1 = x0 + (fw + up - 1) // 2, x1 + (fw - up) // 2
+        y0, y1 = y0 + (fh + up - 1) // 2, y1 + (fh - up) // 2
+    if down > 1:
+        x0, x1 = x0 + (fw - down + 1) // 2, x1 + (fw - down) // 2
+        y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
+    return x0, x1, y0, y1
+
+
 def _check_args(x, w, f, up, down, groups):
     checks.check_rank("conv2d_resample: x", x, 4, "[N, H, W, C]")
     checks.check_rank("conv2d_resample: w", w, 4, "[kh, kw, I/groups, O]")
@@ -59,14 +71,8 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     _check_args(x, w, f, up, down, groups)
     kh, kw = int(w.shape[0]), int(w.shape[1])
     fw, fh = filter_size(None if f is None else jnp.asarray(f))
-    x0, x1, y0, y1 = checks.padding4("conv2d_resample: padding", padding)
-    if up > 1:  # Implicit padding of the up-FIR.
-        x0, x1 = x0 + (fw + up - 1) // 2, x1 + (fw - up) // 2
-        y0, y1 = y0 + (fh + up - 1) // 2, y1 + (fh - up) // 2
-    if down > 1:  # Implicit padding of the down-FIR.
-        x0, x1 = x0 + (fw - down + 1) // 2, x1 + (fw - down) // 2
-        y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
-    p = [x0, x1, y0, y1]
+    p = resample_padding(checks.padding4("conv2d_resample: padding", padding), fw, fh, up, down)
+    x0, x1, y0, y1 = p
     conv = lambda x, **kw: conv2d(x, w, groups=groups, flip_weight=flip_weight, **kw)
     fir = functools.partial(upfirdn2d, flip_filter=flip_filter, impl=impl)
 
