@@ -64,7 +64,7 @@ class InceptionFeatures:
 
     variables: from `gan_zoo.convert.inception.load_inception(path)` (FID/KID/IS/sFID) or
     `rfid_variables(seed)` (rFID). Batches are sharded over the mesh's 'data' axis; one compile
-    per (feature names, mesh) serves every weight set.
+    per mesh (and padded batch size) serves every weight set and metric.
     """
 
     def __init__(self, variables, names=("pool3",), mesh: Mesh = None):
@@ -73,16 +73,23 @@ class InceptionFeatures:
             raise ValueError(f"InceptionFeatures: unknown features {sorted(unknown)}; expected "
                              f"some of {sorted(inception_v3.FEATURE_DIMS)}")
         self.names = tuple(names)
-        self._run = sharded_batch_fn(_forward_for(self.names), mesh, variables)
+        shared = set(self.names) <= set(METRIC_FEATURES.values())
+        fn = _metric_features if shared else _forward_for(tuple(sorted(self.names)))
+        self._run = sharded_batch_fn(fn, mesh, variables)
 
     def __call__(self, images) -> dict:
         images = _checks.images(np.asarray(images), "InceptionFeatures")
-        return self._run(images)
+        out = self._run(images)
+        return {k: out[k] for k in self.names}
 
 
 @functools.lru_cache(maxsize=None)
 def _forward_for(names: tuple) -> Callable:
     return functools.partial(_inception_forward, names)
+
+
+# Every metric feature comes out of one compiled function (FID, KID, IS, sFID, rFID share it).
+_metric_features = _forward_for(tuple(sorted(set(METRIC_FEATURES.values()))))
 
 
 def accumulate(extract: Callable, batches: Iterable, keep=(), stats=()) -> tuple[dict, dict]:
