@@ -105,24 +105,32 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int):
         if n > batch_size:
             raise ValueError(f"eval sample_fn: n={n} > config.eval.batch_size={batch_size}")
         return np.asarray(jax.device_get(draw(state, cols, key)))[:n]
+    # The generated resolution (a staged recipe, e.g. ProGAN mid-growth, samples below the data's).
+    sample_fn.resolution = int(jax.eval_shape(draw, state, cols, base).shape[1])
     return sample_fn
 
 
-def real_batches(config, num: int, batch_size: int):
+def real_batches(config, num: int, batch_size: int, resolution: int = 0):
     """Callable returning an iterator of `num` uint8 real images from the config's dataset (the
-    training images in [-1, 1] converted back like generated ones)."""
+    training images in [-1, 1], box-averaged to `resolution` if it is lower, as the trainer feeds
+    a staged recipe, then converted back like generated ones)."""
     from gan_zoo.metrics.features import to_uint8  # noqa: PLC0415
 
+    r = config.model.resolution
+    res = resolution or r
+    if r % res:
+        raise ValueError(f"eval: generated resolution {res} must divide config.model.resolution "
+                         f"{r}")
+    f = r // res
+
     def batches():
-        source = gdata.make_source(config.data, config.model.resolution, config.seed + 1)
-        layout = gdata.Layout(1, 1, batch_size)
-        it, seen = source.batches(layout, 0), 0
+        source = gdata.make_source(config.data, r, config.seed + 1)
+        it, seen = source.batches(gdata.Layout(1, 1, batch_size), 0), 0
         while seen < num:
-            take = next(it)["image"].reshape((-1,) + shape)[:num - seen]  # [b, r, r, 3]
+            take = next(it)["image"].reshape(-1, r, r, 3)[:num - seen]  # [b, r, r, 3]
+            take = take.reshape(-1, res, f, res, f, 3).mean(axis=(2, 4))  # [b, res, res, 3]
             seen += len(take)
             yield to_uint8(take)
-    r = config.model.resolution
-    shape = (r, r, 3)
     return batches
 
 
@@ -141,10 +149,11 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
         sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size)
         num_real = e.get("num_real", 0) or e.num_samples
         out = metrics.evaluate(
-            sample_fn, real_batches(config, num_real, e.batch_size), names, e.num_samples,
+            sample_fn, real_batches(config, num_real, e.batch_size, sample_fn.resolution), names,
+            e.num_samples,
             batch_size=e.batch_size, seed=config.seed, num_real=num_real,
             workdir=os.path.join(workdir, "eval"),
-            dataset_name=f"{config.data.name}-{config.model.resolution}",
+            dataset_name=f"{config.data.name}-{sample_fn.resolution}",
             mesh=data_mesh(devices), fid_method=e.get("fid_method", "sqrtm"), **kwargs,
             **_small_set_kwargs(e.num_samples))
     out = {k: float(v) for k, v in out.items()}

@@ -123,3 +123,16 @@ def test_cli_train_then_eval(tmp_path, inception_npz):
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads((tmp_path / "eval" / "metrics_2.json").read_text())
     assert set(out) == {"step", "rfid", "kid", "kid_std"} and out["step"] == 2
+
+
+def test_real_batches_uint8_and_pooled_to_the_generated_resolution():
+    config = _config()  # digits at 16x16
+    full = list(evaluation.real_batches(config, 5, 4)())
+    assert [b.shape for b in full] == [(4, 16, 16, 3), (1, 16, 16, 3)]
+    assert full[0].dtype == np.uint8 and full[0].max() > 200 and full[0].min() < 50
+    pooled = list(evaluation.real_batches(config, 5, 4, resolution=8)())
+    assert [b.shape for b in pooled] == [(4, 8, 8, 3), (1, 8, 8, 3)]
+    box = full[0].astype(np.float64).reshape(4, 8, 2, 8, 2, 3).mean(axis=(2, 4))
+    assert np.abs(pooled[0] - box).max() <= 1.0  # box average (then x * 127.5 + 128, truncated)
+    with pytest.raises(ValueError, match="must divide config.model.resolution"):
+        evaluation.real_batches(config, 5, 4, resolution=6)
