@@ -26,7 +26,7 @@ PRESETS = {
     "lsun256": dict(_FFHQ, variant="config-f", resolution=256, data="lsun/church_outdoor",
                     flip=False, gamma=100.0, steps=1_500_000),
     # 2-core CPU, 32x32 crops of the built-in photos, tiny G/D (about 55k + 45k parameters).
-    "photos": dict(_FFHQ, variant="config-f", resolution=32, data="photos", batch=16,
+    "photos": dict(_FFHQ, variant="config-f", resolution=32, data="photos", batch=8,
                    steps=300, z_dim=32, w_dim=32, mapping_layers=2, channel_base=512,
                    channel_max=32, ema_kimg=1.0, ckpt_every=100, log_every=20,
                    image_every=100, grid=16),
@@ -46,6 +46,7 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         z_dim=p.get("z_dim", 0), w_dim=p.get("w_dim", 0), mapping_layers=p.get("mapping_layers", 0),
         channel_base=p.get("channel_base", 0), channel_max=p.get("channel_max", 0),
         d_channel_base=p.get("d_channel_base", 0), d_channel_max=p.get("d_channel_max", 0),
+        num_layers=p.get("num_layers", 0),  # StyleGAN3 only: synthesis layers N (14)
         mbstd_group_size=4))
     c.data = ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,

@@ -20,10 +20,11 @@ PRESETS = {
     "ffhq1024_r": dict(_BASE, variant="config-r", resolution=1024, data="ffhq", gamma=32.8,
                        blur_sigma=10.0, blur_fade_kimg=200.0),
     "afhq512_t": dict(_BASE, variant="config-t", resolution=512, data="afhq", gamma=8.2),
-    # 2-core CPU, 32x32 crops of the built-in photos, tiny config-T G (N = 14 layers kept).
-    "photos": dict(_BASE, variant="config-t", resolution=32, data="photos", batch=16, steps=200,
-                   gamma=1.0, z_dim=32, w_dim=32, mapping_layers=2, channel_base=512,
-                   channel_max=32, ema_kimg=1.0, ckpt_every=100, log_every=20,
+    # 2-core CPU, 32x32 crops of the built-in photos: tiny config-T G with N = 4 layers (not 14)
+    # and 16 channels; γ = 1 (γ scales with resolution²: 32.8 at 1024 would be far too strong).
+    "photos": dict(_BASE, variant="config-t", resolution=32, data="photos", batch=8, steps=200,
+                   gamma=1.0, z_dim=32, w_dim=32, mapping_layers=2, num_layers=4,
+                   channel_base=256, channel_max=16, ema_kimg=1.0, ckpt_every=100, log_every=20,
                    image_every=100, grid=16),
 }
 

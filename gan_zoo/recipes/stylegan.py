@@ -89,6 +89,7 @@ def make_networks(config, family: str):
         return G, stylegan2.discriminator(m.variant, c_dim, **d_kw)
     # StyleGAN3: magnitude EMA β = 0.5 ** (batch / 20k) (train.py); D is the StyleGAN2 resnet D.
     beta = 0.5 ** (t.batch_size / (t.magnitude_ema_kimg * 1000.0))
+    over.update({k: m[k] for k in ("num_layers",) if m.get(k, 0)})  # StyleGAN3-only size key
     G = stylegan3.generator(m.variant, c_dim, img_resolution=m.resolution,
                             magnitude_ema_beta=beta, **over)
     return G, stylegan2.Discriminator(c_dim, architecture="resnet", **d_kw)
