@@ -20,11 +20,17 @@ PRESETS = {
     "imagenet512": dict(resolution=512, n_classes=1000, dim_z=160, shared_dim=128, ch=96,
                         depth=1, attn="64", data="imagenet2012", batch=2048, steps=500_000,
                         lr_g=5e-5, lr_d=2e-4),
-    # 2-core CPU, 32x32, 10 classes: ~5.5 steps/s (ch=4), 2,500 steps in about 8-10 minutes.
-    "digits": dict(resolution=32, n_classes=10, dim_z=64, shared_dim=32, ch=4, depth=1,
-                   attn="0", data="digits", batch=32, steps=2500, lr_g=2e-4, lr_d=2e-4,
-                   ema_start=500, ema_decay=0.999, standing_batches=8, ckpt_every=500,
-                   log_every=50, image_every=250, sv_every=250, grid=100),
+    # 2-core CPU, 32x32, 10 classes (not from the paper). G is the weak side at this size (the
+    # paper LRs at 2 D steps learn strokes but no class: 1,500 steps, classifier accuracy 12%),
+    # so: 1 D step, G LR 1e-3 above D's 4e-4, and z 32 (4 chunks of 8) so the class embedding
+    # carries more of each CBN input. Measured (2,000 steps, incl. compile): 287 s user + 44 s
+    # sys = 332 CPU-s, i.e. ~2.8 min uncontended on 2 cores (22 min wall on a loaded machine);
+    # an 8x8 LogisticRegression on 4x4-pooled EMA samples (1,000, labels spread evenly) predicts
+    # the conditioning label 78% of the time (0, 1, 3, 4, 7 ~90%+; 2 and 9 weakest, 36-43%).
+    "digits": dict(resolution=32, n_classes=10, dim_z=32, shared_dim=32, ch=4, depth=1,
+                   attn="0", data="digits", batch=32, steps=2000, lr_g=1e-3, lr_d=4e-4,
+                   d_steps=1, ema_start=500, ema_decay=0.999, standing_batches=8,
+                   ckpt_every=500, log_every=50, image_every=250, sv_every=250, grid=100),
 }
 
 
@@ -45,5 +51,8 @@ def finish(p: dict, a, family: str):
                  grid=16, data="digits" if p["data"] == "imagenet2012" else p["data"],
                  ema_start=0, dim_z=min(p["dim_z"], 64), attn="0")
     c = common.biggan_base(p, family)
+    # Optional preset keys beyond the shared base (paper: 2 D steps, ortho beta 1e-4).
+    c.train.d_steps = p.get("d_steps", c.train.d_steps)
+    c.train.ortho_beta = p.get("ortho_beta", c.train.ortho_beta)
     c.preset = a.preset
     return c
