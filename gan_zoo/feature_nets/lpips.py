@@ -48,6 +48,32 @@ class LPIPS(nn.Module):
         return total
 
 
+def lpips_features(variables):
+    """fn(images [N, H, W, 3] float in [0, 255]) -> [N, F] with ||F(a) - F(b)||^2 = LPIPS(a, b).
+
+    Each layer contributes f̂_l * sqrt(w_l) / sqrt(H_l W_l) (w_l >= 0), so the squared feature
+    distance is the sum over layers of the spatial mean of the weighted squared difference: the
+    form the StyleGAN2 projector optimises (features of the target computed once).
+    """
+    p = variables["params"]
+    widths = tuple(int(p[f"lin{k}"].shape[0]) for k in range(len(LAYERS)))
+    trunk = VGG16Trunk(widths, pool_last=False)
+
+    def features(images):
+        x = images.astype(jnp.float32) / 127.5 - 1.0
+        x = (x - jnp.asarray(SHIFT)) / jnp.asarray(SCALE)
+        _, taps = trunk.apply({"params": p["net"]}, x)
+        feats = []
+        for k, name in enumerate(LAYERS):
+            f = normalize_channels(taps[name])  # [N, H, W, C]
+            n, h, w, _ = f.shape
+            f = f * jnp.sqrt(jnp.maximum(p[f"lin{k}"], 0.0)) / jnp.sqrt(float(h * w))
+            feats.append(f.reshape(n, -1))
+        return jnp.concatenate(feats, axis=1)
+
+    return features
+
+
 def ppl_distance(variables, net: LPIPS = None):
     """(a, b) -> [N] LPIPS for `gan_zoo.metrics.ppl`, whose images are float in [0, 255]."""
     net = net or LPIPS()

@@ -49,24 +49,14 @@ def load_target(path, resolution: int, channels: int = 3) -> np.ndarray:
 
 
 def lpips_feature_fn(path):
-    """LPIPS-VGG16 features whose squared L2 distance is LPIPS, from `path`.
-
-    Expects `gan_zoo.feature_nets.vgg16.lpips_features(path)` returning
-    fn(images [N, H, W, 3] float in [0, 255]) -> [N, F] (the official vgg16.pt with
-    return_lpips=True). Raises ValueError while the library has no such network.
-    """
+    """LPIPS-VGG16 features whose squared L2 distance is LPIPS, from the .npz at `path` (lpips
+    package names, see gan_zoo.convert.vgg16): fn(images [N, H, W, 3] in [0, 255]) -> [N, F]."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--lpips: {path} not found (LPIPS-VGG16 weights .npz)")
-    try:
-        from gan_zoo.feature_nets import vgg16
-    except ImportError:
-        vgg16 = None
-    make = getattr(vgg16, "lpips_features", None)
-    if make is None:
-        raise ValueError("--lpips: gan_zoo has no LPIPS-VGG16 network yet (expected "
-                         "gan_zoo.feature_nets.vgg16.lpips_features); run without --lpips to use "
-                         "the pixel-pyramid distance")
-    return make(path)
+    from gan_zoo.convert import vgg16
+    from gan_zoo.feature_nets import lpips
+
+    return lpips.lpips_features(vgg16.load_lpips(path))
 
 
 def _noise_names(noise: dict) -> dict:

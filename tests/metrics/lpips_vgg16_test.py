@@ -65,6 +65,16 @@ def test_lpips_properties_and_numpy_reference():
     np.testing.assert_allclose(np.asarray(ppl_d), d, rtol=1e-4)
 
 
+def test_lpips_features_squared_distance_is_lpips():
+    """The projector's form: ||F(a) - F(b)||^2 equals the LPIPS distance."""
+    net, variables = _random_lpips(1)
+    a, b = _images(3), _images(4)
+    want = net.apply(variables, a, b)
+    fn = lpips.lpips_features(variables)
+    got = jnp.sum(jnp.square(fn((a + 1) * 127.5) - fn((b + 1) * 127.5)), axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
 def test_lpips_loader_round_trip_and_errors(tmp_path):
     net, v = _random_lpips(1)
     sd = convert.export_lpips(v)
