@@ -19,9 +19,14 @@ log = logging.getLogger("gan_zoo.train")
 
 
 def maybe_init_distributed(config) -> None:
-    """jax.distributed.initialize() on multi-host runs (config.distributed), before any JAX use."""
-    if config.get("distributed", False) and jax.process_count() == 1:
-        jax.distributed.initialize()
+    """jax.distributed.initialize() on multi-host runs (config.distributed), before any JAX use.
+
+    Arguments come from the optional mapping config.distributed_args (coordinator_address,
+    num_processes, process_id, ...); without it JAX detects the cluster (TPU, Slurm, Open MPI).
+    """
+    # Not jax.process_count(): it would start the backend, and initialize() must come first.
+    if config.get("distributed", False) and not jax.distributed.is_initialized():
+        jax.distributed.initialize(**dict(config.get("distributed_args", None) or {}))
 
 
 def build_state(config, mesh, networks=None):
