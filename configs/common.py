@@ -49,6 +49,10 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     c.seed = 0
     c.matmul_precision = ""  # "" = JAX default; "highest" for bit-exact CPU tests
     c.distributed = False  # jax.distributed.initialize() (multi-host)
+    # Arguments of jax.distributed.initialize(); empty/unset ones are auto-detected (TPU pods,
+    # Slurm, Open MPI). E.g. --config.distributed_args.coordinator_address=10.0.0.1:1234.
+    c.distributed_args = ml_collections.ConfigDict(dict(
+        coordinator_address="", num_processes=0, process_id=-1))
     c.model = ml_collections.ConfigDict(dict(
         name=family, resolution=p["resolution"], n_classes=p["n_classes"], dim_z=p["dim_z"],
         shared_dim=p["shared_dim"], hier=True, G_ch=p["ch"], D_ch=p["ch"],

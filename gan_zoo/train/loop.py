@@ -18,6 +18,10 @@ from gan_zoo.train import checkpoint, evaluation, sharding, step, writers
 log = logging.getLogger("gan_zoo.train")
 
 
+# The configs' "not set" values of config.distributed_args (left to JAX's auto-detection).
+_UNSET_DISTRIBUTED_ARGS = {"coordinator_address": "", "num_processes": 0, "process_id": -1}
+
+
 def maybe_init_distributed(config) -> None:
     """jax.distributed.initialize() on multi-host runs (config.distributed), before any JAX use.
 
@@ -26,7 +30,9 @@ def maybe_init_distributed(config) -> None:
     """
     # Not jax.process_count(): it would start the backend, and initialize() must come first.
     if config.get("distributed", False) and not jax.distributed.is_initialized():
-        jax.distributed.initialize(**dict(config.get("distributed_args", None) or {}))
+        args = {k: v for k, v in dict(config.get("distributed_args", None) or {}).items()
+                if v is not None and v != _UNSET_DISTRIBUTED_ARGS.get(k)}
+        jax.distributed.initialize(**args)
 
 
 def build_state(config, mesh, networks=None):
