@@ -42,10 +42,10 @@ def check_preset(name: str, presets: dict) -> dict:
     return presets[name]
 
 
-def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
-    """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
+def run_base(recipe: str) -> ml_collections.ConfigDict:
+    """The top-level fields every family's config shares: recipe name, seed, precision, hosts."""
     c = ml_collections.ConfigDict()
-    c.recipe = "biggan"
+    c.recipe = recipe
     c.seed = 0
     c.matmul_precision = ""  # "" = JAX default; "highest" for bit-exact CPU tests
     c.distributed = False  # jax.distributed.initialize() (multi-host)
@@ -53,6 +53,12 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     # Slurm, Open MPI). E.g. --config.distributed_args.coordinator_address=10.0.0.1:1234.
     c.distributed_args = ml_collections.ConfigDict(dict(
         coordinator_address="", num_processes=0, process_id=-1))
+    return c
+
+
+def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
+    """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
+    c = run_base("biggan")
     c.model = ml_collections.ConfigDict(dict(
         name=family, resolution=p["resolution"], n_classes=p["n_classes"], dim_z=p["dim_z"],
         shared_dim=p["shared_dim"], hier=True, G_ch=p["ch"], D_ch=p["ch"],

@@ -50,15 +50,7 @@ def get_config(arg=None):
 
 
 def _base(p: dict) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.recipe = "progan"
-    c.seed = 0
-    c.matmul_precision = ""  # "" = JAX default; "highest" for bit-exact CPU tests
-    c.distributed = False  # jax.distributed.initialize() (multi-host)
-    # Arguments of jax.distributed.initialize(); empty/unset ones are auto-detected (TPU pods,
-    # Slurm, Open MPI). E.g. --config.distributed_args.coordinator_address=10.0.0.1:1234.
-    c.distributed_args = ml_collections.ConfigDict(dict(
-        coordinator_address="", num_processes=0, process_id=-1))
+    c = common.run_base("progan")
     c.model = ml_collections.ConfigDict(dict(
         variant=p["variant"], resolution=p["resolution"], n_classes=0,
         # Overrides of the variant's row; 0 keeps the row's value.

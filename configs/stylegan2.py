@@ -35,15 +35,7 @@ PRESETS = {
 
 def base(p: dict, family: str) -> ml_collections.ConfigDict:
     """The full StyleGAN2/3 config for a preset dict `p` (keys as in the PRESETS tables)."""
-    c = ml_collections.ConfigDict()
-    c.recipe = family
-    c.seed = 0
-    c.matmul_precision = ""  # "" = JAX default; "highest" for bit-exact CPU tests
-    c.distributed = False  # jax.distributed.initialize() (multi-host)
-    # Arguments of jax.distributed.initialize(); empty/unset ones are auto-detected (TPU pods,
-    # Slurm, Open MPI). E.g. --config.distributed_args.coordinator_address=10.0.0.1:1234.
-    c.distributed_args = ml_collections.ConfigDict(dict(
-        coordinator_address="", num_processes=0, process_id=-1))
+    c = common.run_base(family)
     c.model = ml_collections.ConfigDict(dict(
         variant=p["variant"], resolution=p["resolution"], n_classes=p.get("n_classes", 0),
         # 0 = the VARIANTS row's value.
