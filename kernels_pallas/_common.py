@@ -26,6 +26,14 @@ from jax.sharding import PartitionSpec as P
 NON_BATCH_AXES = ("model", "tensor")
 
 
+def check_block_sizes(sizes, op: str) -> None:
+    """Raises ValueError unless every field of a BlockSizes dataclass is a positive int."""
+    for field in dataclasses.fields(sizes):
+        v = getattr(sizes, field.name)
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{op} BlockSizes.{field.name}: expected a positive int, got {v!r}")
+
+
 def default_interpret(interpret):
     """None -> interpret mode exactly when running on CPU (no Pallas lowering there)."""
     return jax.default_backend() == "cpu" if interpret is None else bool(interpret)

@@ -38,11 +38,7 @@ class BlockSizes:
     block_o: int = 128  # output channels per tile (all of O when O is smaller or not a multiple)
 
     def __post_init__(self):
-        for name in ("block_h", "block_w", "block_o"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"modulated_conv2d BlockSizes.{name}: expected a positive int, "
-                                 f"got {v!r}")
+        _common.check_block_sizes(self, "modulated_conv2d")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,10 +28,7 @@ class BlockSizes:
     block_c: int = 128  # channels per tile (all of C when C is smaller or not a multiple)
 
     def __post_init__(self):
-        for name in ("block_h", "block_w", "block_c"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"upfirdn2d BlockSizes.{name}: expected a positive int, got {v!r}")
+        _common.check_block_sizes(self, "upfirdn2d")
 
 
 @dataclasses.dataclass(frozen=True)
