@@ -11,7 +11,6 @@ checkpoint. `schedule(images_seen, growth)` tells the trainer which recipe to ru
 """
 
 import dataclasses
-import math
 from typing import Mapping, Optional
 
 import jax
@@ -20,7 +19,17 @@ import optax
 
 from gan_zoo import losses
 from gan_zoo.models import progan as progan_models
+from gan_zoo.recipes import growing
 from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
+from gan_zoo.recipes.growing import (  # noqa: F401  (re-exported: the ProGAN schedule API)
+    alpha_at,
+    phase_index,
+    prepare_reals,
+    reset_optimizers,
+    schedule,
+    stage_name,
+    steps_for_images,
+)
 
 # Paper hyperparameters (PG App. A.1; λ and γ from the official code, spec B8, B14.2).
 TRAIN_DEFAULTS = dict(
@@ -37,73 +46,12 @@ PAPER_BATCH = {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16, 256: 14, 512: 6, 1
 
 
 @dataclasses.dataclass(frozen=True)
-class Growth:
-    """The growing schedule, PG §2 / App. A.1: stabilise at 4^2 for `phase_images`, then per
-    resolution a fade-in and a stabilisation of `phase_images` each, then stay at the final one."""
+class Growth(growing.Growth):
+    """The ProGAN growing schedule (PG §2 / App. A.1): from 4^2, 800k images per phase, the
+    paper's minibatch table. See gan_zoo.recipes.growing."""
 
-    final_resolution: int  # last resolution (a power of two >= 4)
     phase_images: int = 800_000  # images per fade-in and per stabilisation phase
     batch_sizes: Mapping = dataclasses.field(default_factory=lambda: dict(PAPER_BATCH))
-
-    def __post_init__(self):
-        if self.final_resolution < 4 or self.final_resolution & (self.final_resolution - 1):
-            raise ValueError(f"Growth.final_resolution must be a power of two >= 4, got "
-                             f"{self.final_resolution}")
-        if self.phase_images <= 0:
-            raise ValueError(f"Growth.phase_images must be > 0, got {self.phase_images}")
-        missing = [r for r in self.resolutions if r not in self.batch_sizes]
-        if missing:
-            raise ValueError(f"Growth.batch_sizes: no minibatch size for resolutions {missing}")
-
-    @property
-    def resolutions(self) -> tuple:
-        return tuple(2 ** k for k in range(2, int(math.log2(self.final_resolution)) + 1))
-
-    @property
-    def growth_images(self) -> int:
-        """Images until the final resolution completes one stabilisation phase, (2·levels − 1)
-        phases (spec B2: 0.8M + 8 × 1.6M = 13.6M at 1024^2); training may continue after."""
-        return (2 * len(self.resolutions) - 1) * self.phase_images
-
-
-def phase_index(images_seen: int, growth: Growth) -> int:
-    """0: stabilise 4^2; 2k - 1: fade in 4·2^k; 2k: stabilise 4·2^k (capped at the last phase)."""
-    return min(int(images_seen) // growth.phase_images, 2 * len(growth.resolutions) - 2)
-
-
-def alpha_at(images_seen, growth: Growth):
-    """Fade-in weight α for `images_seen` (jnp-traceable; PG §2: linear 0 -> 1 over a fade-in).
-
-    α = fraction of the current fade-in phase done; 1 in every stabilisation phase and after growth.
-    """
-    seen = jnp.asarray(images_seen, jnp.float32)
-    p = jnp.floor(seen / growth.phase_images)
-    frac = seen / growth.phase_images - p
-    fading = (p % 2 == 1) & (seen < growth.growth_images)
-    return jnp.where(fading, frac, 1.0).astype(jnp.float32)
-
-
-def schedule(images_seen: int, growth: Growth) -> tuple:
-    """(resolution, alpha, batch_size) after `images_seen` real images (host-side, Python ints).
-
-    Phases of `phase_images` each: [stab 4] [fade 8] [stab 8] [fade 16] ... [stab final] (forever).
-    """
-    p = phase_index(images_seen, growth)
-    res = growth.resolutions[(p + 1) // 2]
-    return res, float(alpha_at(images_seen, growth)), int(growth.batch_sizes[res])
-
-
-def prepare_reals(x, res: int, alpha):
-    """Reals at the current resolution, blended during fade-in (PG Fig. 2, spec B2):
-    x_res = (1 − α)·up_nn(avgpool2(x)) + α·x, after average-pooling x [N, R, R, C] to res."""
-    if x.shape[1] != x.shape[2] or x.shape[1] < res or x.shape[1] % res:
-        raise ValueError(f"ProGAN reals: expected [N, R, R, C] with R a multiple of res={res}, "
-                         f"got {x.shape}")
-    x = progan_models.downscale_to(x.astype(jnp.float32), res)
-    if res == 4:
-        return x
-    blurred = progan_models.upsample_nn(progan_models.avgpool2(x))
-    return progan_models.lerp(blurred, x, alpha)
 
 
 def sample_latents(key, n: int, latent_size: int):
@@ -252,33 +200,6 @@ def init_progan_state(G, D, optimizers, rng, n_classes: int) -> GANState:
         opt_state={k: optimizers[k].init(params[k]) for k in params},
         ema_params=jax.tree.map(jnp.copy, params["g"]), collections={"g": {}, "d": {}},
         scalars={"alpha": jnp.ones((), jnp.float32), "images_seen": jnp.zeros((), jnp.int32)})
-
-
-def reset_optimizers(state: GANState, optimizers: Mapping) -> GANState:
-    """Fresh Adam moments for every group. The official code does this at the start of every
-    fade-in and stabilisation phase (`reset_opt_for_new_lod`, spec B2 [code]); the paper does
-    not say."""
-    return state.replace(opt_state={k: optimizers[k].init(state.params[k]) for k in state.params})
-
-
-def stage_name(images_seen: int, growth: Growth) -> str:
-    """"stab4", "fade8", "stab8", ...: the growing phase after `images_seen` images."""
-    p = phase_index(images_seen, growth)
-    return f"{'fade' if p % 2 else 'stab'}{growth.resolutions[(p + 1) // 2]}"
-
-
-def steps_for_images(total_images: int, growth: Growth) -> int:
-    """Train steps until `total_images` real images are seen (the batch changes per phase; a
-    step that crosses a phase end runs at the batch of the phase it starts in)."""
-    seen, steps = 0, 0
-    while seen < total_images:
-        p = phase_index(seen, growth)
-        last = p == 2 * len(growth.resolutions) - 2
-        end = total_images if last else min((p + 1) * growth.phase_images, total_images)
-        batch = schedule(seen, growth)[2]
-        n = -(-(end - seen) // batch)  # ceil
-        seen, steps = seen + n * batch, steps + n
-    return steps
 
 
 def make_staged_recipe(config, networks=None) -> Recipe:
