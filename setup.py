@@ -7,6 +7,7 @@ INSTALL_REQUIRES = [
     "optax",
     "orbax-checkpoint",
     "tensorflow-datasets",
+    "importlib_resources",  # tensorflow-datasets needs it to prepare (write) a dataset
     "tensorflow-cpu; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
     "tensorflow; platform_machine != 'x86_64' and platform_machine != 'AMD64'",
     "ml-collections",

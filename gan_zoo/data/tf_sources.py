@@ -1,27 +1,38 @@
 """tf.data sources: TFDS datasets by name and image folders (labels from sub-folders).
 
 Preprocessing (BigGAN App. C / spec §2.14): centre crop along the long edge to a square, area
-resize to the target resolution, optional random flip, scale to [-1, 1]. Each host reads its own
-shard (tfds.split_for_jax_process; every process_count-th file of a folder). Resuming re-seeds the
-shuffle with the start step: deterministic, but not the exact stream of an uninterrupted run.
+resize to the target resolution, optional random flip, scale to [-1, 1].
+
+Exact resume. Each host reads its own shard (tfds.split_for_jax_process; every
+process_count-th file of a folder) as a stream of n examples per epoch, in an order fixed by
+(seed, epoch, host), and step k's batch is examples [k * E, (k + 1) * E) of that stream
+(E = examples per step on this host). The flip of stream example i is seeded by (seed, host, i).
+So the batches from step k are the same whether the iterator started at 0 or at k:
+- folders are index-based: epoch e reads file index_shuffle(i mod n; seed, e, host), a stateless
+  permutation of the host's files, so starting at step k costs nothing;
+- TFDS splits (tfrecord files, no random access) are read in their stored order (TFDS shuffles
+  examples when it prepares a dataset) through a shuffle buffer seeded by (seed, e) and not
+  reshuffled; starting at step k skips the first k * E mod n records of the epoch, still
+  encoded (images are decoded after the skip), i.e. it reads at most one epoch of raw records.
 """
 
 import dataclasses
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from gan_zoo.data.sources import Layout
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+_END = 2**62  # "forever" for tf.data ranges
 
 
-def _preprocess(image, label, resolution: int, flip: bool, seed):
-    """uint8 [h, w, c] -> float32 [r, r, 3] in [-1, 1]: centre crop, area resize, flip."""
+def _preprocess(encoded, label, resolution: int, flip: bool, seed):
+    """Encoded image -> float32 [r, r, 3] in [-1, 1]: decode, centre crop, area resize, flip."""
     import tensorflow as tf  # noqa: PLC0415
 
-    image = image[..., :3] if image.shape[-1] != 1 else tf.image.grayscale_to_rgb(image)
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(h, w)
     image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
@@ -31,32 +42,33 @@ def _preprocess(image, label, resolution: int, flip: bool, seed):
     return {"image": tf.cast(image, tf.float32) / 127.5 - 1.0, "label": tf.cast(label, tf.int32)}
 
 
-def _batched(ds, data_cfg, resolution: int, seed: int, layout: Layout, start_step: int):
-    import tensorflow as tf  # noqa: PLC0415
-
-    layout.check()
-    ds = ds.repeat().shuffle(data_cfg.shuffle_buffer, seed=seed + 7919 * start_step)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + start_step).batch(2)))
-    ds = ds.map(lambda ex, s: _preprocess(ex[0], ex[1], resolution, data_cfg.flip, s),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(layout.local_batch, drop_remainder=True).batch(layout.accum)
-    ds = ds.batch(layout.sub_batches).prefetch(tf.data.AUTOTUNE)
-    return ds.as_numpy_iterator()
-
-
 @dataclasses.dataclass
 class TFSource:
-    """A tf.data source; make_ds() builds the host-local (image uint8, label) dataset."""
+    """A tf.data source read by example index (see the module docstring).
 
-    make_ds: object
+    records(layout, start) -> tf.data.Dataset of (encoded image, label): this host's example
+    stream from stream index `start` on.
+    """
+
+    records: Callable
     n_classes: int
     data_cfg: object
     resolution: int
     seed: int
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
-        return _batched(self.make_ds(layout), self.data_cfg, self.resolution, self.seed, layout,
-                        start_step)
+        import tensorflow as tf  # noqa: PLC0415
+
+        layout.check()
+        start = start_step * layout.sub_batches * layout.accum * layout.local_batch
+        ds = tf.data.Dataset.zip(self.records(layout, start), tf.data.Dataset.range(start, _END))
+        flip_key = self.seed * 65_536 + layout.process_index  # (seed, host); i is the stream index
+        ds = ds.map(lambda ex, i: _preprocess(ex[0], ex[1], self.resolution, self.data_cfg.flip,
+                                              tf.stack([tf.constant(flip_key, tf.int64), i])),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(layout.local_batch, drop_remainder=True).batch(layout.accum)
+        ds = ds.batch(layout.sub_batches).prefetch(tf.data.AUTOTUNE)
+        return ds.as_numpy_iterator()
 
 
 def _tfds_missing(name: str, data_dir: str) -> FileNotFoundError:
@@ -85,15 +97,26 @@ def tfds_source(data_cfg, resolution: int, seed: int) -> TFSource:
     label_key = "label" if "label" in builder.info.features else None
     n_classes = builder.info.features["label"].num_classes if label_key else 1
 
-    def make_ds(layout: Layout):
+    def records(layout: Layout, start: int):
         import tensorflow as tf  # noqa: PLC0415
 
         split = tfds.split_for_jax_process(data_cfg.split, process_index=layout.process_index,
                                            process_count=layout.process_count)
-        ds = builder.as_dataset(split=split, shuffle_files=True,
-                                read_config=tfds.ReadConfig(shuffle_seed=seed))
-        return ds.map(lambda ex: (ex["image"], ex[label_key] if label_key else tf.constant(0)))
-    return TFSource(make_ds, n_classes, data_cfg, resolution, seed)
+        n = builder.info.splits[split].num_examples
+        if n == 0:
+            raise ValueError(f"data.split={data_cfg.split!r} of {name!r}: host "
+                             f"{layout.process_index}/{layout.process_count} has no examples")
+        # Encoded images in the stored order (deterministic: files and records not shuffled).
+        ds = builder.as_dataset(split=split, shuffle_files=False,
+                                decoders={"image": tfds.decode.SkipDecoding()})
+        ds = ds.map(lambda ex: (ex["image"], ex[label_key] if label_key else tf.constant(0)))
+        buffer = max(min(data_cfg.shuffle_buffer, n), 1)
+
+        def epoch(e):  # the epoch's order: a shuffle buffer seeded by (seed, e), not reshuffled
+            return ds.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+        first, skip = divmod(start, n)
+        return tf.data.Dataset.range(first, _END).flat_map(epoch).skip(skip)
+    return TFSource(records, n_classes, data_cfg, resolution, seed)
 
 
 def list_folder(root: str) -> tuple[list, list, list]:
@@ -110,7 +133,7 @@ def list_folder(root: str) -> tuple[list, list, list]:
     paths, labels = [], []
     for label, sub in enumerate(classes or [""]):
         for dirpath, _, files in sorted(os.walk(os.path.join(root, sub))):
-            if not classes and dirpath != root:
+            if not classes and os.path.normpath(dirpath) != os.path.normpath(root):
                 continue
             for f in sorted(files):
                 if f.lower().endswith(IMAGE_EXTS):
@@ -122,15 +145,24 @@ def list_folder(root: str) -> tuple[list, list, list]:
 
 
 def folder_source(data_cfg, resolution: int, seed: int) -> TFSource:
-    """Images under data_cfg.data_dir; host p reads every process_count-th file."""
+    """Images under data_cfg.data_dir; host p reads every process_count-th file, in a
+    per-epoch permutation index_shuffle(seed, epoch, host) (random access: exact resume)."""
     paths, labels, classes = list_folder(data_cfg.data_dir)
 
-    def make_ds(layout: Layout):
+    def records(layout: Layout, start: int):
         import tensorflow as tf  # noqa: PLC0415
 
         p = np.asarray(paths)[layout.process_index::layout.process_count]
         y = np.asarray(labels, np.int32)[layout.process_index::layout.process_count]
-        ds = tf.data.Dataset.from_tensor_slices((p, y))
-        return ds.map(lambda f, lab: (tf.io.decode_image(tf.io.read_file(f), channels=3,
-                                                         expand_animations=False), lab))
-    return TFSource(make_ds, len(classes), data_cfg, resolution, seed)
+        if not len(p):
+            raise ValueError(f"data.data_dir={data_cfg.data_dir!r}: {len(paths)} images, fewer "
+                             f"than the {layout.process_count} hosts")
+        p, y, n = tf.constant(p), tf.constant(y), len(p)
+
+        def pick(i):  # stream index i -> file index_shuffle(i mod n) of epoch i // n
+            key = tf.stack([tf.constant(seed * 65_536 + layout.process_index, tf.int64), i // n])
+            j = tf.random.experimental.index_shuffle(i % n, key, n - 1)
+            return tf.io.read_file(p[j]), y[j]
+        return tf.data.Dataset.range(start, _END).map(
+            pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return TFSource(records, len(classes), data_cfg, resolution, seed)
