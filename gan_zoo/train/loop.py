@@ -97,22 +97,47 @@ def pooled_to(host_batches, resolution: int):
 
 
 class _Sigterm:
-    """Records SIGTERM so the loop can save a checkpoint and exit cleanly."""
+    """Records SIGTERM so the loop can save a checkpoint and exit cleanly.
+
+    A second SIGTERM exits at once (the previous handler, by default: terminate). On several
+    hosts the hosts must stop at the same step (saving is collective), so `stop(step)` agrees:
+    every SYNC_STEPS steps all hosts all-gather their flags and stop if any got the signal.
+    """
+
+    SYNC_STEPS = 10
 
     def __init__(self):
         self.received = False
+        self.multihost = jax.process_count() > 1
         try:
             self._old = signal.signal(signal.SIGTERM, self._handle)
         except ValueError:  # not in the main thread
             self._old = None
 
     def _handle(self, signum, frame):
-        del signum, frame
+        del frame
+        if self.received:  # second signal: no more waiting for a checkpoint
+            self.restore()
+            os.kill(os.getpid(), signum)
+            return
+        log.warning("SIGTERM: stopping after a checkpoint (send it again to exit at once)")
         self.received = True
+
+    def stop(self, done: int) -> bool:
+        """Whether the loop should save and stop after step `done`."""
+        if not self.multihost:
+            return self.received
+        if done % self.SYNC_STEPS:
+            return False
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+
+        flags = multihost_utils.process_allgather(jnp.asarray(self.received, jnp.int32))
+        return bool(jnp.any(flags))
 
     def restore(self):
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
+            self._old = None
 
 
 def _check_finite(finite, first_step: int, last_step: int, ckpt) -> None:
@@ -123,8 +148,13 @@ def _check_finite(finite, first_step: int, last_step: int, ckpt) -> None:
             f"stopping. The last good checkpoint (step {good}) in {ckpt.directory} is untouched.")
 
 
+def _host_metrics(metrics: dict) -> dict:
+    """Metrics as floats, without NaNs (a lazy phase that has not run yet in this process)."""
+    return {k: float(v) for k, v in jax.device_get(metrics).items() if v == v}
+
+
 def _write_scalars(writer, step_no: int, metrics: dict, ips: float, eta_s: float) -> None:
-    scalars = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
+    scalars = {k: v for k, v in _host_metrics(metrics).items() if k != "finite"}
     scalars.update({"perf/images_per_sec": ips, "perf/eta_hours": eta_s / 3600.0})
     writer.write_scalars(step_no, scalars)
 
@@ -197,7 +227,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     writer = writers.make_writer(workdir, is_main)
 
     # ----- Loop -----
-    sigterm, history = _Sigterm(), []
+    sigterm, history, shown = _Sigterm(), [], {}
     end = num_steps if stop_after <= 0 else min(num_steps, start + stop_after)
     finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
     lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
@@ -209,8 +239,11 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             train_step, grid_fn = compiled_for(stage)
             state, metrics = train_step(state, next(batches))
             finite = jnp.logical_and(finite, metrics["finite"])
+            if any(k.startswith(step.RAN) for k in metrics):  # lazy phases: last values shown
+                metrics = shown = step.carry_lazy(shown, metrics)
             done = s + 1
-            last = done == end or sigterm.received
+            stopping = sigterm.stop(done)
+            last = done == end or stopping
             images_per_step = recipe.real_batches_per_step * stage.batch_size
             if recipe.stage_fn is not None:  # staged run: next stage, grid at each stage end
                 new = stage_of(recipe, config, state)
@@ -230,7 +263,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 ips = images_per_step * (done - t0_step) / max(time.time() - t0, 1e-9)
                 eta = (num_steps - done) * images_per_step / max(ips, 1e-9)
                 _write_scalars(writer, done, metrics, ips, eta)
-                history.append((done, {k: float(v) for k, v in jax.device_get(metrics).items()}))
+                history.append((done, _host_metrics(metrics)))
                 t0, t0_step = time.time(), done
                 if is_main:
                     log.info("step %d/%d %s %.1f images/s  ETA %.1f min", done, num_steps,
@@ -248,7 +281,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 _check_finite(finite, checked, done, ckpt)
                 checked = done
                 ckpt.save(done, state, cfg_dict)
-            if last and sigterm.received:  # `last` made this step save a checkpoint
+            if stopping:  # `last` made this step save a checkpoint
                 log.warning("SIGTERM: saved a checkpoint at step %d; exiting", done)
                 break
     # ----- Save -----

@@ -44,3 +44,45 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
     assert "SIGTERM: saved a checkpoint" in log, log[-3000:]
     steps = _steps(workdir)
     assert steps and steps[-1] > 0, f"no checkpoint written: {list(workdir.rglob('*'))[:20]}"
+
+
+def test_second_sigterm_goes_to_the_previous_handler():
+    from gan_zoo.train import loop
+
+    calls = []
+    old = signal.signal(signal.SIGTERM, lambda *a: calls.append("previous"))
+    try:
+        handler = loop._Sigterm()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert handler.received and handler.stop(1) and calls == []
+        os.kill(os.getpid(), signal.SIGTERM)  # the second one is not held back
+        time.sleep(0.05)
+        assert calls == ["previous"]
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_hosts_agree_on_the_step_to_stop(monkeypatch):
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    from gan_zoo.train import loop
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    gathered = []
+
+    def allgather(x):  # this host has no signal, the other one has
+        gathered.append(int(x))
+        return np.array([int(x), 1])
+
+    monkeypatch.setattr(multihost_utils, "process_allgather", allgather)
+    handler = loop._Sigterm()
+    try:
+        assert not handler.received
+        # Between sync points no host stops (no collective either); at one, all stop together.
+        assert [handler.stop(s) for s in (1, 9, 10)] == [False, False, True]
+        assert gathered == [0]
+    finally:
+        handler.restore()
