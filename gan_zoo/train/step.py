@@ -60,6 +60,9 @@ def _run_phase(phase: Phase, tx, accum: int, state: GANState, batch, key):
                          scalars=scalars), metrics
 
 
+RAN = "ran/"  # metrics[RAN + phase name]: whether a lazy phase ran this step (bool)
+
+
 def _maybe_run(phase: Phase, tx, accum: int, state: GANState, batch, key):
     """_run_phase on steps with step % every == 0 (lazy regularisation); else a no-op."""
     run = lambda s: _run_phase(phase, tx, accum, s, batch, key)
@@ -86,6 +89,8 @@ def train_step(recipe, accum: int, state: GANState, batch):
         state, m = _maybe_run(phase, recipe.optimizers[phase.update], accum, state, sub,
                               jax.random.fold_in(step_key, i))
         metrics.update({f"{phase.name}/{k}": v for k, v in m.items()})
+        if phase.every > 1:  # its metrics are zeros on the steps it skips
+            metrics[RAN + phase.name] = state.step % phase.every == 0
     for group, schedule in recipe.learning_rates.items():
         metrics[f"lr/{group}"] = jnp.asarray(schedule(state.step), jnp.float32)
     if recipe.ema_decay is not None:
@@ -104,3 +109,21 @@ def make_train_step(recipe, accum: int, state_sharding, batch_sharding):
     fn = functools.partial(train_step, recipe, accum)
     return jax.jit(fn, in_shardings=(state_sharding, batch_sharding),
                    out_shardings=(state_sharding, None), donate_argnums=(0,))
+
+
+@jax.jit
+def carry_lazy(previous: dict, metrics: dict) -> dict:
+    """The metrics with each lazy phase's values replaced by those of the last step it ran
+    (NaN before its first run in `previous`), and the RAN flags dropped: what the logs show."""
+    out = {}
+    for k, v in metrics.items():
+        phase = k.split("/", 1)[0]
+        ran = metrics.get(RAN + phase)
+        if k.startswith(RAN):
+            continue
+        if ran is None:
+            out[k] = v
+        else:
+            prev = previous.get(k, jnp.full(jnp.shape(v), jnp.nan, jnp.result_type(v, jnp.float32)))
+            out[k] = jnp.where(ran, v, prev)
+    return out

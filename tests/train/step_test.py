@@ -55,3 +55,35 @@ def test_ema_update(decay):
     ema = {"w": jnp.ones(3)}
     out = train.ema_update(ema, {"w": jnp.zeros(3)}, decay)
     np.testing.assert_allclose(out["w"], decay)
+
+
+def test_lazy_phase_logs_its_last_values_not_zeros():
+    import dataclasses
+
+    from gan_zoo.train import step as step_lib
+
+    config = tiny_config()
+    mesh = sharding.make_mesh({"data": 1})
+    recipe, _, shardings, init = train.build_state(config, mesh, tiny_networks(config))
+    d = recipe.phases[0]
+    recipe = dataclasses.replace(recipe, phases=(dataclasses.replace(d, every=2),)
+                                 + tuple(recipe.phases[1:]))
+    t = config.train
+    layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum, t.batch_size // t.grad_accum)
+    batches = gdata.make_source(config.data, config.model.resolution, config.seed).batches(layout)
+    step_fn = train.make_train_step(recipe, t.grad_accum, shardings, sharding.batch_sharding(mesh))
+    state, shown, raw = init(), {}, []
+    for _ in range(3):
+        state, metrics = step_fn(state, next(batches))
+        raw.append(metrics)
+        shown = step_lib.carry_lazy(shown, metrics)
+        if _ == 1:
+            after_skip = shown
+    key = f"{d.name}/loss"
+    assert [bool(m[step_lib.RAN + d.name]) for m in raw] == [True, False, True]
+    assert float(raw[1][key]) == 0.0  # the skipped step's own metric is a placeholder ...
+    assert float(after_skip[key]) == float(raw[0][key]) != 0.0  # ... the log shows step 0's
+    assert float(shown[key]) == float(raw[2][key]) and step_lib.RAN + d.name not in shown
+    # Before a lazy phase first runs (a resume mid-interval), nothing is shown for it.
+    fresh = step_lib.carry_lazy({}, raw[1])
+    assert np.isnan(float(fresh[key]))
