@@ -99,7 +99,8 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
     """
     cpu_data = p.get("data") in ("digits", "photos")
     return ml_collections.ConfigDict(dict(
-        metrics="fid,kid,is,rfid,pr",  # comma-separated: fid kid is sfid rfid pr swd ms_ssim
+        # comma-separated: fid kid is sfid rfid pr swd ms_ssim ppl (ppl: StyleGAN2/3 only)
+        metrics="fid,kid,is,rfid,pr",
         num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
         num_real=0,  # real images; 0 = num_samples
         batch_size=50,  # generated images per sample_fn call (one compile)
@@ -107,7 +108,7 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
         truncation=0.0,  # truncation passed to the recipe's sample_fn (0 = none)
         inception="",  # FID Inception: pt_inception-2015-12-05-6726825d.pth or .npz
         vgg16="",  # VGG16 for precision/recall (.npz, torch names; convert.vgg16)
-        lpips="",  # LPIPS-VGG16 for PPL (.npz, lpips package names; convert.vgg16)
+        lpips="",  # LPIPS-VGG16 for PPL (.npz, lpips package names; convert.vgg16.load_lpips)
         fid_method="sqrtm",  # "sqrtm" (protocol) | "eigh" (same value for PSD, faster)
     ))
 

@@ -41,7 +41,9 @@ def path_lengths(synthesize: Callable, sample_w: Callable, distance: Callable, k
     """Per-sample d(...) / eps^2 values [num_samples] (before percentile filtering).
 
     synthesize: w -> images NHWC float in [-1, 1] (deterministic: fixed noise);
-    sample_w: (key, n) -> n W-space latents (any trailing shape).
+    sample_w: (key, 2n) -> 2n W-space latents (any trailing shape): rows i and n + i are the two
+      end points of pair i (a conditional sampler gives them the same label, as the official
+      code does).
     """
     if sampling not in ("end", "full"):
         raise ValueError(f"ppl: sampling must be 'end' or 'full', got {sampling!r}")
@@ -49,8 +51,12 @@ def path_lengths(synthesize: Callable, sample_w: Callable, distance: Callable, k
     out = []
     for i, start in enumerate(range(0, num_samples, batch_size)):
         n = min(batch_size, num_samples - start)
-        k_w0, k_w1, k_t = jax.random.split(jax.random.fold_in(key, i), 3)
-        w0, w1 = sample_w(k_w0, n), sample_w(k_w1, n)
+        k_w, k_t = jax.random.split(jax.random.fold_in(key, i))
+        w = jnp.asarray(sample_w(k_w, 2 * n))
+        if w.shape[0] != 2 * n:
+            raise ValueError(f"ppl: sample_w(key, {2 * n}) returned shape {w.shape}; expected "
+                             f"{2 * n} latents on axis 0")
+        w0, w1 = w[:n], w[n:]
         t = (jnp.zeros((n,)) if sampling == "end" else jax.random.uniform(k_t, (n,)))
         t = t.reshape((n,) + (1,) * (w0.ndim - 1))
         wa, wb = w0 + (w1 - w0) * t, w0 + (w1 - w0) * (t + epsilon)  # lerp in W

@@ -81,6 +81,9 @@ class Recipe:
     stage_recipe: Optional[Callable] = None  # (Stage.key) -> Recipe run in that stage
     stage_start: Optional[Callable] = None  # (state) -> state when a new stage begins
     num_steps: int = 0  # run length set by the recipe (e.g. from images); 0: train.num_steps
+    # W-space metrics (PPL): (state, G collections, batch_size) -> train.w_space.WSpace. None:
+    # found from networks["g"] when it has StyleGAN's map + synthesize, else no W space.
+    w_space: Optional[Callable] = None
 
     @property
     def real_batches_per_step(self) -> int:

@@ -3,7 +3,9 @@ trainer's periodic evaluation. Generic over recipes: images come from `recipe.sa
 standing statistics from `recipe.sampling_collections`), reals from the config's data source.
 
 Weights are local files named in `config.eval` (`inception`, `vgg16`, `lpips`); a metric whose
-weights are not configured is skipped with a log line naming the missing file.
+weights are not configured is skipped with a log line naming the missing file. PPL (`ppl`: W
+space, end points, no crop, eps = 1e-4, LPIPS-VGG16; the StyleGAN2 protocol) needs the recipe's
+W space (`train.w_space`: StyleGAN2/3); asking for it on another recipe is a ValueError.
 """
 
 import functools
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_zoo import data as gdata
-from gan_zoo.train import checkpoint, sharding
+from gan_zoo.train import checkpoint, sharding, w_space
 
 log = logging.getLogger("gan_zoo.eval")
 
@@ -24,6 +26,8 @@ _NEEDS_INCEPTION = ("fid", "kid", "is", "sfid")
 _INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth (or its state dict as .npz)"
 _VGG16_FILE = "the NVlabs vgg16 / torchvision vgg16 state dict as .npz (convert.vgg16)"
 _SAMPLE_KEY = 0xE7A1  # purpose tag: eval samples never reuse training keys
+_W_METRICS = ("ppl",)  # computed from the recipe's W space, not from sample_fn images
+_LPIPS_FILE = "the lpips package's vgg.pth + VGG16 trunk as .npz (convert.vgg16.load_lpips)"
 
 
 def metric_names(eval_cfg) -> tuple:
@@ -39,9 +43,10 @@ def resolve_metrics(eval_cfg, mesh=None) -> tuple[tuple, dict]:
     from gan_zoo.metrics import METRICS  # noqa: PLC0415
 
     names = metric_names(eval_cfg)
-    unknown = [n for n in names if n not in METRICS]
+    known = METRICS + _W_METRICS
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"config.eval.metrics: unknown {unknown}; expected some of {METRICS}")
+        raise ValueError(f"config.eval.metrics: unknown {unknown}; expected some of {known}")
     kwargs, keep = {}, list(names)
     needs = [n for n in names if n in _NEEDS_INCEPTION]
     if needs and not eval_cfg.get("inception", ""):
@@ -55,6 +60,11 @@ def resolve_metrics(eval_cfg, mesh=None) -> tuple[tuple, dict]:
         keep.remove("pr")
     elif "pr" in names:
         kwargs["pr_features"] = vgg16_pr_features(eval_cfg.vgg16, mesh)
+    if "ppl" in names and not eval_cfg.get("lpips", ""):
+        log.warning("eval: skipping ppl: set config.eval.lpips to %s", _LPIPS_FILE)
+        keep.remove("ppl")
+    elif "ppl" in names:
+        kwargs["ppl_distance"] = jax.jit(lpips_distance(eval_cfg.lpips))
     return tuple(keep), kwargs
 
 
@@ -141,14 +151,19 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
 
     e = config.eval
+    check_w_metrics(metric_names(e), recipe, config)
     devices = mesh.devices.reshape(-1) if mesh is not None else None
     names, kwargs = resolve_metrics(e, data_mesh(devices))
+    ppl_distance = kwargs.pop("ppl_distance", None)
     step = int(jax.device_get(state.step))
     out = {}
+    if "ppl" in names:
+        out["ppl"] = ppl(recipe, state, config, ppl_distance)
+    names = tuple(n for n in names if n not in _W_METRICS)
     if names:
         sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size)
         num_real = e.get("num_real", 0) or e.num_samples
-        out = metrics.evaluate(
+        out |= metrics.evaluate(
             sample_fn, real_batches(config, num_real, e.batch_size, sample_fn.resolution), names,
             e.num_samples,
             batch_size=e.batch_size, seed=config.seed, num_real=num_real,
@@ -163,6 +178,25 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     if jax.process_index() == 0:
         write_json(workdir, step, out)
     return {"step": step, **out}
+
+
+def check_w_metrics(names, recipe, config) -> None:
+    """ValueError when a W-space metric is asked of a recipe without a W space."""
+    asked = [n for n in names if n in _W_METRICS]
+    if asked and not w_space.has_w_space(recipe):
+        raise ValueError(f"config.eval.metrics: {asked} need a W space (StyleGAN2/3); recipe "
+                         f"{config.recipe!r} has none: remove {asked} from config.eval.metrics")
+
+
+def ppl(recipe, state, config, distance) -> float:
+    """PPL (W, end points, no crop; `metrics.ppl`) of the EMA G over config.eval.num_samples
+    pairs, key PRNGKey(config.seed), config.eval.batch_size pairs per call."""
+    from gan_zoo.metrics import ppl as ppl_lib  # noqa: PLC0415
+
+    e = config.eval
+    space = w_space.w_space(recipe, state, state.collections["g"], e.batch_size)
+    return ppl_lib.ppl(space.synthesize, space.sample_w, distance,
+                       jax.random.PRNGKey(config.seed), e.num_samples, batch_size=e.batch_size)
 
 
 def _small_set_kwargs(num_samples: int) -> dict:

@@ -1,0 +1,139 @@
+"""PPL: the eps / [0, 255] scaling and pairing on a linear toy, percentile filtering, and PPL in
+`config.eval` (`evaluation.evaluate_state`, what --mode=eval runs) on a tiny StyleGAN2 vs a
+direct `metrics.ppl` call; PPL asked of BigGAN / ProGAN is an error."""
+
+import copy
+import json
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import progan as progan_config
+from configs import stylegan2 as sg2_config
+from gan_zoo import recipes
+from gan_zoo.convert import vgg16 as convert_vgg16
+from gan_zoo.feature_nets import lpips
+from gan_zoo.metrics import ppl
+from gan_zoo.models import stylegan2
+from gan_zoo.train import evaluation
+from tests.train._tiny import tiny_config, tiny_networks
+
+DIM = 6
+
+
+def test_linear_toy_ppl_is_the_squared_norm_of_the_image_step():
+    """g(w) = A w (an 4x4x3 image), pairs with w1 - w0 = delta: every path length is
+    ||127.5 A delta||^2 (images mapped to [0, 255]), whatever w0 and t are."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4 * 4 * 3, DIM))
+    delta = rng.normal(size=DIM).astype(np.float32)
+    expected = np.sum(np.square(127.5 * a @ delta))
+
+    def sample_w(key, m):  # rows i and m/2 + i: w0 and w0 + delta
+        w0 = 0.1 * jax.random.normal(key, (m // 2, DIM))
+        return jnp.concatenate([w0, w0 + delta])
+
+    synth = lambda w: (np.asarray(w, np.float64) @ a.T).reshape(-1, 4, 4, 3)  # noqa: E731
+    for sampling in ("end", "full"):
+        d = ppl.path_lengths(synth, sample_w, ppl.squared_l2, jax.random.PRNGKey(1), 10,
+                             batch_size=4, sampling=sampling)
+        assert d.shape == (10,)
+        np.testing.assert_allclose(d, expected, rtol=2e-2)  # float32 lerp and [0, 255] images
+    with pytest.raises(ValueError, match=r"sample_w\(key, 8\) returned shape \(4, 6\)"):
+        ppl.path_lengths(synth, lambda k, m: jnp.zeros((m // 2, DIM)), ppl.squared_l2,
+                         jax.random.PRNGKey(1), 4, batch_size=4)
+
+
+def test_filtered_mean_drops_values_outside_the_1st_99th_percentiles():
+    values = np.random.default_rng(0).permutation(np.arange(1.0, 1001.0))
+    values[values == 1000.0] = 1e9  # an outlier
+    # 1st percentile 'lower': sorted[9] = 10; 99th 'higher': sorted[990] = 991; both kept.
+    assert ppl.filtered_mean(values) == pytest.approx((10 + 991) / 2)
+
+
+# ----- PPL in config.eval -----
+
+@pytest.fixture(scope="module")
+def lpips_npz(tmp_path_factory):
+    """A tiny random LPIPS (narrow VGG widths, positive lin weights) as an lpips-named .npz."""
+    net = lpips.LPIPS((4, 4, 8, 8, 8))
+    x = jnp.zeros((1, 16, 16, 3))
+    variables = jax.tree.map(np.asarray, jax.jit(net.init)(jax.random.PRNGKey(0), x, x))
+    rng = np.random.default_rng(0)
+    for k in range(len(lpips.LAYERS)):
+        p = variables["params"][f"lin{k}"]
+        variables["params"][f"lin{k}"] = rng.uniform(0.1, 1.0, p.shape).astype(np.float32)
+    sd = convert_vgg16.export_lpips(variables)
+    sd["scaling_layer.shift"] = np.asarray(lpips.SHIFT).reshape(1, 3, 1, 1)
+    sd["scaling_layer.scale"] = np.asarray(lpips.SCALE).reshape(1, 3, 1, 1)
+    path = tmp_path_factory.mktemp("weights") / "lpips_tiny.npz"
+    np.savez(path, **sd)
+    return str(path), net, variables
+
+
+@pytest.fixture(scope="module")
+def stylegan2_state():
+    """A tiny StyleGAN2 recipe and an initial state whose EMA G differs from its G."""
+    config = sg2_config.get_config("photos,res=16")
+    config.eval.num_samples, config.eval.batch_size = 6, 4
+    G = stylegan2.generator("config-f_test", img_resolution=16, z_dim=8, w_dim=8,
+                            mapping_layers=1, channel_base=128, channel_max=8)
+    D = stylegan2.Discriminator(0, 16, channel_base=128, channel_max=8)
+    recipe = recipes.make_recipe(config, (G, D))
+    state = jax.jit(lambda key: recipe.init_state(key, config))(jax.random.PRNGKey(0))
+    ema = jax.tree.map(lambda p: p * 1.1 + 0.01, state.ema_params)
+    return config, recipe, state.replace(ema_params=ema), G
+
+
+def _with_eval(config, **eval_overrides):
+    config = copy.deepcopy(config)
+    config.eval.update(eval_overrides)
+    return config
+
+
+def test_eval_ppl_equals_a_direct_metrics_call(tmp_path, lpips_npz, stylegan2_state):
+    path, net, variables = lpips_npz
+    config, recipe, state, G = stylegan2_state
+    config = _with_eval(config, metrics="ppl", lpips=path)
+    out = evaluation.evaluate_state(recipe, state, config, str(tmp_path))
+    g_vars = {"params": state.ema_params, **state.collections["g"]}
+
+    @jax.jit
+    def sample_w(key, m=8):  # z from the first half of the key; unconditional
+        z = jax.random.normal(jax.random.split(key)[0], (m, G.z_dim))
+        return G.apply(g_vars, z, None, method="map")
+
+    synth = jax.jit(lambda ws: G.apply(g_vars, ws, noise_mode="const", method="synthesize")[0])
+    direct = ppl.ppl(synth, lambda key, m: sample_w(key)[:m],
+                     jax.jit(lpips.ppl_distance(variables, net)),
+                     jax.random.PRNGKey(config.seed), 6, batch_size=4)
+    assert np.isfinite(out["ppl"]) and out["ppl"] > 0
+    # PPL divides image differences by eps^2 = 1e-8: float32 rounding of differently batched
+    # (padded) calls moves it by ~1e-4.
+    assert out["ppl"] == pytest.approx(direct, rel=2e-3)
+    written = json.loads((tmp_path / "eval" / "metrics_0.json").read_text())
+    assert written == pytest.approx({"step": 0, "ppl": out["ppl"]})
+
+
+def test_eval_ppl_without_lpips_is_skipped_with_a_message(tmp_path, caplog, stylegan2_state):
+    config, recipe, state, _ = stylegan2_state
+    config = _with_eval(config, metrics="ppl")
+    with caplog.at_level(logging.WARNING, logger="gan_zoo.eval"):
+        out = evaluation.evaluate_state(recipe, state, config, str(tmp_path))
+    assert "skipping ppl: set config.eval.lpips" in caplog.text and out == {"step": 0}
+
+
+@pytest.mark.parametrize("family", ["biggan", "progan"])
+def test_eval_ppl_on_a_recipe_without_w_space_raises(tmp_path, family):
+    if family == "biggan":
+        config = tiny_config()
+        recipe = recipes.make_recipe(config, tiny_networks(config))
+    else:
+        config = progan_config.get_config("smoke")
+        recipe = recipes.make_recipe(config)
+    config.eval.metrics, config.eval.lpips = "swd,ppl", "unused.npz"
+    with pytest.raises(ValueError, match=rf"\['ppl'\] need a W space.*recipe '{family}'"):
+        evaluation.evaluate_state(recipe, None, config, str(tmp_path))
