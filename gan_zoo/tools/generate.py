@@ -15,6 +15,12 @@ saved with np.savez) plus the constructor kwargs (`G.init_kwargs`) as `--network
 `synthesis.input.freqs` tensor (or `--arch`). `--workdir` + `--config` load the EMA generator of
 the trainer's latest checkpoint. z of seed s is np.random.RandomState(s).randn(1, z_dim), as in
 the official gen_images.py / style_mixing.py.
+
+Latents: `--latents` is a .npy or an .npz with `z` [N, z_dim] or `w` [N, num_ws, w_dim] /
+[N, w_dim]. An .npz may also hold noise maps under their torch names
+(`synthesis.b8.conv0.noise_const`, as gan_zoo.tools.project writes them): they replace the
+network's const noise for every latent of the file (--noise_mode=const), so the projector's
+projected_w.npz renders as its proj.png.
 """
 
 import argparse
@@ -206,6 +212,24 @@ def load_latents(path, G, space: str = "auto") -> tuple:
                      f"w [N, {G.num_ws}, {G.w_dim}] / [N, {G.w_dim}] (--latent_space={space})")
 
 
+def with_latent_noise(path, variables, noise_mode: str = "const"):
+    """variables with the `*.noise_const` maps of the --latents .npz (if any) as noise buffers."""
+    if pathlib.Path(path).suffix != ".npz" or not os.path.isfile(path):
+        return variables  # load_latents reports a missing file
+    from gan_zoo.tools import projector
+
+    with np.load(path) as f:
+        noise = projector.noise_from_npz({k: f[k] for k in f.files if k not in ("w", "z")},
+                                         variables, where=f"--latents: {path}")
+    if not noise:
+        return variables
+    if noise_mode != "const":
+        print(f"warning: the noise maps in {path} are used only with --noise_mode=const",
+              file=sys.stderr)
+    own, rest = projector.split_noise(variables)
+    return projector.merge_noise(rest, {**own, **{p: jnp.asarray(v) for p, v in noise.items()}})
+
+
 def latents_from_args(args, G, variables, n_min: int = 1) -> tuple:
     """(names, ws [N, num_ws, w_dim]) from --seeds or --latents with truncation and --class."""
     if bool(args.seeds) == bool(args.latents):
@@ -357,6 +381,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         G, variables = network_from_args(args)
+        if args.latents and args.mode != "mix":
+            variables = with_latent_noise(args.latents, variables, args.noise_mode)
         os.makedirs(args.outdir, exist_ok=True)
         paths = RUNNERS[args.mode](args, G, variables)
     except (ValueError, FileNotFoundError) as e:

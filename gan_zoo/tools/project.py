@@ -4,12 +4,14 @@
     python -m gan_zoo.tools.project --network=ffhq.npz --target=face.png --outdir=out \
         --lpips=vgg16_lpips.npz                   # the paper's distance (needs LPIPS-VGG16)
     python -m gan_zoo.tools.generate --network=ffhq.npz --latents=out/projected_w.npz --outdir=out
-    (generate renders w with the network's own noise_const, not the optimised noise maps)
+    (generate renders w with the optimised noise maps stored beside it: proj.png again)
 
-The target is centre-cropped to a square and resized (Lanczos) to the generator's resolution, as
-in the official projector.py. Writes target.png, proj.png (the projection, noise_mode 'const' with
-the optimised noise maps), projected_w.npz (`w` [1, num_ws, w_dim]), projected_noise.npz (the
-noise maps under their torch names, e.g. `synthesis.b8.conv0.noise_const`), projection_log.npz
+The network is `--network` (+ kwargs) or a training checkpoint (`--workdir` + `--config`), as in
+gan_zoo.tools.generate. The target is centre-cropped to a square and resized (Lanczos) to the
+generator's resolution, as in the official projector.py. Writes target.png, proj.png (the
+projection, noise_mode 'const' with the optimised noise maps), projected_w.npz (`w`
+[1, num_ws, w_dim] and the noise maps under their torch names, e.g.
+`synthesis.b8.conv0.noise_const`; StyleGAN3 has no noise inputs, so only `w`), projection_log.npz
 (`dist`, `reg`, `w` per step) and, with --save_frames, frames/step*.png (target | projection).
 
 Distance: with --lpips=WEIGHTS.npz, LPIPS-VGG16 (images in [0, 255], box-downsampled to 256²), as
@@ -59,25 +61,19 @@ def lpips_feature_fn(path):
     return lpips.lpips_features(vgg16.load_lpips(path))
 
 
-def _noise_names(noise: dict) -> dict:
-    """{('synthesis', 'b8', 'conv0', 'noise_const'): x} -> {'synthesis.b8.conv0.noise_const': x}."""
-    return {".".join(p): np.asarray(v) for p, v in noise.items()}
-
-
 def write_outputs(outdir, G, variables, target, out: dict, save_frames: int = 0) -> list:
-    """target.png, proj.png, projected_w.npz, projected_noise.npz, projection_log.npz [+ frames]."""
+    """target.png, proj.png, projected_w.npz (w + noise maps), projection_log.npz [+ frames]."""
     from gan_zoo.train import writers
 
     os.makedirs(outdir, exist_ok=True)
     w = np.broadcast_to(out["w"][-1], (1, G.num_ws, G.w_dim)).astype(np.float32)
     proj = writers.to_uint8(projector.synthesize(G, variables, w, out["noise"]))[0]
     paths = [os.path.join(outdir, n) for n in ("target.png", "proj.png", "projected_w.npz",
-                                               "projected_noise.npz", "projection_log.npz")]
+                                               "projection_log.npz")]
     generate.save_image(paths[0], np.asarray(target, np.uint8))
     generate.save_image(paths[1], proj)
-    np.savez(paths[2], w=w)
-    np.savez(paths[3], **_noise_names(out["noise"]))
-    np.savez(paths[4], dist=out["dist"], reg=out["reg"], w=out["w"])
+    np.savez(paths[2], w=w, **projector.noise_to_npz(out["noise"]))
+    np.savez(paths[3], dist=out["dist"], reg=out["reg"], w=out["w"])
     if save_frames:
         os.makedirs(os.path.join(outdir, "frames"), exist_ok=True)
         for i in range(0, len(out["w"]), save_frames):

@@ -8,6 +8,9 @@ maps that reproduce a target image. StyleGAN2 §5, App. D (spec: shared/spec/sty
     out["w"]      # [num_steps, w_dim], w after each step (the last is the projection)
     out["noise"]  # {flat buffer path: [R, R]} optimised noise maps (noise_const)
 
+StyleGAN3 has no noise inputs: its projection optimises w alone (`out["noise"]` is {} and the
+noise regulariser is 0).
+
 The distance is pluggable: `feature_fn(images [N, H, W, C] in [0, 255]) -> [N, F]`, and the image
 loss is the squared L2 distance of the target's and the synthesis' features (LPIPS-VGG16 returns
 features whose squared distance is LPIPS, as the official `vgg16.pt` with return_lpips=True).
@@ -107,7 +110,7 @@ def noise_regularizer(noise: dict, gain: float = 1.0):
     """Multi-scale autocorrelation penalty. StyleGAN2 App. D:
     sum over maps and pyramid levels of ((1/r^2) sum n(x,y) n(x-1,y))^2 + (... n(x,y-1))^2,
     with wrap-around shifts; each map is reduced by 2x2 means (times `gain`) down to 8x8."""
-    reg = 0.0
+    reg = jnp.zeros((), jnp.float32)  # stays 0 without noise maps (StyleGAN3)
     for n in noise.values():  # [R, R]
         while True:
             reg += jnp.mean(n * jnp.roll(n, 1, axis=1)) ** 2
@@ -117,6 +120,30 @@ def noise_regularizer(noise: dict, gain: float = 1.0):
             r = n.shape[0] // 2
             n = n.reshape(r, 2, r, 2).mean(axis=(1, 3)) * gain
     return reg
+
+
+def noise_to_npz(noise: dict) -> dict:
+    """{('synthesis', 'b8', 'conv0', 'noise_const'): x} -> {'synthesis.b8.conv0.noise_const': x}
+    (the torch buffer names, as the projector writes them)."""
+    return {".".join(p): np.asarray(v) for p, v in noise.items()}
+
+
+def noise_from_npz(arrays: dict, variables, where: str = "noise maps") -> dict:
+    """Inverse of noise_to_npz for the `*.noise_const` entries of `arrays`, checked against the
+    network's own noise buffers (ValueError naming `where` and the entry on a mismatch)."""
+    own, _ = split_noise(variables)
+    out = {}
+    for name in sorted(k for k in arrays if k.endswith("." + NOISE_LEAF)):
+        path, x = tuple(name.split(".")), np.asarray(arrays[name], np.float32)
+        if path not in own:
+            names = sorted(noise_to_npz(own)) or "none: it has no noise inputs"
+            raise ValueError(f"{where}: {name!r} is not a noise buffer of this network; expected "
+                             f"one of {names}")
+        if x.shape != tuple(own[path].shape):
+            raise ValueError(f"{where}: {name!r} has shape {list(x.shape)}; expected "
+                             f"{list(own[path].shape)}")
+        out[path] = x
+    return out
 
 
 def normalize_noise(noise: dict) -> dict:

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 
 import flax
 import jax
@@ -187,3 +188,18 @@ def test_missing_network_and_kwargs(net, tmp_path, capsys):
     assert "--network_kwargs" in capsys.readouterr().err
     assert generate.main([f"--network={lone}", f"--network_kwargs={json.dumps(KWARGS)}",
                           "--seeds=1", f"--outdir={tmp_path}"]) == 0
+
+
+@pytest.mark.parametrize("name,shape,match", [
+    ("synthesis.b8.conv0.noise_const", (4, 4), r"has shape \[4, 4\]; expected \[8, 8\]"),
+    ("synthesis.b64.conv0.noise_const", (64, 64), "not a noise buffer of this network"),
+])
+def test_latent_noise_maps_are_checked(net, tmp_path, capsys, name, shape, match):
+    G, _, npz = net
+    np.savez(tmp_path / "p.npz", w=np.zeros([1, G.num_ws, G.w_dim], np.float32),
+             **{name: np.zeros(shape, np.float32)})
+    assert generate.main([f"--network={npz}", f"--latents={tmp_path / 'p.npz'}",
+                          f"--outdir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --latents: {tmp_path / 'p.npz'}" in err and name in err
+    assert re.search(match, err), err

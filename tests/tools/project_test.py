@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo.convert import stylegan2 as sg2_convert
-from gan_zoo.tools import project, projector
+from gan_zoo.tools import generate, project, projector
 from gan_zoo.train import writers
 from tests.tools.generate_test import KWARGS, tiny_generator
 
@@ -118,10 +118,9 @@ def test_project_cli_writes_outputs(net, tmp_path, capsys):
     assert "step   100/100: dist" in capsys.readouterr().out
     with np.load(out / "projected_w.npz") as f:
         assert f["w"].shape == (1, G.num_ws, G.w_dim)
+        assert "synthesis.b16.conv0.noise_const" in f.files and len(f.files) == 1 + 5
         w = f["w"]
-    with np.load(out / "projected_noise.npz") as f:
-        assert "synthesis.b16.conv0.noise_const" in f.files and len(f.files) == 5
-        noise = {tuple(k.split(".")): f[k] for k in f.files}
+        noise = {tuple(k.split(".")): f[k] for k in f.files if k != "w"}
     with np.load(out / "projection_log.npz") as f:
         assert f["dist"].shape == (100,) and f["dist"][-1] < 0.1 * f["dist"][0]
     proj = np.asarray(Image.open(out / "proj.png"))
@@ -143,3 +142,23 @@ def test_project_cli_errors(net, tmp_path, capsys):
     assert "missing names" in capsys.readouterr().err  # The .npz is not LPIPS weights.
     assert project.main(args + [f"--target={tmp_path / 't.png'}"]) == 2
     assert "--target" in capsys.readouterr().err
+
+
+def test_generate_from_projection_reproduces_proj_png(net, tmp_path):
+    """generate --latents=projected_w.npz uses the optimised noise maps stored beside w."""
+    G, variables, npz = net
+    _, target = _target(G, variables, seed=11)
+    Image.fromarray(np.clip(np.rint(target), 0, 255).astype(np.uint8)).save(tmp_path / "t.png")
+    out = tmp_path / "out"
+    assert project.main([f"--network={npz}", f"--target={tmp_path / 't.png'}", f"--outdir={out}",
+                         "--num_steps=20", "--w_avg_samples=200"]) == 0
+    assert generate.main([f"--network={npz}", f"--latents={out / 'projected_w.npz'}",
+                          f"--outdir={out}"]) == 0
+    proj, got = (np.asarray(Image.open(out / n), int) for n in ("proj.png", "latent0000.png"))
+    assert np.abs(got - proj).max() <= 1
+    # Without the noise maps (the network's own noise_const) the image is a different one.
+    with np.load(out / "projected_w.npz") as f:
+        np.save(out / "w_only.npy", f["w"])
+    assert generate.main([f"--network={npz}", f"--latents={out / 'w_only.npy'}",
+                          f"--outdir={out / 'w_only'}"]) == 0
+    assert np.abs(np.asarray(Image.open(out / "w_only" / "latent0000.png"), int) - proj).max() > 4
