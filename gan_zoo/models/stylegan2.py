@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_zoo import checks, ops
+from gan_zoo.models import progan
 from gan_zoo.models.stylegan2_discriminator import (
     Discriminator,
     DiscriminatorBlock,
@@ -71,6 +72,8 @@ class SynthesisBlock(nn.Module):
 
     x: [N, R/2, R/2, I] or None (first block: learned const), img: [N, R/2, R/2, C] or None,
     ws: [N, num_conv + num_torgb, w_dim] -> (x [N, R, R, O], img [N, R, R, C] or None).
+    style_mode 'adain' (StyleGAN1, config A): the const gets its own style layer (conv0 of b4,
+    const init 1), every conv reads its own w slot and the ToRGB is a plain 1x1 conv (no w).
     """
 
     in_channels: int  # I, 0 = first block (4x4 const input)
@@ -83,30 +86,50 @@ class SynthesisBlock(nn.Module):
     conv_clamp: Optional[float] = 256  # clamp conv outputs to +-X; None = off
     use_noise: bool = True  # noise inputs
     demodulate: bool = True  # weight demodulation (config B+)
+    style_mode: str = "modulate"  # 'modulate' (StyleGAN2) | 'adain' (StyleGAN1, config A)
+    torgb: bool = False  # a ToRGB even when not last ('orig' + progressive growing)
     impl: str = "auto"  # op implementation
 
     @property
+    def adain(self) -> bool:
+        return self.style_mode == "adain"
+
+    @property
     def num_conv(self) -> int:
-        return 1 if self.in_channels == 0 else 2
+        """w slots of the style layers (StyleGAN1's const has a style layer of its own)."""
+        return 1 if self.in_channels == 0 and not self.adain else 2
+
+    @property
+    def has_torgb(self) -> bool:
+        return self.is_last or self.torgb or self.architecture == "skip"
 
     @property
     def num_torgb(self) -> int:
-        return int(self.is_last or self.architecture == "skip")
+        """w slots of the ToRGB (StyleGAN1's ToRGB is not modulated)."""
+        return int(self.has_torgb and not self.adain)
 
     @nn.compact
-    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=True):
+    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=True, rgb=True):
+        """rgb=False skips the ToRGB (a growing g needs it only at the stage's resolutions)."""
         checks.check_shape(f"SynthesisBlock b{self.resolution}: ws", ws,
                            [None, self.num_conv + self.num_torgb, None])
         layer = dict(resolution=self.resolution, resample_filter=self.resample_filter,
-                     conv_clamp=self.conv_clamp, use_noise=self.use_noise,
-                     demodulate=self.demodulate, impl=self.impl)
+                     conv_clamp=None if self.adain else self.conv_clamp,
+                     use_noise=self.use_noise, demodulate=self.demodulate,
+                     style_mode=self.style_mode, impl=self.impl)
         call = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
-        # Input: learned constant c_1, tiled over the batch (spec A3.1.5).
+        # Input: learned constant c_1, tiled over the batch (spec A3.1.5; StyleGAN1: init 1 and
+        # its own noise + AdaIN layer, official G_synthesis '4x4/Const').
         if self.in_channels == 0:
-            const = self.param("const", nn.initializers.normal(1.0),
+            init = nn.initializers.ones if self.adain else nn.initializers.normal(1.0)
+            const = self.param("const", init,
                                (self.resolution, self.resolution, self.out_channels))
             x = jnp.broadcast_to(const[None], (ws.shape[0],) + const.shape)
-            x = SynthesisLayer(self.out_channels, name="conv1", **layer)(x, ws[:, 0], **call)
+            if self.adain:
+                x = SynthesisLayer(self.out_channels, kernel_size=0, name="conv0", **layer)(
+                    x, ws[:, 0], **call)
+            x = SynthesisLayer(self.out_channels, name="conv1", **layer)(
+                x, ws[:, self.num_conv - 1], **call)
         elif self.architecture == "resnet":  # (main + skip) / sqrt(2)
             y = Conv2dLayer(self.out_channels, 1, use_bias=False, up=2,
                             resample_filter=self.resample_filter, impl=self.impl,
@@ -122,9 +145,12 @@ class SynthesisBlock(nn.Module):
         # ToRGB and output skips: img = up(img) + tRGB(x) (spec A3.4).
         if img is not None:
             img = ops.upsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl)
-        if self.num_torgb:
-            y = ToRGBLayer(self.img_channels, conv_clamp=self.conv_clamp, impl=self.impl,
-                           name="torgb")(x, ws[:, self.num_conv], fused_modconv=fused_modconv)
+        if self.has_torgb and rgb:
+            if self.adain:  # StyleGAN1 ToRGB_lod: 1x1 conv + bias, gain 1
+                y = Conv2dLayer(self.img_channels, 1, impl=self.impl, name="torgb")(x)
+            else:
+                y = ToRGBLayer(self.img_channels, conv_clamp=self.conv_clamp, impl=self.impl,
+                               name="torgb")(x, ws[:, self.num_conv], fused_modconv=fused_modconv)
             y = y.astype(jnp.float32)
             img = y if img is None else img + y
         return x, img
@@ -135,6 +161,10 @@ class SynthesisNetwork(nn.Module):
 
     Block b<R> reads ws[:, i : i + num_conv + num_torgb] and i advances by num_conv, so a ToRGB
     shares its w with the next block's first conv (spec A3.3).
+
+    progressive (configs A-D, 'orig' only): every block has a ToRGB and the static stage
+    resolution `res` <= R picks the output, faded in as in ProGAN §2 (official linear
+    structure): img = lerp(up_nn(ToRGB_{res/2}), ToRGB_res, alpha) -> [N, res, res, C].
     """
 
     w_dim: int  # W dimensionality
@@ -147,6 +177,8 @@ class SynthesisNetwork(nn.Module):
     conv_clamp: Optional[float] = 256  # clamp conv outputs; None = off
     use_noise: bool = True  # noise inputs
     demodulate: bool = True  # weight demodulation
+    style_mode: str = "modulate"  # 'modulate' (StyleGAN2) | 'adain' (StyleGAN1, config A)
+    progressive: bool = False  # ToRGB per resolution + fade-in (ProGAN-style growing)
     impl: str = "auto"  # op implementation
 
     @property
@@ -157,27 +189,54 @@ class SynthesisNetwork(nn.Module):
     def num_ws(self) -> int:
         return num_ws(self.img_resolution)
 
-    @nn.compact
-    def __call__(self, ws, noise_mode="random", fused_modconv=True):
+    def _check(self, res):
         _check_resolution("SynthesisNetwork", self.img_resolution)
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"SynthesisNetwork: architecture must be one of {ARCHITECTURES}, "
                              f"got {self.architecture!r}")
+        if (self.progressive or self.style_mode == "adain") and self.architecture != "orig":
+            raise ValueError(f"SynthesisNetwork: progressive growing and style_mode='adain' "
+                             f"need architecture='orig', got {self.architecture!r}")
+        if res != self.img_resolution and (not self.progressive
+                                           or res not in self.block_resolutions):
+            raise ValueError(f"SynthesisNetwork: res={res} needs progressive=True and one of "
+                             f"{self.block_resolutions}")
+
+    @nn.compact
+    def __call__(self, ws, noise_mode="random", fused_modconv=True, res=None, alpha=1.0):
+        res = self.img_resolution if res is None else int(res)
+        self._check(res)
         checks.check_shape("SynthesisNetwork: ws", ws, [None, self.num_ws, self.w_dim])
         ws = ws.astype(jnp.float32)
         ch = channels_dict(self.block_resolutions, self.channel_base, self.channel_max)
+        init = self.is_initializing()  # init creates every layer whatever `res` is
         x = img = None
+        rgb = {}  # ToRGB outputs of a growing g
         w_idx = 0
-        for res in self.block_resolutions:
+        for r in self.block_resolutions:
+            if r > res and not init:
+                break
             block = SynthesisBlock(
-                ch[res // 2] if res > 4 else 0, ch[res], res, self.img_channels,
-                is_last=res == self.img_resolution, architecture=self.architecture,
+                ch[r // 2] if r > 4 else 0, ch[r], r, self.img_channels,
+                is_last=r == self.img_resolution, architecture=self.architecture,
                 resample_filter=self.resample_filter, conv_clamp=self.conv_clamp,
-                use_noise=self.use_noise, demodulate=self.demodulate, impl=self.impl,
-                name=f"b{res}")
+                use_noise=self.use_noise, demodulate=self.demodulate,
+                style_mode=self.style_mode, torgb=self.progressive, impl=self.impl,
+                name=f"b{r}")
             block_ws = ws[:, w_idx:w_idx + block.num_conv + block.num_torgb]
-            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+            want = not self.progressive or init or r in (res, res // 2)
+            x, img = block(x, None if self.progressive else img, block_ws,
+                           noise_mode=noise_mode, fused_modconv=fused_modconv, rgb=want)
+            rgb[r] = img
             w_idx += block.num_conv
+        if not self.progressive:
+            return img
+        # Fade-in (ProGAN §2, official G_synthesis linear structure): nearest-upsampled old
+        # output blended with the new one; exactly ToRGB_res at alpha = 1.
+        img = rgb[res]
+        if res > 4:
+            old = progan.upsample_nn(rgb[res // 2])
+            img = progan.lerp(old, img, jnp.asarray(alpha, img.dtype))
         return img
 
 
@@ -207,7 +266,9 @@ class Generator(nn.Module):
     resample_filter: Sequence[float] = DEFAULT_FILTER  # FIR taps
     conv_clamp: Optional[float] = 256  # clamp conv outputs; None = off
     use_noise: bool = True  # noise inputs
-    demodulate: bool = True  # weight demodulation (False: config-A-like ablation only)
+    demodulate: bool = True  # weight demodulation (modulate mode)
+    style_mode: str = "modulate"  # 'modulate' (StyleGAN2, B-F) | 'adain' (StyleGAN1, config A)
+    progressive: bool = False  # ToRGB per resolution, `res` / `alpha` select the stage (A-D)
     fused_modconv_default: bool = True  # fused grouped modconv; use False under batch sharding
     impl: str = "auto"  # op implementation
 
@@ -215,7 +276,8 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(
             self.w_dim, self.img_resolution, self.img_channels, self.channel_base,
             self.channel_max, self.architecture, self.resample_filter, self.conv_clamp,
-            self.use_noise, self.demodulate, self.impl)
+            self.use_noise, self.demodulate, style_mode=self.style_mode,
+            progressive=self.progressive, impl=self.impl)
         self.mapping = MappingNetwork(
             self.z_dim, self.c_dim, self.w_dim, num_ws(self.img_resolution),
             num_layers=self.mapping_layers, embed_features=self.embed_features,
@@ -230,49 +292,51 @@ class Generator(nn.Module):
         """f(z, c) with truncation: [N, z_dim] -> ws [N, num_ws, w_dim]."""
         return self.mapping(z, c, psi=psi, cutoff=cutoff, update_emas=update_emas)
 
-    def synthesize(self, ws, noise_mode="random", fused_modconv=None, update_emas=False):
-        """g(ws): [N, num_ws, w_dim] -> (img [N, R, R, C], {"ws": ws})."""
+    def synthesize(self, ws, noise_mode="random", fused_modconv=None, update_emas=False,
+                   res=None, alpha=1.0):
+        """g(ws): [N, num_ws, w_dim] -> (img [N, R, R, C], {"ws": ws}). Growing g: `res`
+        (static, default R) and the fade-in weight `alpha` give [N, res, res, C]."""
         del update_emas  # StyleGAN2's synthesis has no EMA state.
         fused = self.fused_modconv_default if fused_modconv is None else fused_modconv
-        img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused)
+        img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused, res=res,
+                             alpha=alpha)
         return img, {"ws": ws}
 
     def __call__(self, z, c=None, psi=1.0, cutoff=None, noise_mode="random", update_emas=False,
-                 fused_modconv=None):
+                 fused_modconv=None, res=None, alpha=1.0):
         ws = self.map(z, c, psi=psi, cutoff=cutoff, update_emas=update_emas)
-        return self.synthesize(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+        return self.synthesize(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, res=res,
+                               alpha=alpha)
 
 
 # Configurations of StyleGAN2 Table 1 (spec A6) at the full size, plus tiny `_test` rows. Model
-# switches: architectures, channel_base (config F doubles the maps at 64^2-1024^2), demodulation.
-# Training switches (for recipes): progressive growing, lazy regularisation, path length, R1 gamma.
-# Config A (StyleGAN1: AdaIN, progressive growing) is approximated by the 'orig' networks without
-# demodulation; B-D use the revised G with the 'orig' D; growing itself is not implemented here.
-_BASE = dict(z_dim=512, w_dim=512, img_resolution=1024, mapping_layers=8)
-_TRAIN = dict(progressive=False, lazy_reg=True, pl_weight=2.0, r1_gamma=10.0)
+# switches: architectures, channel_base (config F doubles the maps at 64^2-1024^2), style mode,
+# demodulation, progressive growing. Config A is StyleGAN1 (App. B: "the official StyleGAN
+# baseline"): AdaIN synthesis, const input with its own style layer, unmodulated ToRGB; B-D use
+# the revised G (Fig. 2c/d: modulation + demodulation) with the 'orig' feed-forward G and D. A-D
+# grow progressively (one ToRGB / fromRGB per resolution, official linear structure); the growing
+# schedule and the other training switches live in configs/stylegan2.py (R1 every step for A-B,
+# lazy for C-F; path length for D-F; gamma 100 for E). Deviation: the official config A uses
+# StyleGAN1's D_basic, whose down-conv is blur [1,2,1] + conv + 2x2 average pool; here A-D share
+# the D_stylegan down-conv ([1,3,3,1] FIR + stride-2 conv) of spec A4.
+_BASE = dict(z_dim=512, w_dim=512, img_resolution=1024, mapping_layers=8, channel_base=16384)
+_ORIG = dict(_BASE, g_architecture="orig", d_architecture="orig", progressive=True)
 VARIANTS = {
-    "config-a": dict(_BASE, g_architecture="orig", d_architecture="orig", channel_base=16384,
-                     demodulate=False, exact=False,
-                     train=dict(_TRAIN, progressive=True, lazy_reg=False, pl_weight=0.0)),
-    "config-b": dict(_BASE, g_architecture="orig", d_architecture="orig", channel_base=16384,
-                     demodulate=True, exact=False,
-                     train=dict(_TRAIN, progressive=True, lazy_reg=False, pl_weight=0.0)),
-    "config-c": dict(_BASE, g_architecture="orig", d_architecture="orig", channel_base=16384,
-                     demodulate=True, exact=False,
-                     train=dict(_TRAIN, progressive=True, pl_weight=0.0)),
-    "config-d": dict(_BASE, g_architecture="orig", d_architecture="orig", channel_base=16384,
-                     demodulate=True, exact=False, train=dict(_TRAIN, progressive=True)),
-    "config-e": dict(_BASE, g_architecture="skip", d_architecture="resnet", channel_base=16384,
-                     demodulate=True, exact=True, train=dict(_TRAIN, r1_gamma=100.0)),
+    "config-a": dict(_ORIG, style_mode="adain", demodulate=False),
+    "config-b": dict(_ORIG, style_mode="modulate", demodulate=True),
+    "config-c": dict(_ORIG, style_mode="modulate", demodulate=True),
+    "config-d": dict(_ORIG, style_mode="modulate", demodulate=True),
+    "config-e": dict(_BASE, g_architecture="skip", d_architecture="resnet", demodulate=True),
     "config-f": dict(_BASE, g_architecture="skip", d_architecture="resnet", channel_base=32768,
-                     demodulate=True, exact=True, train=dict(_TRAIN)),
+                     demodulate=True),
 }
 _TINY = dict(z_dim=32, w_dim=32, img_resolution=32, mapping_layers=2, channel_base=1024,
              channel_max=64)
 VARIANTS.update({f"{k}_test": dict(v, **_TINY) for k, v in VARIANTS.items()
-                 if k in ("config-b", "config-e", "config-f")})
+                 if k in ("config-a", "config-b", "config-e", "config-f")})
 _G_KEYS = ("z_dim", "w_dim", "img_resolution", "mapping_layers", "channel_base", "channel_max",
-           "demodulate")
+           "demodulate", "style_mode", "progressive")
+_D_KEYS = ("img_resolution", "channel_base", "channel_max", "progressive")
 
 
 def _variant(name: str) -> dict:
@@ -292,6 +356,6 @@ def generator(variant: str, c_dim: int = 0, **overrides) -> Generator:
 def discriminator(variant: str, c_dim: int = 0, **overrides) -> Discriminator:
     """Discriminator of a VARIANTS row; keyword overrides win."""
     v = _variant(variant)
-    kw = {k: v[k] for k in ("img_resolution", "channel_base", "channel_max") if k in v}
+    kw = {k: v[k] for k in _D_KEYS if k in v}
     kw.update(architecture=v["d_architecture"], c_dim=c_dim)
     return Discriminator(**{**kw, **overrides})

@@ -24,11 +24,20 @@ from gan_zoo.ops.bias_act import activation_defaults
 EMA = "ema_stats"  # collection of w_avg (and StyleGAN3 magnitude_ema): update_emas=True writes it
 BUFFERS = "buffers"  # collection of constant buffers loaded from checkpoints (noise_const, ...)
 DEFAULT_FILTER = (1, 3, 3, 1)  # "bilinear" FIR of all resampling (StyleGAN2 App. B)
+ADAIN_BLUR = (1, 2, 1)  # StyleGAN1 blur after each upsampling conv (official blur_filter)
+STYLE_MODES = ("modulate", "adain")  # SynthesisLayer.style_mode
 
 
 def normalize_2nd_moment(x, eps: float = 1e-8):
     """x * rsqrt(mean(x^2) + eps) over the feature axis (StyleGAN2 code: unit-RMS z and c)."""
     return pixel_norm(x, eps, axis=-1)
+
+
+def instance_norm(x, eps: float = 1e-8):
+    """Per-sample, per-channel normalisation over H, W (StyleGAN1 AdaIN, official
+    `instance_norm`): (x - mean) * rsqrt(mean((x - mean)^2) + eps). x: [N, H, W, C]."""
+    x = x - jnp.mean(x, axis=(1, 2), keepdims=True)
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=(1, 2), keepdims=True) + eps)
 
 
 def lerp(a, b, t):
@@ -138,10 +147,15 @@ class Conv2dLayer(nn.Module):
 
 
 class SynthesisLayer(nn.Module):
-    """Modulated conv + noise + bias + lrelu. StyleGAN2 §2.2 eqs. 1-3, Fig. 2d.
+    """One style layer of g. StyleGAN2 §2.2 eqs. 1-3, Fig. 2d; StyleGAN1 AdaIN (Fig. 2a/b).
 
-    x: [N, R/up, R/up, I], w: [N, w_dim] -> [N, R, R, out_channels]. Style s = affine(w) (bias
-    init 1); noise n [N, R, R, 1] times a learned scalar is added after the conv.
+    x: [N, R/up, R/up, I], w: [N, w_dim] -> [N, R, R, out_channels].
+    style_mode 'modulate' (StyleGAN2, configs B-F): modulated conv (style s = affine(w), bias
+    init 1), noise [N, R, R, 1] times a learned scalar, bias, lrelu * sqrt(2).
+    style_mode 'adain' (StyleGAN1 = config A, official `networks_stylegan.G_synthesis`): conv
+    (up: nearest 2x, conv, blur [1,2,1]; He gain sqrt(2) in the weights), noise times a learned
+    per-channel strength, bias, lrelu, instance norm, then the style y = affine(w) (2 O outputs,
+    bias 0): x * (y_s + 1) + y_b. kernel_size 0 (adain only): no conv, the const input's layer.
     """
 
     out_channels: int  # O
@@ -152,7 +166,8 @@ class SynthesisLayer(nn.Module):
     activation: str = "lrelu"  # bias_act activation
     resample_filter: Sequence[float] = DEFAULT_FILTER  # FIR taps of the upsampling
     conv_clamp: Optional[float] = None  # clamp to +-conv_clamp * gain
-    demodulate: bool = True  # eq. 3; False only for the config-A-like ablation
+    demodulate: bool = True  # eq. 3 (modulate mode)
+    style_mode: str = "modulate"  # 'modulate' (StyleGAN2) | 'adain' (StyleGAN1, config A)
     impl: str = "auto"  # op implementation
 
     @nn.compact
@@ -160,6 +175,11 @@ class SynthesisLayer(nn.Module):
         n, i = x.shape[0], x.shape[-1]
         checks.check_shape("SynthesisLayer: x", x, [None, self.resolution // self.up,
                                                      self.resolution // self.up, None])
+        if self.style_mode not in STYLE_MODES:
+            raise ValueError(f"SynthesisLayer: style_mode must be one of {STYLE_MODES}, got "
+                             f"{self.style_mode!r}")
+        if self.style_mode == "adain":
+            return self._adain(x, w, noise_mode)
         # Style: s = A(w). [N, I]
         styles = EqualizedDense(i, bias_init=1.0, name="affine")(w)
         weight = self.param("weight", _normal, (self.kernel_size, self.kernel_size, i,
@@ -178,10 +198,39 @@ class SynthesisLayer(nn.Module):
         return ops.bias_act(x, bias, dim=-1, act=self.activation, gain=act_gain * gain,
                             clamp=clamp, impl=self.impl)
 
-    def _noise(self, n, noise_mode):
-        """Noise [N or 1, R, R, 1] scaled by the learned strength phi (StyleGAN2 §2.1), or None."""
+    def _adain(self, x, w, noise_mode):
+        """StyleGAN1 layer: [conv,] noise, bias, lrelu, instance norm, AdaIN style."""
+        i, o, k = x.shape[-1], self.out_channels, self.kernel_size
+        if k == 0 and (self.up != 1 or i != o):
+            raise ValueError(f"SynthesisLayer: kernel_size 0 (no conv) needs up=1 and "
+                             f"in = out channels, got up={self.up}, {i} -> {o}")
+        # Conv: nearest 2x up, conv k x k, blur [1,2,1] (official upscale2d_conv2d + blur2d).
+        if k:
+            weight = self.param("weight", _normal, (k, k, i, o))  # [k, k, I, O]
+            if self.up > 1:
+                x = ops.upsample2d(x, ops.setup_filter([1] * self.up), up=self.up,
+                                   impl=self.impl)
+            x = ops.conv2d_resample(x, weight * (np.sqrt(2) * weight_gain(i * k * k)),
+                                    padding=k // 2, impl=self.impl)
+            if self.up > 1:
+                x = ops.filter2d(x, ops.setup_filter(ADAIN_BLUR), impl=self.impl)
+        # Noise (per-channel strength), bias, lrelu (gain 1: sqrt(2) sits in the weights).
+        noise = self._noise(x.shape[0], noise_mode, channels=o)
+        if noise is not None:
+            x = x + noise
+        bias = self.param("bias", nn.initializers.zeros, (o,))
+        x = ops.bias_act(x, bias, dim=-1, act=self.activation, gain=1.0, impl=self.impl)
+        # AdaIN (StyleGAN1 eq. 1): y_s,i (x_i - mu(x_i)) / sigma(x_i) + y_b,i, y = A(w).
+        styles = EqualizedDense(2 * o, name="affine")(w)  # [N, 2 O]
+        scale, shift = styles[:, None, None, :o], styles[:, None, None, o:]
+        return instance_norm(x.astype(jnp.float32)) * (scale + 1.0) + shift
+
+    def _noise(self, n, noise_mode, channels=None):
+        """Noise [N or 1, R, R, 1] scaled by the learned strength phi (StyleGAN2 §2.1: a scalar;
+        StyleGAN1: one per channel when `channels` is given), or None."""
         r = self.resolution
-        strength = self.param("noise_strength", nn.initializers.zeros, ())
+        strength = self.param("noise_strength", nn.initializers.zeros,
+                              () if channels is None else (channels,))
         const = self.variable(BUFFERS, "noise_const",
                               lambda: _normal(self.make_rng("params"), (r, r)))
         if noise_mode == "none":

@@ -152,3 +152,134 @@ def test_state_dict_round_trip_conditional(kind, arch):
     assert set(back) == set(state)
     for name, value in state.items():
         np.testing.assert_array_equal(back[name], value, err_msg=name)
+
+
+# ----- Progressive growing (configs A-D) and StyleGAN1 AdaIN (config A) -----
+
+_GROW = dict(w_dim=8, img_resolution=16, channel_base=64, channel_max=8, architecture="orig")
+
+
+def _grow_synthesis(style_mode="modulate"):
+    """A growing 'orig' synthesis (4 -> 16) and its parameters, random ws [2, 6, 8]."""
+    syn = stylegan2.SynthesisNetwork(**_GROW, style_mode=style_mode,
+                                     demodulate=style_mode == "modulate", progressive=True)
+    ws = jax.random.normal(jax.random.PRNGKey(0), (2, syn.num_ws, _GROW["w_dim"]))
+    params = jax.jit(lambda w: syn.init(jax.random.PRNGKey(1), w, noise_mode="none"))(ws)
+    return syn, params, ws
+
+
+def _synth(syn, params, ws, res, alpha):
+    return syn.apply(params, ws, noise_mode="none", fused_modconv=False, res=res, alpha=alpha)
+
+
+def _without(variables, drop):
+    """variables without the subtrees named by the (block, layer) pairs of `drop` (layer None:
+    the whole block), in every collection."""
+    out = {}
+    for col, tree in variables.items():
+        tree = dict(tree)
+        for block, layer in drop:
+            if block in tree and layer is None:
+                del tree[block]
+            elif block in tree:
+                tree[block] = {k: v for k, v in tree[block].items() if k != layer}
+        out[col] = tree
+    return out
+
+
+def test_growing_g_at_alpha_1_is_the_stage_network_alone():
+    """alpha = 1 at stage 8: exactly the non-growing 'orig' g of resolution 8 (whose ToRGB is
+    the only one) on the same weights, with its own (fewer) w slots."""
+    syn, params, ws = _grow_synthesis()
+    got = _synth(syn, params, ws, 8, 1.0)
+    plain = stylegan2.SynthesisNetwork(**{**_GROW, "img_resolution": 8})
+    sub = _without(params, [("b16", None), ("b4", "torgb")])
+    want = plain.apply(sub, ws[:, :plain.num_ws], noise_mode="none", fused_modconv=False)
+    assert got.shape == (2, 8, 8, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("style_mode", ["modulate", "adain"])
+def test_growing_g_fades_from_the_upsampled_previous_stage(style_mode):
+    syn, params, ws = _grow_synthesis(style_mode)
+    old = _synth(syn, params, ws, 8, 1.0)
+    new = _synth(syn, params, ws, 16, 1.0)
+    up = jnp.repeat(jnp.repeat(old, 2, axis=1), 2, axis=2)  # nearest 2x
+    np.testing.assert_allclose(_synth(syn, params, ws, 16, 0.0), up, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_synth(syn, params, ws, 16, 0.25), 0.75 * up + 0.25 * new,
+                               rtol=1e-5, atol=1e-5)
+    assert float(jnp.max(jnp.abs(new - up))) > 1e-3  # the stages differ: the fade is visible
+
+
+def _grow_discriminator():
+    D = stylegan2.Discriminator(0, 16, architecture="orig", channel_base=64, channel_max=8,
+                                progressive=True)
+    x = jax.random.normal(jax.random.PRNGKey(2), (4, 16, 16, 3))
+    params = jax.jit(lambda x: D.init(jax.random.PRNGKey(3), x))(x)
+    return D, params, x
+
+
+def test_growing_d_fade_in():
+    D, params, x = _grow_discriminator()
+    pooled = x.reshape(4, 8, 2, 8, 2, 3).mean(axis=(2, 4))  # 2x2 average pool
+    d = jax.jit(lambda x, a, res: D.apply(params, x, res=res, alpha=a)[0], static_argnums=2)
+    # alpha = 0: the previous stage (D at 8 on the average-pooled image).
+    np.testing.assert_allclose(d(x, 0.0, 16), d(pooled, 1.0, 8), rtol=1e-5, atol=1e-5)
+    # alpha = 1: the non-growing 'orig' D of resolution 16 (fromRGB at its input only).
+    plain = stylegan2.Discriminator(0, 16, architecture="orig", channel_base=64, channel_max=8)
+    sub = _without(params, [("b8", "fromrgb"), ("b4", "fromrgb")])
+    np.testing.assert_allclose(d(x, 1.0, 16), plain.apply(sub, x)[0], rtol=1e-5, atol=1e-5)
+    # In between, fromRGB features (not logits) are blended: alpha = 0.5 is neither end.
+    mid, ends = d(x, 0.5, 16), (d(x, 0.0, 16), d(x, 1.0, 16))
+    assert min(float(jnp.max(jnp.abs(mid - e))) for e in ends) > 1e-4
+
+
+def test_adain_layer_sets_per_channel_mean_and_std_from_the_style():
+    """StyleGAN1 AdaIN: after instance norm, channel i has mean y_b,i and std y_s,i + 1."""
+    layer = stylegan2.SynthesisLayer(4, resolution=8, style_mode="adain", demodulate=False)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3)) * 3.0 + 1.0
+    w = jax.random.normal(jax.random.PRNGKey(1), (2, 8))
+    params = layer.init(jax.random.PRNGKey(2), x, w, noise_mode="none")
+    assert params["params"]["affine"]["weight"].shape == (8, 8)  # 2 O outputs: y_s, y_b
+    y_s, y_b = jnp.array([0.5, -0.2, 1.0, 2.0]), jnp.array([0.1, -1.0, 0.0, 3.0])
+    p = jax.tree_util.tree_map(lambda v: v, params)["params"]
+    p["affine"] = {"weight": jnp.zeros((8, 8)), "bias": jnp.concatenate([y_s, y_b])}
+    out = layer.apply({**params, "params": p}, x, w, noise_mode="none")
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), jnp.broadcast_to(y_b, (2, 4)), atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), jnp.broadcast_to(jnp.abs(y_s + 1), (2, 4)),
+                               rtol=1e-4)
+
+
+def test_adain_generator_layout():
+    """Config A (StyleGAN1): const init 1 with its own style layer, per-channel noise strength,
+    unmodulated ToRGB, and all num_ws = 2 log2 R - 2 w slots read by the style layers."""
+    G = stylegan2.generator("config-a_test")
+    p = _shapes_g(G)["params"]["synthesis"]
+    assert set(p["b4"]) == {"const", "conv0", "conv1", "torgb"}
+    assert p["b4"]["conv0"]["noise_strength"].shape == (64,)
+    assert set(p["b32"]["torgb"]) == {"weight", "bias"}  # a 1x1 conv, no affine
+    z = jax.random.normal(jax.random.PRNGKey(0), (2, G.z_dim))
+    v = jax.jit(G.init)(jax.random.PRNGKey(1), z)
+    assert float(jnp.min(v["params"]["synthesis"]["b4"]["const"])) == 1.0
+    # Each style slot changes the image: perturb one slot at a time at stage 32.
+    ws = G.apply(v, z, method="map")
+    img = G.apply(v, ws, noise_mode="none", method="synthesize")[0]
+    for i in range(G.num_ws):
+        img_i = G.apply(v, ws.at[:, i].add(1.0), noise_mode="none", method="synthesize")[0]
+        assert float(jnp.max(jnp.abs(img_i - img))) > 1e-4, i
+
+
+@pytest.mark.parametrize("variant", ["config-a", "config-b"])
+def test_growing_adds_exactly_the_lower_torgb_and_fromrgb_layers_at_1024(variant):
+    """Growing nets = the non-growing 'orig' nets + one ToRGB / fromRGB per lower resolution
+    (channels of spec A3.5: 512 up to 32^2, then 256 ... 32 at 4 ... 512^2)."""
+    ch = {r: min(16384 // r, 512) for r in (4, 8, 16, 32, 64, 128, 256, 512)}
+    modulated = variant != "config-a"
+    # ToRGB: [affine 512 -> C (+ C bias) if modulated] + weight C x 3 + bias 3.
+    torgb = sum((512 * c + c if modulated else 0) + 3 * c + 3 for c in ch.values())
+    fromrgb = sum(3 * ch[r] + ch[r] for r in ch)  # 1x1 conv 3 -> nf(res) + bias
+    g = [_count(_shapes_g(stylegan2.generator(variant, progressive=p), n=1)["params"])
+         for p in (False, True)]
+    d = [_count(_shapes_d(stylegan2.discriminator(variant, progressive=p), n=1)["params"])
+         for p in (False, True)]
+    assert g[1] - g[0] == torgb and d[1] - d[0] == fromrgb
