@@ -18,7 +18,8 @@ half-width 2a = 6 input pixels, designed by FFT on a 64-pixel-radius grid, polyp
 masks from the filter footprints). Remaining differences from the official code:
 - angles are drawn with JAX keys, and the sign convention is the standard one (content at p
   moves to R(angle) p, x = column, y = row; G's transform is rotation_matrix(-angle) here, the
-  official rotation_matrix(angle)); the angle distribution is symmetric, so the metric is not;
+  official rotation_matrix(angle)); the angle distribution is symmetric, so the expected value
+  is the same;
 - the upsampling runs in float32 (gan_zoo.ops), the rest in float64 (official: float32);
 - the filter design and the bilinear / nearest sampling are re-derived from the official
   semantics in NHWC, not bit-matched against it (no golden vectors of this metric exist).

@@ -62,8 +62,9 @@ def test_ppl_of_a_linear_generator_is_analytic():
     want = []
     for i, start in enumerate(range(0, 40, 16)):
         n = min(16, 40 - start)
-        k0, k1, _ = jax.random.split(jax.random.fold_in(key, i), 3)
-        dw = np.asarray(sample_w(k1, n) - sample_w(k0, n), np.float64)
+        k_w, _ = jax.random.split(jax.random.fold_in(key, i))
+        w = sample_w(k_w, 2 * n)  # rows i and n + i: the end points of pair i
+        dw = np.asarray(w[n:] - w[:n], np.float64)
         want.append(127.5 ** 2 * np.sum((dw @ np.asarray(a, np.float64).T) ** 2, axis=1))
     want = np.concatenate(want)
     np.testing.assert_allclose(got, want, rtol=2e-3)
@@ -109,6 +110,8 @@ def test_eqt_of_an_equivariant_generator_is_maximal():
     (lambda: metrics.ms_ssim_diversity(np.zeros((1, 32, 32, 3), np.uint8)), "at least 2"),
     (lambda: ppl.ppl(lambda w: w, lambda k, n: jnp.zeros((n, 2)), ppl.squared_l2,
                      jax.random.PRNGKey(0), 4, sampling="mid"), "sampling"),
+    (lambda: ppl.ppl(lambda w: w, lambda k, n: jnp.zeros((n // 2, 2)), ppl.squared_l2,
+                     jax.random.PRNGKey(0), 4), r"sample_w\(key, 8\) returned shape \(4, 2\)"),
 ])
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):

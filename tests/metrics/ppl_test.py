@@ -1,4 +1,4 @@
-"""PPL: the eps / [0, 255] scaling and pairing on a linear toy, percentile filtering, and PPL in
+"""PPL: percentile filtering (the linear toy is in image_metrics_test), and PPL in
 `config.eval` (`evaluation.evaluate_state`, what --mode=eval runs) on a tiny StyleGAN2 vs a
 direct `metrics.ppl` call; PPL asked of BigGAN / ProGAN is an error."""
 
@@ -20,31 +20,6 @@ from gan_zoo.metrics import ppl
 from gan_zoo.models import stylegan2
 from gan_zoo.train import evaluation
 from tests.train._tiny import tiny_config, tiny_networks
-
-DIM = 6
-
-
-def test_linear_toy_ppl_is_the_squared_norm_of_the_image_step():
-    """g(w) = A w (an 4x4x3 image), pairs with w1 - w0 = delta: every path length is
-    ||127.5 A delta||^2 (images mapped to [0, 255]), whatever w0 and t are."""
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(4 * 4 * 3, DIM))
-    delta = rng.normal(size=DIM).astype(np.float32)
-    expected = np.sum(np.square(127.5 * a @ delta))
-
-    def sample_w(key, m):  # rows i and m/2 + i: w0 and w0 + delta
-        w0 = 0.1 * jax.random.normal(key, (m // 2, DIM))
-        return jnp.concatenate([w0, w0 + delta])
-
-    synth = lambda w: (np.asarray(w, np.float64) @ a.T).reshape(-1, 4, 4, 3)  # noqa: E731
-    for sampling in ("end", "full"):
-        d = ppl.path_lengths(synth, sample_w, ppl.squared_l2, jax.random.PRNGKey(1), 10,
-                             batch_size=4, sampling=sampling)
-        assert d.shape == (10,)
-        np.testing.assert_allclose(d, expected, rtol=2e-2)  # float32 lerp and [0, 255] images
-    with pytest.raises(ValueError, match=r"sample_w\(key, 8\) returned shape \(4, 6\)"):
-        ppl.path_lengths(synth, lambda k, m: jnp.zeros((m // 2, DIM)), ppl.squared_l2,
-                         jax.random.PRNGKey(1), 4, batch_size=4)
 
 
 def test_filtered_mean_drops_values_outside_the_1st_99th_percentiles():
