@@ -99,7 +99,8 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
     """
     cpu_data = p.get("data") in ("digits", "photos")
     return ml_collections.ConfigDict(dict(
-        # comma-separated: fid kid is sfid rfid pr swd ms_ssim ppl (ppl: StyleGAN2/3 only)
+        # comma-separated: fid kid is sfid rfid pr swd ms_ssim ppl eqt_int eqt_frac eqr
+        # (ppl: StyleGAN2/3 only; eqt_int, eqt_frac, eqr: StyleGAN3 only)
         metrics="fid,kid,is,rfid,pr",
         num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
         num_real=0,  # real images; 0 = num_samples
@@ -109,6 +110,11 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
         inception="",  # FID Inception: pt_inception-2015-12-05-6726825d.pth or .npz
         vgg16="",  # VGG16 for precision/recall (.npz, torch names; convert.vgg16)
         lpips="",  # LPIPS-VGG16 for PPL (.npz, lpips package names; convert.vgg16.load_lpips)
+        # rFID's fixed random Inception (torch-named state dict .npz/.pth, as `inception`; write
+        # one with convert.inception.save_rfid_weights). "": drawn from rfid_seed (not
+        # comparable with published rFID).
+        rfid_weights="",
+        rfid_seed=0,
         fid_method="sqrtm",  # "sqrtm" (protocol) | "eigh" (same value for PSD, faster)
     ))
 

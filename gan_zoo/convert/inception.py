@@ -11,6 +11,7 @@ Name map: `A.B.conv.weight` [O, I, kh, kw] -> params A/B/conv/kernel [kh, kw, I,
 bn/mean, bn/var; `fc.weight` [1008, 2048] -> params fc/kernel [2048, 1008]; `fc.bias` -> fc/bias.
 """
 
+import functools
 import hashlib
 import pathlib
 
@@ -97,9 +98,33 @@ def load_inception(path) -> dict:
     return convert_state_dict(read_state_dict(path), source=str(path))
 
 
+@functools.lru_cache(maxsize=2)
 def rfid_variables(seed: int = 0) -> dict:
-    """The randomly initialised Inception of rFID (StyleGAN-XL §4.1), fixed by `seed`."""
+    """The randomly initialised Inception of rFID (StyleGAN-XL §4.1), fixed by `seed` (cached:
+    initialising compiles the whole net)."""
     return inception_v3.init_variables(seed)
+
+
+def to_state_dict(variables) -> dict:
+    """`InceptionV3` variables -> torch-named numpy arrays (the inverse of convert_state_dict)."""
+    sd = {}
+    for (col, *path), v in flax.traverse_util.flatten_dict(flax.core.unfreeze(variables)).items():
+        name = _torch_name(col, tuple(path))
+        v = np.asarray(v, np.float32)
+        sd[name] = v.T if name == "fc.weight" else (
+            v.transpose(3, 2, 0, 1) if name.endswith("conv.weight") else v)  # HWIO -> OIHW
+    return sd
+
+
+def save_rfid_weights(path, seed: int = 0) -> str:
+    """Saves rFID's random Inception (`rfid_variables(seed)`) as a torch-named .npz, the fixed
+    file that `config.eval.rfid_weights` / `tools.fid --rfid=FILE` load (rFID values are only
+    comparable with the same file). Returns the path."""
+    path = pathlib.Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"save_rfid_weights: path must end in .npz, got {path}")
+    np.savez(path, **to_state_dict(rfid_variables(seed)))
+    return str(path)
 
 
 def state_dict_sha256(state_dict: dict) -> str:

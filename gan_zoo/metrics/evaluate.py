@@ -5,7 +5,6 @@ through the (sharded) feature networks once, and every requested metric is compu
 streamed features. Real statistics for FID / sFID / rFID are cached in `workdir` when given.
 """
 
-import functools
 import hashlib
 from typing import Callable, Iterable
 
@@ -72,7 +71,8 @@ def _check_metrics(metrics, inception, pr_features):
 
 def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_samples: int, *,
              inception=None, batch_size: int = 50, seed: int = 0, num_real: int = None,
-             workdir=None, dataset_name: str = None, rfid_seed: int = 0, pr_features=None,
+             workdir=None, dataset_name: str = None, rfid_seed: int = 0, rfid_inception=None,
+             pr_features=None,
              kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10,
              ms_ssim_pairs: int = 10_000, mesh=None, fid_method: str = "sqrtm") -> dict:
     """Computes the requested metrics for `num_samples` generated images.
@@ -82,8 +82,10 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
       real_images_iter: iterable of uint8 NHWC batches (or a no-argument callable returning one);
         unused (may be None) when only 'is' / 'ms_ssim' are requested.
       metrics: names from METRICS: fid, kid, is, sfid, rfid, pr, swd, ms_ssim.
-      inception: FID Inception variables (`convert.inception.load_inception`); rFID builds its
-        own random ones from `rfid_seed`.
+      inception: FID Inception variables (`convert.inception.load_inception`).
+      rfid_inception: rFID's random Inception, loaded from its saved file (`load_inception`);
+        None: drawn from `rfid_seed` (`convert.inception.rfid_variables`; rFID is only
+        comparable across runs that use the same weights).
       num_real: how many real images to use (None: all the iterator yields).
       workdir, dataset_name: cache real FID/sFID/rFID statistics under workdir/metric_stats.
       pr_features: images -> [N, D] features for precision/recall (VGG16 fc2 in the protocol).
@@ -102,8 +104,8 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
                                   num_real, kid_subsets, kid_subset_size, is_splits, seed,
                                   fid_method))
     if "rfid" in metrics:
-        out["rfid"] = _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real,
-                            fid_method)
+        out["rfid"] = _rfid(gen, reals, rfid_inception, rfid_seed, mesh, workdir,
+                            dataset_name, num_real, fid_method)
     if "pr" in metrics:
         real_f = np.concatenate([pr_features(b) for b in reals.get("pr")])
         gen_f = np.concatenate([pr_features(b) for b in gen])
@@ -189,18 +191,23 @@ def _inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_na
     return out
 
 
-def _rfid(gen, reals, rfid_seed, mesh, workdir, dataset_name, num_real, fid_method) -> float:
-    """rFID (StyleGAN-XL §4.1): FID in pool3 of an Inception randomly initialised from rfid_seed."""
-    extract = InceptionFeatures(_rfid_variables(rfid_seed), ("pool3",), mesh)
+def _rfid(gen, reals, variables, rfid_seed, mesh, workdir, dataset_name, num_real,
+          fid_method) -> float:
+    """rFID (StyleGAN-XL §4.1): FID in pool3 of a randomly initialised Inception: `variables`
+    (a saved file's), else the init from rfid_seed."""
+    if variables is None:
+        variables, weights = _rfid_variables(rfid_seed), f"seed{rfid_seed}"
+    else:
+        weights = fingerprint(variables) if workdir is not None else ""
+    extract = InceptionFeatures(variables, ("pool3",), mesh)
     gen_stats = accumulate(extract, gen, stats=("pool3",))[0]["pool3"]
-    protocol = lambda f: f"inception-random-seed{rfid_seed}/{f}/tf1-bilinear-299/{num_real}"
+    protocol = lambda f: f"inception-random-{weights}/{f}/tf1-bilinear-299/{num_real}"
     real = _real_side(extract, reals, ["pool3"], [], workdir, dataset_name, protocol)[0]["pool3"]
     return frechet.fid_from_stats(real, gen_stats, fid_method)
 
 
-@functools.lru_cache(maxsize=2)
 def _rfid_variables(seed: int):
-    """rFID's random Inception (initialising it compiles the whole net: once per process)."""
+    """rFID's random Inception (cached there: initialising it compiles the whole net)."""
     from gan_zoo.convert.inception import rfid_variables  # noqa: PLC0415
 
     return rfid_variables(seed)

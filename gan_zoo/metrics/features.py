@@ -25,23 +25,32 @@ def data_mesh(devices=None) -> Mesh:
 
 
 @functools.lru_cache(maxsize=None)
-def _jit_sharded(fn: Callable, mesh: Mesh, with_params: bool):
-    """jit(fn) with the batch on 'data' (and params replicated), cached per (fn, mesh)."""
+def _jit_sharded(fn: Callable, mesh: Mesh, with_params: bool, per_shard: bool = False):
+    """jit(fn) with the batch on 'data' (and params replicated), cached per (fn, mesh). per_shard:
+    fn runs on each device's rows inside jax.shard_map (for nets the partitioner cannot split,
+    e.g. grouped convs whose groups are the samples, or Pallas kernels)."""
     batch = NamedSharding(mesh, PartitionSpec("data"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    if per_shard:
+        specs = (PartitionSpec(), PartitionSpec("data")) if with_params else PartitionSpec("data")
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("data"),
+                           check_vma=False)
     if with_params:
-        return jax.jit(fn, in_shardings=(NamedSharding(mesh, PartitionSpec()), batch))
+        return jax.jit(fn, in_shardings=(replicated, batch))
     return jax.jit(fn, in_shardings=batch)
 
 
-def sharded_batch_fn(fn: Callable, mesh: Mesh = None, params=None) -> Callable:
+def sharded_batch_fn(fn: Callable, mesh: Mesh = None, params=None,
+                     per_shard: bool = False) -> Callable:
     """jit(fn) with its batch argument sharded on 'data'. Pads the batch with zeros to a power of
     two that is a multiple of the device count, and strips the padding from every output
     (fn(batch), or fn(params, batch) when `params` is given -> pytree of [N, ...]; fn must treat
     samples independently). Weights passed as `params` are arguments, not compiled-in constants:
-    a module-level fn compiles once per mesh for every weight set."""
+    a module-level fn compiles once per mesh for every weight set. per_shard: run fn per device
+    in jax.shard_map instead of letting XLA partition it."""
     mesh = mesh or data_mesh()
     shards = mesh.shape["data"]
-    jitted = _jit_sharded(fn, mesh, params is not None)
+    jitted = _jit_sharded(fn, mesh, params is not None, per_shard)
 
     def run(batch):
         n = batch.shape[0]

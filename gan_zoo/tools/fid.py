@@ -1,10 +1,16 @@
 """FID between two image sets with the FID Inception-v3 (TF 2015-12-05 graph, torch-fidelity port).
 
     python -m gan_zoo.tools.fid A B --inception=pt_inception-2015-12-05-6726825d.pth
-    python -m gan_zoo.tools.fid A B --rfid          # randomly initialised Inception (rFID)
+    python -m gan_zoo.tools.fid A B --rfid=inception_rand.npz   # rFID, saved random Inception
+    python -m gan_zoo.tools.fid A B --rfid --rfid_seed=0       # rFID, random init from a seed
 
 A and B are folders of images (png/jpg/webp/bmp, converted to RGB) or `.npz` files with key
 `images` (uint8 [N, H, W, 3]). The last line printed is `FID: x` (or `rFID: x`).
+
+rFID (StyleGAN-XL §4.1) is only comparable between runs that use the same random weights: pass
+the saved file (a torch-named state dict .npz/.pth like --inception; write one with
+`gan_zoo.convert.inception.save_rfid_weights`). A bare `--rfid` draws them from --rfid_seed,
+which is not comparable with published rFID numbers.
 """
 
 import argparse
@@ -64,13 +70,16 @@ def main(argv=None) -> int:
     parser.add_argument("b", help="folder of images or .npz with key 'images'")
     parser.add_argument("--inception", help=f"local FID Inception weights ({WEIGHTS_FILENAME}, "
                         "or the same state dict as .npz)")
-    parser.add_argument("--rfid", action="store_true", help="randomly initialised Inception (rFID)")
+    parser.add_argument("--rfid", nargs="?", const="", default=None, metavar="FILE",
+                        help="rFID: a saved random Inception (--rfid=FILE, .npz/.pth); bare "
+                        "--rfid draws one from --rfid_seed (not comparable with published rFID)")
     parser.add_argument("--rfid_seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=50)
     parser.add_argument("--num_devices", type=int, default=None,
                         help="shard batches over the first N devices (default: all)")
     args = parser.parse_args(argv)
-    if not args.inception and not args.rfid:
+    rfid = args.rfid is not None
+    if not args.inception and not rfid:
         print(f"error: FID needs the Inception weights file {WEIGHTS_FILENAME} (published with the "
               "pytorch-fid and torch-fidelity releases); pass --inception=PATH (.pth needs torch, "
               "or the same state dict saved as .npz), or use --rfid for a randomly initialised "
@@ -83,8 +92,13 @@ def main(argv=None) -> int:
     from gan_zoo.metrics.frechet import fid_from_stats
 
     try:
-        variables = (inception.rfid_variables(args.rfid_seed) if args.rfid
-                     else inception.load_inception(args.inception))
+        if rfid and not args.rfid:
+            print(f"warning: rFID from a random Inception drawn from --rfid_seed="
+                  f"{args.rfid_seed}: not comparable with published rFID (pass --rfid=FILE)",
+                  file=sys.stderr)
+            variables = inception.rfid_variables(args.rfid_seed)
+        else:
+            variables = inception.load_inception(args.rfid or args.inception)
         mesh = data_mesh(jax.devices()[:args.num_devices])
         extract = InceptionFeatures(variables, ("pool3",), mesh)
         stats = [set_stats(extract, load_images(p), args.batch_size) for p in (args.a, args.b)]
@@ -92,7 +106,7 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{'rFID' if args.rfid else 'FID'}: {value}")
+    print(f"{'rFID' if rfid else 'FID'}: {value}")
     return 0
 
 

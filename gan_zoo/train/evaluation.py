@@ -2,10 +2,13 @@
 trainer's periodic evaluation. Generic over recipes: images come from `recipe.sample_fn` (EMA G,
 standing statistics from `recipe.sampling_collections`), reals from the config's data source.
 
-Weights are local files named in `config.eval` (`inception`, `vgg16`, `lpips`); a metric whose
-weights are not configured is skipped with a log line naming the missing file. PPL (`ppl`: W
-space, end points, no crop, eps = 1e-4, LPIPS-VGG16; the StyleGAN2 protocol) needs the recipe's
-W space (`train.w_space`: StyleGAN2/3); asking for it on another recipe is a ValueError.
+Weights are local files named in `config.eval` (`inception`, `vgg16`, `lpips`, `rfid_weights`);
+a metric whose weights are not configured is skipped with a log line naming the missing file
+(rFID falls back to a random Inception drawn from `rfid_seed`, not comparable with published
+rFID). PPL (`ppl`: W space, end points, no crop, eps = 1e-4, LPIPS-VGG16; the StyleGAN2
+protocol) needs the recipe's W space (`train.w_space`: StyleGAN2/3); EQ-T (`eqt_int`,
+`eqt_frac`) and EQ-R (`eqr`) also need G's input transform (StyleGAN3). Asking for them on
+another recipe is a ValueError. W-space metrics are sharded over the mesh's 'data' axis.
 """
 
 import functools
@@ -26,7 +29,8 @@ _NEEDS_INCEPTION = ("fid", "kid", "is", "sfid")
 _INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth (or its state dict as .npz)"
 _VGG16_FILE = "the NVlabs vgg16 / torchvision vgg16 state dict as .npz (convert.vgg16)"
 _SAMPLE_KEY = 0xE7A1  # purpose tag: eval samples never reuse training keys
-_W_METRICS = ("ppl",)  # computed from the recipe's W space, not from sample_fn images
+_EQ_METRICS = ("eqt_int", "eqt_frac", "eqr")  # StyleGAN3 App. E; need G's input transform
+_W_METRICS = ("ppl",) + _EQ_METRICS  # computed from the recipe's W space, not sample_fn images
 _LPIPS_FILE = "the lpips package's vgg.pth + VGG16 trunk as .npz (convert.vgg16.load_lpips)"
 
 
@@ -64,8 +68,25 @@ def resolve_metrics(eval_cfg, mesh=None) -> tuple[tuple, dict]:
         log.warning("eval: skipping ppl: set config.eval.lpips to %s", _LPIPS_FILE)
         keep.remove("ppl")
     elif "ppl" in names:
-        kwargs["ppl_distance"] = jax.jit(lpips_distance(eval_cfg.lpips))
+        kwargs["ppl_distance"] = lpips_distance(eval_cfg.lpips, mesh)
+    if "rfid" in names:
+        kwargs.update(rfid_kwargs(eval_cfg))
     return tuple(keep), kwargs
+
+
+def rfid_kwargs(eval_cfg) -> dict:
+    """evaluate()'s rFID arguments: the saved random Inception of `config.eval.rfid_weights`
+    (StyleGAN-XL §4.1: rFID is only comparable with one fixed, saved weights file), else a
+    random init from `config.eval.rfid_seed` (logged: not comparable with published rFID)."""
+    path = eval_cfg.get("rfid_weights", "")
+    if path:
+        from gan_zoo.convert.inception import load_inception  # noqa: PLC0415
+        return {"rfid_inception": load_inception(path)}
+    seed = eval_cfg.get("rfid_seed", 0)
+    log.warning("eval: rfid from a random Inception drawn from config.eval.rfid_seed=%d (not "
+                "comparable with published rFID; set config.eval.rfid_weights to a saved file)",
+                seed)
+    return {"rfid_seed": seed}
 
 
 def vgg16_pr_features(path, mesh=None):
@@ -84,14 +105,23 @@ def _fc2_relu(net):
     return lambda variables, images: net.apply(variables, images)[1]["fc2_relu"]
 
 
-def lpips_distance(path):
-    """PPL's `distance` (images in [0, 255]) from an LPIPS-VGG16 .npz (`config.eval.lpips`); for
-    recipes that expose W-space synthesis to `gan_zoo.metrics.ppl`."""
+def lpips_distance(path, mesh=None):
+    """PPL's `distance` (a, b images in [0, 255] -> [N]) from an LPIPS-VGG16 .npz
+    (`config.eval.lpips`), the pairs sharded over the mesh's 'data' axis (None: all devices)."""
     from gan_zoo.convert import vgg16  # noqa: PLC0415
-    from gan_zoo.feature_nets import lpips  # noqa: PLC0415
+    from gan_zoo.metrics.features import sharded_batch_fn  # noqa: PLC0415
 
     variables = vgg16.load_lpips(path)
-    return lpips.ppl_distance(variables, vgg16.lpips_module(variables))
+    run = sharded_batch_fn(_lpips_pairs(vgg16.lpips_module(variables)), mesh, variables)
+    return lambda a, b: run(np.concatenate([np.asarray(a), np.asarray(b)], axis=-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _lpips_pairs(net):
+    """(variables, [N, H, W, 6] = a | b) -> LPIPS [N]; one function (one compile) per net."""
+    from gan_zoo.feature_nets import lpips  # noqa: PLC0415
+
+    return lambda variables, ab: lpips.ppl_distance(variables, net)(ab[..., :3], ab[..., 3:])
 
 
 def make_sample_fn(recipe, state, config, truncation: float, batch_size: int):
@@ -154,11 +184,9 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     check_w_metrics(metric_names(e), recipe, config)
     devices = mesh.devices.reshape(-1) if mesh is not None else None
     names, kwargs = resolve_metrics(e, data_mesh(devices))
-    ppl_distance = kwargs.pop("ppl_distance", None)
     step = int(jax.device_get(state.step))
-    out = {}
-    if "ppl" in names:
-        out["ppl"] = ppl(recipe, state, config, ppl_distance)
+    out = w_metrics(names, recipe, state, config, kwargs.pop("ppl_distance", None),
+                    data_mesh(devices))
     names = tuple(n for n in names if n not in _W_METRICS)
     if names:
         sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size)
@@ -188,15 +216,32 @@ def check_w_metrics(names, recipe, config) -> None:
                          f"{config.recipe!r} has none: remove {asked} from config.eval.metrics")
 
 
-def ppl(recipe, state, config, distance) -> float:
-    """PPL (W, end points, no crop; `metrics.ppl`) of the EMA G over config.eval.num_samples
-    pairs, key PRNGKey(config.seed), config.eval.batch_size pairs per call."""
+def w_metrics(names, recipe, state, config, ppl_distance, mesh=None) -> dict:
+    """The W-space metrics among `names` (PPL, EQ-T, EQ-R) of the EMA G of `state`, over
+    config.eval.num_samples samples (PPL: pairs), key PRNGKey(config.seed), config.eval.batch_size
+    per call, sharded over the mesh's 'data' axis."""
+    from gan_zoo.metrics import equivariance  # noqa: PLC0415
     from gan_zoo.metrics import ppl as ppl_lib  # noqa: PLC0415
 
+    asked = [n for n in names if n in _W_METRICS]
+    if not asked:
+        return {}
     e = config.eval
-    space = w_space.w_space(recipe, state, state.collections["g"], e.batch_size)
-    return ppl_lib.ppl(space.synthesize, space.sample_w, distance,
-                       jax.random.PRNGKey(config.seed), e.num_samples, batch_size=e.batch_size)
+    space = w_space.w_space(recipe, state, state.collections["g"], e.batch_size, mesh)
+    eq = [n for n in asked if n in _EQ_METRICS]
+    if eq and space.synthesize_transformed is None:
+        raise ValueError(f"config.eval.metrics: {eq} need G's input transform (StyleGAN3's "
+                         f"Fourier-feature input); recipe {config.recipe!r} (model "
+                         f"{config.model.get('variant', '?')!r}) has none: remove {eq} from "
+                         "config.eval.metrics")
+    key, out = jax.random.PRNGKey(config.seed), {}
+    if "ppl" in asked:
+        out["ppl"] = ppl_lib.ppl(space.synthesize, space.sample_w, ppl_distance, key,
+                                 e.num_samples, batch_size=e.batch_size)
+    for name in eq:
+        out[name] = getattr(equivariance, name)(space.synthesize_transformed, space.sample_w,
+                                                key, e.num_samples, batch_size=e.batch_size)
+    return out
 
 
 def _small_set_kwargs(num_samples: int) -> dict:

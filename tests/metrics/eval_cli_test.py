@@ -30,23 +30,12 @@ def _config(**overrides):
     return c
 
 
-def inception_state_dict(variables) -> dict:
-    """Flax Inception variables -> torch-named arrays (the inverse of convert.inception)."""
-    sd = {}
-    for (col, *path), v in flax.traverse_util.flatten_dict(variables).items():
-        name = inception._torch_name(col, tuple(path))
-        v = np.asarray(v)
-        sd[name] = v.T if name == "fc.weight" else (
-            v.transpose(3, 2, 0, 1) if name.endswith("conv.weight") else v)  # HWIO -> OIHW
-    return sd
-
-
 @pytest.fixture(scope="module")
 def inception_npz(tmp_path_factory):
     """A random-init Inception saved as a torch-named .npz (the rFID draw, reused: one init)."""
     variables = evaluate_mod._rfid_variables(0)
     path = tmp_path_factory.mktemp("weights") / "inception_random.npz"
-    np.savez(path, **inception_state_dict(variables))
+    np.savez(path, **inception.to_state_dict(variables))
     loaded = inception.load_inception(path)  # round trip
     for a, b in zip(flax.traverse_util.flatten_dict(variables).values(),
                     flax.traverse_util.flatten_dict(loaded).values()):
