@@ -105,6 +105,9 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
         num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
         num_real=0,  # real images; 0 = num_samples
         batch_size=50,  # generated images per sample_fn call (one compile)
+        # EQ-T / EQ-R images per batch, one transform each (official metric_main: 4; EQ-R holds
+        # 4x upsampled float64 copies of every batch)
+        eq_batch_size=4,
         every=p.get("eval_every", 0),  # train steps between evaluations; 0 = off
         truncation=0.0,  # truncation passed to the recipe's sample_fn (0 = none)
         inception="",  # FID Inception: pt_inception-2015-12-05-6726825d.pth or .npz

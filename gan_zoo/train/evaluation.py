@@ -218,8 +218,10 @@ def check_w_metrics(names, recipe, config) -> None:
 
 def w_metrics(names, recipe, state, config, ppl_distance, mesh=None) -> dict:
     """The W-space metrics among `names` (PPL, EQ-T, EQ-R) of the EMA G of `state`, over
-    config.eval.num_samples samples (PPL: pairs), key PRNGKey(config.seed), config.eval.batch_size
-    per call, sharded over the mesh's 'data' axis."""
+    config.eval.num_samples samples (PPL: pairs), key PRNGKey(config.seed), sharded over the
+    mesh's 'data' axis; config.eval.batch_size pairs per PPL call, config.eval.eq_batch_size
+    images per EQ batch (one random transform each; latents from sample_w, so a conditional G's
+    labels repeat in pairs within a batch, each uniform)."""
     from gan_zoo.metrics import equivariance  # noqa: PLC0415
     from gan_zoo.metrics import ppl as ppl_lib  # noqa: PLC0415
 
@@ -240,7 +242,8 @@ def w_metrics(names, recipe, state, config, ppl_distance, mesh=None) -> dict:
                                  e.num_samples, batch_size=e.batch_size)
     for name in eq:
         out[name] = getattr(equivariance, name)(space.synthesize_transformed, space.sample_w,
-                                                key, e.num_samples, batch_size=e.batch_size)
+                                                key, e.num_samples,
+                                                batch_size=e.get("eq_batch_size", 4))
     return out
 
 

@@ -27,7 +27,7 @@ EQ = ("eqt_int", "eqt_frac", "eqr")
 def stylegan3_state():
     """The CPU `photos` StyleGAN3 (32x32, 4 layers, 16 channels), EMA G moved off G."""
     config = sg3_config.get_config("photos")
-    config.eval.num_samples, config.eval.batch_size = 3, 2  # a full and a partial batch
+    config.eval.num_samples, config.eval.eq_batch_size = 3, 2  # a full and a partial batch
     recipe = recipes.make_recipe(config)
     state = jax.jit(lambda key: recipe.init_state(key, config))(jax.random.PRNGKey(0))
     ema = jax.tree.map(lambda p: p * 1.1 + 0.01, state.ema_params)
@@ -49,12 +49,12 @@ def _direct(name, config, recipe, state):
 
     @jax.jit
     def sample(key):
-        z = jax.random.normal(jax.random.split(key)[0], (config.eval.batch_size, G.z_dim))
+        z = jax.random.normal(jax.random.split(key)[0], (config.eval.eq_batch_size, G.z_dim))
         return G.apply(flax.traverse_util.unflatten_dict(flat), z, None, method="map")
 
     return getattr(equivariance, name)(synthesize, lambda key, n: sample(key)[:n],
                                        jax.random.PRNGKey(config.seed), config.eval.num_samples,
-                                       batch_size=config.eval.batch_size)
+                                       batch_size=config.eval.eq_batch_size)
 
 
 def test_eval_eqt_eqr_equal_direct_metrics_calls(tmp_path, stylegan3_state):
