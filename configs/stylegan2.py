@@ -3,7 +3,8 @@
     python experiments/main.py --config=configs/stylegan2.py:photos --workdir=/tmp/sg2
 
 Args (after the colon, comma separated): a preset name, then overrides such as `steps=2000`,
-`batch=16`, `res=256`, `gamma=10`, `smoke`.
+`batch=16`, `res=256`, `gamma=10`, `smoke`; for the growing presets `ffhq1024_a` ... `_d`
+(configs A-D), `total_kimg=...` and `phase_kimg=...` (their length is in kimg, not steps).
 """
 
 import ml_collections
@@ -12,15 +13,22 @@ from configs import common
 
 _FFHQ = dict(resolution=1024, data="ffhq", flip=True, batch=32, steps=781_250,  # 25M images
              lr_g=0.002, lr_d=0.002, ema_kimg=10.0, mixing=0.9)
-# Table 1 configurations on FFHQ 1024 (spec A6; model switches in stylegan2.VARIANTS). A-D train
-# without progressive growing here (not implemented), at the fixed lr of E-F; A-B regularise R1
-# every step (d_reg=0), A-C have no path length (pl_weight=0). γ = 100 for E, 10 otherwise.
+# Configs A-D grow progressively (spec A6 [code], official stylegan2 `run_training.py`): from 8^2,
+# 600k images per fade-in and per stabilisation, minibatch {8: 256, 16: 128, 32: 64, 64: 32},
+# else 32; lr 1e-3 up to 64^2, then {128: 1.5e-3, 256: 2e-3, 512: 3e-3, 1024: 3e-3} (the paper's
+# "1e-3 rising gradually by 3x"); Adam reset at every phase start; 25M images (Table 1).
+_GROW = dict(_FFHQ, steps=0, total_kimg=25_000, phase_kimg=600, start_res=8, lr_g=0.001,
+             lr_d=0.001, batch_sizes={8: 256, 16: 128, 32: 64, 64: 32},
+             lr_by_res={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
+# Table 1 configurations on FFHQ 1024 (spec A6; model switches in stylegan2.VARIANTS): A-B
+# regularise R1 every step (d_reg=0), C-F lazily; A-C have no path length (pl_weight=0); γ = 100
+# for E, 10 otherwise.
 PRESETS = {
     "ffhq1024": dict(_FFHQ, variant="config-f"),  # config F = StyleGAN2
-    "ffhq1024_a": dict(_FFHQ, variant="config-a", d_reg=0, pl_weight=0.0),
-    "ffhq1024_b": dict(_FFHQ, variant="config-b", d_reg=0, pl_weight=0.0),
-    "ffhq1024_c": dict(_FFHQ, variant="config-c", pl_weight=0.0),
-    "ffhq1024_d": dict(_FFHQ, variant="config-d"),
+    "ffhq1024_a": dict(_GROW, variant="config-a", d_reg=0, pl_weight=0.0),
+    "ffhq1024_b": dict(_GROW, variant="config-b", d_reg=0, pl_weight=0.0),
+    "ffhq1024_c": dict(_GROW, variant="config-c", pl_weight=0.0),
+    "ffhq1024_d": dict(_GROW, variant="config-d"),
     "ffhq1024_e": dict(_FFHQ, variant="config-e", gamma=100.0),
     # LSUN Church 256 (Table 3): config F, γ = 100, 48M images, no flips.
     "lsun256": dict(_FFHQ, variant="config-f", resolution=256, data="lsun/church_outdoor",
@@ -56,7 +64,16 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         style_mixing_prob=p["mixing"],  # A8.5 (0 for StyleGAN3)
         ema_kimg=p["ema_kimg"], ema_rampup=p.get("ema_rampup", 0.0),  # A8.7; 0 = no ramp-up
         blur_sigma=p.get("blur_sigma", 0.0), blur_fade_kimg=p.get("blur_fade_kimg", 0.0),
-        magnitude_ema_kimg=20.0))  # StyleGAN3 only: β = 0.5 ** (batch / 20k)
+        magnitude_ema_kimg=20.0,  # StyleGAN3 only: β = 0.5 ** (batch / 20k)
+        # Progressive growing (configs A-D; phase_kimg 0 = none). A growing run is
+        # total_kimg long (num_steps 0); resolutions missing from batch_sizes use batch_size,
+        # missing from lr_by_res use lr_g / lr_d.
+        phase_kimg=p.get("phase_kimg", 0.0), total_kimg=p.get("total_kimg", 0.0),
+        start_resolution=p.get("start_res", 8),
+        batch_sizes={str(r): b for r, b in p.get("batch_sizes", {}).items()
+                     if r <= p["resolution"]},
+        lr_by_res={str(r): v for r, v in p.get("lr_by_res", {}).items()},
+        reset_opt_at_stage=True))  # fresh Adam moments at each phase start [code]
     c.sample = ml_collections.ConfigDict(dict(
         truncation=p.get("truncation", 1.0),  # ψ; 1 (or <= 0) = none; Fig. 12 uses 0.5
         standing_stats_batch_size=min(p["batch"], 32)))  # sample batch (no standing stats)
@@ -74,22 +91,25 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
 
 def get_config(arg=None):
     a = common.parse_arg(arg, preset="ffhq1024", steps=0, batch=0, res=0, gamma=-1.0,
-                         smoke=False)
+                         total_kimg=0.0, phase_kimg=0.0, smoke=False)
     p = dict(common.check_preset(a.preset, PRESETS))
     return finish(p, a, "stylegan2")
 
 
 def finish(p: dict, a, family: str):
     """Applies the arg overrides and the `smoke` block to preset `p`; builds the config."""
-    for key, field in (("steps", "steps"), ("batch", "batch"), ("res", "resolution")):
-        if a[key]:
-            p[field] = a[key]
+    for key in ("steps", "batch", "res", "total_kimg", "phase_kimg"):
+        if a.get(key, 0):
+            p["resolution" if key == "res" else key] = a[key]
     if a.gamma >= 0:
         p["gamma"] = a.gamma
     if a.smoke:  # CPU smoke run: tiny everything
         p.update(resolution=32, batch=8, steps=10, z_dim=32, w_dim=32, mapping_layers=2,
                  channel_base=256, channel_max=16, ckpt_every=5, log_every=5, image_every=10,
                  grid=16, data="photos", flip=False, ema_kimg=0.1)
+        if p.get("phase_kimg"):  # growing: 8 -> 16 -> 32 in 16-image phases, 14 steps
+            p.update(steps=0, phase_kimg=0.016, total_kimg=0.08, batch_sizes={8: 8, 16: 4},
+                     log_every=1, image_every=0, grid=4)
     c = base(p, family)
     c.preset = a.preset
     return c

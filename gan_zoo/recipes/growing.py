@@ -8,15 +8,20 @@ per-resolution minibatch and learning-rate tables (official `training_schedule`,
 the fade-in into r trains at r).
 
 Host-side functions take Python ints; `alpha_at` is jnp-traceable (used inside a train step).
+A growing recipe keeps α and the image counter in `state.scalars` ("alpha", "images_seen":
+`initial_scalars`, advanced by `count_images` as its post_step), so the schedule resumes from a
+checkpoint; `staged` turns one recipe per resolution into the trainer's staged recipe.
 """
 
 import dataclasses
 import math
 from typing import Mapping
 
+import jax
 import jax.numpy as jnp
 
 from gan_zoo.models import progan as progan_models
+from gan_zoo.recipes.base import Recipe, Stage
 
 
 def by_resolution(table: Mapping, res: int, base):
@@ -134,3 +139,37 @@ def reset_optimizers(state, optimizers: Mapping):
     start of every fade-in and stabilisation phase (`reset_opt_for_new_lod`, spec A6/B2 [code]);
     the papers do not say."""
     return state.replace(opt_state={k: optimizers[k].init(state.params[k]) for k in state.params})
+
+
+def initial_scalars() -> dict:
+    """The growing scalars of a fresh run: α = 1 (the start resolution stabilises first), no
+    images seen."""
+    return {"alpha": jnp.ones((), jnp.float32), "images_seen": jnp.zeros((), jnp.int32)}
+
+
+def count_images(state, batch: int, growth: Growth):
+    """post_step of a growing recipe: images_seen += batch, then α for the next step (PG §2)."""
+    seen = state.scalars["images_seen"] + jnp.int32(batch)
+    return state.replace(scalars={**state.scalars, "images_seen": seen,
+                                  "alpha": alpha_at(seen, growth)})
+
+
+def staged(recipes: Mapping, growth: Growth, total_images: int, reset_opt: bool) -> Recipe:
+    """The staged recipe the generic trainer runs: one Stage per fade-in / stabilisation phase
+    (Stage.key = resolution; one compiled step per resolution), `recipes[res]` run in it, fresh
+    Adam moments at every phase start when `reset_opt`, and `total_images` real images long.
+
+    recipes: {resolution: Recipe} for every resolution of `growth`, each with a post_step that
+    counts images (`count_images`); the final resolution's recipe is the run's base recipe."""
+    base = recipes[growth.final_resolution]
+
+    def stage_fn(state) -> Stage:
+        seen = int(jax.device_get(state.scalars["images_seen"]))
+        res, _, batch = schedule(seen, growth)
+        return Stage(stage_name(seen, growth), res, batch, res)
+
+    return dataclasses.replace(
+        base, stage_fn=stage_fn, stage_recipe=recipes.__getitem__,
+        stage_start=(lambda state: reset_optimizers(state, base.optimizers)) if reset_opt
+        else None,
+        num_steps=steps_for_images(total_images, growth))

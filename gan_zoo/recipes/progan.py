@@ -11,6 +11,7 @@ checkpoint. `schedule(images_seen, growth)` tells the trainer which recipe to ru
 """
 
 import dataclasses
+import functools
 from typing import Mapping, Optional
 
 import jax
@@ -20,7 +21,7 @@ import optax
 from gan_zoo import losses
 from gan_zoo.models import progan as progan_models
 from gan_zoo.recipes import growing
-from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
+from gan_zoo.recipes.base import GANState, Phase, Recipe
 from gan_zoo.recipes.growing import (  # noqa: F401  (re-exported: the ProGAN schedule API)
     alpha_at,
     phase_index,
@@ -163,12 +164,6 @@ def make_recipe(config, networks=None, resolution: Optional[int] = None) -> Reci
         del config  # everything needed is closed over
         return init_progan_state(G, D, optimizers, rng, n_classes)
 
-    def post_step(state):
-        """Count this step's real images and set α for the next step (PG §2)."""
-        seen = state.scalars["images_seen"] + jnp.int32(batch)
-        return state.replace(scalars={**state.scalars, "images_seen": seen,
-                                      "alpha": alpha_at(seen, growth)})
-
     def sample_fn(state, key, labels, truncation, collections):
         """EMA-G samples at this resolution and the state's α -> [N, res, res, 3]."""
         del truncation, collections  # ProGAN has neither
@@ -177,7 +172,8 @@ def make_recipe(config, networks=None, resolution: Optional[int] = None) -> Reci
     phases = (Phase("d", d_loss, update="d"), Phase("g", g_loss, update="g", uses_real=False))
     return Recipe(init_state=init_state, phases=phases, optimizers=optimizers,
                   sample_fn=sample_fn, networks={"g": G, "d": D},
-                  ema_decay=lambda step: jnp.float32(t.ema_decay), post_step=post_step,
+                  ema_decay=lambda step: jnp.float32(t.ema_decay),
+                  post_step=functools.partial(growing.count_images, batch=batch, growth=growth),
                   n_classes=n_classes, dim_z=zdim)
 
 
@@ -199,7 +195,7 @@ def init_progan_state(G, D, optimizers, rng, n_classes: int) -> GANState:
         step=jnp.zeros((), jnp.int32), rng=krun, params=params,
         opt_state={k: optimizers[k].init(params[k]) for k in params},
         ema_params=jax.tree.map(jnp.copy, params["g"]), collections={"g": {}, "d": {}},
-        scalars={"alpha": jnp.ones((), jnp.float32), "images_seen": jnp.zeros((), jnp.int32)})
+        scalars=growing.initial_scalars())
 
 
 def make_staged_recipe(config, networks=None) -> Recipe:
@@ -211,16 +207,6 @@ def make_staged_recipe(config, networks=None) -> Recipe:
     """
     growth = growth_from_config(config)
     networks = networks if networks is not None else _networks(config)
-    recipes = make_recipes(config, networks)
-    base = recipes[growth.final_resolution]
-
-    def stage_fn(state) -> Stage:
-        seen = int(jax.device_get(state.scalars["images_seen"]))
-        res, _, batch = schedule(seen, growth)
-        return Stage(stage_name(seen, growth), res, batch, res)
-
-    reset = config.train.reset_opt_at_stage
-    return dataclasses.replace(
-        base, stage_fn=stage_fn, stage_recipe=recipes.__getitem__,
-        stage_start=(lambda state: reset_optimizers(state, base.optimizers)) if reset else None,
-        num_steps=steps_for_images(int(round(config.train.total_kimg * 1000)), growth))
+    return growing.staged(make_recipes(config, networks), growth,
+                          int(round(config.train.total_kimg * 1000)),
+                          reset_opt=config.train.reset_opt_at_stage)

@@ -12,9 +12,18 @@ Phase order per step, as in the official loop: G main, G reg, D main, D reg; the
 path-length mean `a` lives in `state.scalars["pl_mean"]`; it is the mean over the global batch
 (the official code keeps one per GPU). The image counter is step * batch_size (resumes exactly).
 Training runs the modulated convs unfused (`fused_modconv=False`) so the batch can be sharded.
+
+Configs A-D grow progressively (spec A6 [code]; config.train.phase_kimg > 0): one recipe per
+resolution (`GrowStage`: the minibatch and lr tables), run as trainer stages through
+`growing.staged` (Adam reset at every phase start); α and the image counter live in
+`state.scalars` ("alpha", "images_seen"). Reals are average-pooled to the stage and blended
+during fade-in; R1 is scaled by (res/R)^2 and the path-length y is drawn at the stage side, both
+as the official code's full-size (nearest-upsampled) images give.
 """
 
+import dataclasses
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +32,7 @@ import optax
 from gan_zoo import losses, ops
 from gan_zoo.models import stylegan2, stylegan3
 from gan_zoo.models.stylegan2_layers import EMA
+from gan_zoo.recipes import growing
 from gan_zoo.recipes.base import GANState, Phase, Recipe
 
 _MODEL_KEYS = ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
@@ -99,13 +109,44 @@ def _one_hot(labels, n_classes: int):
     return jax.nn.one_hot(labels, n_classes, dtype=jnp.float32) if n_classes else None
 
 
-class _Nets:
-    """G and D applied with the recipe's conventions (collections in and out, random noise)."""
+@dataclasses.dataclass(frozen=True)
+class GrowStage:
+    """One resolution of a progressively grown run (configs A-D, spec A6 [code])."""
 
-    def __init__(self, G, D, config):
+    res: int  # static stage resolution: G's output and D's input side
+    batch: int  # real images per step (minibatch table)
+    lr: float  # Adam lr of G and D before the lazy rescaling (lr table)
+    growth: growing.Growth  # the schedule (α after each step)
+
+
+class _Nets:
+    """G and D applied with the recipe's conventions (collections in and out, random noise).
+
+    With a GrowStage, G and D run at the stage resolution with the state's fade-in α (`alpha`
+    arguments; None when not growing)."""
+
+    def __init__(self, G, D, config, stage: Optional[GrowStage] = None):
         self.G, self.D, t = G, D, config.train
-        self.n_classes, self.batch = config.model.n_classes, t.batch_size
-        self.mixing_prob, self.t = t.style_mixing_prob, t
+        self.n_classes = config.model.n_classes
+        self.batch = t.batch_size if stage is None else stage.batch
+        self.mixing_prob, self.t, self.stage = t.style_mixing_prob, t, stage
+        self.res = G.img_resolution if stage is None else stage.res  # side of G's output
+
+    def grow_kw(self, alpha) -> dict:
+        """G / D keyword arguments of the stage: res (static) and the fade-in α."""
+        return {} if self.stage is None else {"res": self.res, "alpha": alpha}
+
+    def reals(self, batch, alpha):
+        """Real images; growing: blended at the stage resolution (official process_reals)."""
+        x = batch["image"].astype(jnp.float32)
+        return x if self.stage is None else growing.prepare_reals(x, self.res, alpha)
+
+    @property
+    def r1_scale(self) -> float:
+        """1; growing: (res / R)^2. The official code feeds D full-size reals, nearest-upsampled
+        from the stage resolution, so its R1 gradient is the stage one spread over (R/res)^2
+        pixels at 1/(R/res)^2 of the magnitude: ||grad||^2 scales by (res / R)^2."""
+        return 1.0 if self.stage is None else (self.res / self.G.img_resolution) ** 2
 
     def map(self, params, cols, z, c, update_emas):
         """f(z, c) -> (ws, cols); w_avg moves only with update_emas."""
@@ -115,11 +156,11 @@ class _Nets:
         ws, new = self.G.apply(variables, z, c, update_emas=True, method="map", mutable=[EMA])
         return ws, {**cols, **new}
 
-    def synthesize(self, params, cols, ws, key, update_emas=False):
+    def synthesize(self, params, cols, ws, key, update_emas=False, alpha=None):
         """g(ws) with random noise -> (img [N, R, R, C] float32, cols)."""
         variables = {"params": params, **cols}
         kw = dict(noise_mode="random", fused_modconv=False, method="synthesize",
-                  rngs={"noise": key})
+                  rngs={"noise": key}, **self.grow_kw(alpha))
         if not update_emas:
             return self.G.apply(variables, ws, **kw)[0].astype(jnp.float32), cols
         (img, _), new = self.G.apply(variables, ws, update_emas=True, mutable=[EMA], **kw)
@@ -132,35 +173,42 @@ class _Nets:
         c = _one_hot(jax.random.randint(ky, (n,), 0, max(self.n_classes, 1)), self.n_classes)
         ws, cols = self.map(params, cols, z, c, update_emas)
         if self.mixing_prob > 0:
-            num_ws = ws.shape[1]
+            # Official: cutoff in [1, cur_layers), cur_layers = the stage's layers when growing.
+            num_ws = ws.shape[1] if self.stage is None else stylegan2.num_ws(self.res)
             cutoff = jax.random.randint(kc, (), 1, num_ws)
             cutoff = jnp.where(jax.random.uniform(kp) < self.mixing_prob, cutoff, num_ws)
             ws2, _ = self.map(params, cols, jax.random.normal(kz2, z.shape), c, False)
             ws = mix_styles(ws, ws2, cutoff)
         return ws, c, cols
 
-    def run_g(self, params, cols, key, n: int, update_emas=False):
+    def run_g(self, params, cols, key, n: int, update_emas=False, alpha=None):
         """Official run_G: mapping with style mixing, then synthesis -> (img, ws, c, cols)."""
         k_ws, k_noise = jax.random.split(key)
         ws, c, cols = self.run_ws(params, cols, k_ws, n, update_emas)
-        img, cols = self.synthesize(params, cols, ws, k_noise, update_emas)
+        img, cols = self.synthesize(params, cols, ws, k_noise, update_emas, alpha)
         return img, ws, c, cols
 
-    def run_d(self, params, cols, img, c, step):
+    def run_d(self, params, cols, img, c, step, alpha=None):
         """Official run_D: optional blur (config R), then D -> logits [N] float32."""
         t = self.t
         if t.blur_sigma > 0:
             sigma = blur_sigma_at(step, self.batch, t.blur_sigma, t.blur_fade_kimg)
             img = blur_images(img, sigma, t.blur_sigma)
-        logits, _ = self.D.apply({"params": params, **cols}, img, c)
+        logits, _ = self.D.apply({"params": params, **cols}, img, c, **self.grow_kw(alpha))
         return logits.astype(jnp.float32)
+
+
+def _alpha(state):
+    """The fade-in α of a growing run (None otherwise)."""
+    return state.scalars.get("alpha")
 
 
 def _g_main(nets, n, g_params, state, batch, key):
     """G main: softplus(-D(G(z))) = -log sigmoid(D(G(z))) (spec A8.1)."""
     del batch  # G steps use no real data
-    img, _, c, _ = nets.run_g(g_params, state.collections["g"], key, n)
-    logits = nets.run_d(state.params["d"], state.collections["d"], img, c, state.step)
+    alpha = _alpha(state)
+    img, _, c, _ = nets.run_g(g_params, state.collections["g"], key, n, alpha=alpha)
+    logits = nets.run_d(state.params["d"], state.collections["d"], img, c, state.step, alpha)
     loss = losses.nonsaturating_g(logits)
     return loss, (state.collections, {"loss": loss, "logit_fake": jnp.mean(logits)})
 
@@ -171,9 +219,11 @@ def _pl_term(nets, n, g_params, state, key):
     cols, G = state.collections["g"], nets.G
     ws, _, _ = nets.run_ws(g_params, cols, k_ws, n)
     # y ~ N(0, I) / sqrt(H W) (official); the noise inputs are fixed by k_noise inside the VJP.
-    r = G.img_resolution
+    # Growing: H = W = the stage side; the official full-size y on the nearest-upsampled image
+    # sums to the same distribution, N(0, 1) / res per stage pixel.
+    r = nets.res
     noise = jax.random.normal(k_y, (n, r, r, G.img_channels), jnp.float32) / r
-    synth = lambda w: nets.synthesize(g_params, cols, w, k_noise)[0]  # noqa: E731
+    synth = lambda w: nets.synthesize(g_params, cols, w, k_noise, alpha=_alpha(state))[0]  # noqa: E731
     lengths = losses.path_lengths(synth, ws, noise)
     penalty, a = losses.path_length_penalty(lengths, state.scalars["pl_mean"], nets.t.pl_decay)
     return penalty, a, lengths
@@ -190,23 +240,23 @@ def _g_reg(nets, n, gain, g_params, state, batch, key):
 
 def _r1_term(nets, d_params, state, batch):
     """R1 = 0.5 E ||grad_x D(x)||^2 on reals (through the blur, as official run_D)."""
-    c = _one_hot(batch["label"], nets.n_classes)
-    real = batch["image"].astype(jnp.float32)
-    d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step)  # noqa: E731
-    return losses.r1_from_fn(d_fn, real)
+    c, alpha = _one_hot(batch["label"], nets.n_classes), _alpha(state)
+    real = nets.reals(batch, alpha)
+    d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step, alpha)  # noqa: E731
+    return losses.r1_from_fn(d_fn, real) * nets.r1_scale
 
 
 def _d_main(nets, r1_gamma_now, d_params, state, batch, key):
     """D main: softplus(D(G(z))) + softplus(-D(x)) (spec A8.1); G's forward updates w_avg and
     the magnitude EMAs (official Dmain: update_emas=True). r1_gamma_now > 0: non-lazy R1 too."""
-    n = batch["image"].shape[0]
+    n, alpha = batch["image"].shape[0], _alpha(state)
     fake, _, c_fake, g_cols = nets.run_g(state.params["g"], state.collections["g"], key, n,
-                                         update_emas=True)
+                                         update_emas=True, alpha=alpha)
     fake = jax.lax.stop_gradient(fake)
-    logits_fake = nets.run_d(d_params, state.collections["d"], fake, c_fake, state.step)
+    logits_fake = nets.run_d(d_params, state.collections["d"], fake, c_fake, state.step, alpha)
     c_real = _one_hot(batch["label"], nets.n_classes)
-    logits_real = nets.run_d(d_params, state.collections["d"], batch["image"], c_real,
-                             state.step)
+    logits_real = nets.run_d(d_params, state.collections["d"], nets.reals(batch, alpha), c_real,
+                             state.step, alpha)
     loss, (loss_real, loss_fake) = losses.nonsaturating_d(logits_real, logits_fake)
     metrics = {"loss_real": loss_real, "loss_fake": loss_fake,
                "logit_real": jnp.mean(logits_real), "logit_fake": jnp.mean(logits_fake)}
@@ -244,22 +294,70 @@ def _phases(nets, t, micro: int) -> tuple:
     return tuple(phases)
 
 
+def growth_from_config(config) -> Optional[growing.Growth]:
+    """The growing schedule of configs A-D (spec A6 [code]: official `training_schedule`), or
+    None when config.train.phase_kimg is 0. Minibatch per resolution: train.batch_sizes, else
+    train.batch_size."""
+    t = config.train
+    if not t.get("phase_kimg", 0):
+        return None
+    sizes = {int(k): int(v) for k, v in dict(t.batch_sizes).items()}
+    return growing.Growth(int(config.model.resolution), int(round(t.phase_kimg * 1000)), sizes,
+                          start_resolution=int(t.start_resolution),
+                          default_batch=int(t.batch_size))
+
+
+def grow_stage(config, growth: growing.Growth, res: int) -> GrowStage:
+    """Stage `res` of the schedule: its minibatch and the lr table's value (train.lr_by_res,
+    else train.lr_g; official G_lrate_dict = D_lrate_dict)."""
+    lrs = {int(k): float(v) for k, v in dict(config.train.lr_by_res).items()}
+    return GrowStage(res, growth.batch_size(res),
+                     growing.by_resolution(lrs, res, float(config.train.lr_g)), growth)
+
+
 def make_recipe(config, networks=None) -> Recipe:
-    """The StyleGAN2/3 recipe for `config` (config.recipe names the family). networks: optional
-    (G, D) modules (tests); default: `make_networks(config, config.recipe)`."""
+    """The StyleGAN2/3 recipe for `config` (config.recipe names the family); a staged recipe
+    (one stage per growing phase) when config.train.phase_kimg > 0 (configs A-D). networks:
+    optional (G, D) modules (tests); default: `make_networks(config, config.recipe)`."""
     family = config.recipe
     if family not in ("stylegan2", "stylegan3"):
         raise ValueError(f"config.recipe: expected 'stylegan2' or 'stylegan3', got {family!r}")
     G, D = networks if networks is not None else make_networks(config, family)
+    growth = growth_from_config(config)
+    if growth is None:
+        return _make_recipe(config, G, D)
+    _check_growing(config, G, D)
+    recipes = {r: _make_recipe(config, G, D, grow_stage(config, growth, r))
+               for r in growth.resolutions}
+    return growing.staged(recipes, growth, int(round(config.train.total_kimg * 1000)),
+                          reset_opt=config.train.reset_opt_at_stage)
+
+
+def _check_growing(config, G, D):
+    t = config.train
+    if not (getattr(G, "progressive", False) and getattr(D, "progressive", False)):
+        raise ValueError(f"train.phase_kimg={t.phase_kimg}: progressive growing needs a "
+                         f"progressive G and D (config.model.variant config-a ... config-d), "
+                         f"got variant {config.model.variant!r}")
+    if t.num_steps or t.total_kimg <= 0:
+        raise ValueError(f"train.num_steps={t.num_steps}, train.total_kimg={t.total_kimg}: a "
+                         f"growing run (train.phase_kimg > 0) is measured by total_kimg > 0 "
+                         f"only; set num_steps=0")
+
+
+def _make_recipe(config, G, D, stage: Optional[GrowStage] = None) -> Recipe:
+    """The recipe of one run (stage None) or of one growing stage (its resolution, batch, lr)."""
     m, t = config.model, config.train
-    nets = _Nets(G, D, config)
+    nets = _Nets(G, D, config, stage)
     g_lazy = t.g_reg_interval if t.pl_weight > 0 else 0
     d_lazy = t.d_reg_interval if t.r1_gamma > 0 else 0
-    tx_g, lr_g = lazy_adam(t.lr_g, t.b1, t.b2, t.adam_eps, g_lazy)
-    tx_d, lr_d = lazy_adam(t.lr_d, t.b1, t.b2, t.adam_eps, d_lazy)
+    lr_g, lr_d = (t.lr_g, t.lr_d) if stage is None else (stage.lr, stage.lr)
+    tx_g, lr_g = lazy_adam(lr_g, t.b1, t.b2, t.adam_eps, g_lazy)
+    tx_d, lr_d = lazy_adam(lr_d, t.b1, t.b2, t.adam_eps, d_lazy)
     optimizers = {"g": tx_g, "d": tx_d}
 
     def init_state(rng, config) -> GANState:
+        """Every layer of both nets at the final resolution (growing: all stages), Adam, EMA."""
         del config  # everything needed is closed over
         kg, kd, krun = jax.random.split(rng, 3)
         z = jnp.zeros((2, G.z_dim), jnp.float32)
@@ -268,26 +366,34 @@ def make_recipe(config, networks=None) -> Recipe:
         g_vars = dict(G.init({"params": kg}, z, c, noise_mode="const"))
         d_vars = dict(D.init({"params": kd}, x, c))
         params = {"g": g_vars.pop("params"), "d": d_vars.pop("params")}
+        scalars = {"pl_mean": jnp.zeros((), jnp.float32)}
+        if stage is not None:
+            scalars.update(growing.initial_scalars())
         return GANState(
             step=jnp.zeros((), jnp.int32), rng=krun, params=params,
             opt_state={k: optimizers[k].init(params[k]) for k in params},
             ema_params=jax.tree.map(jnp.copy, params["g"]),
-            collections={"g": g_vars, "d": d_vars},
-            scalars={"pl_mean": jnp.zeros((), jnp.float32)})
+            collections={"g": g_vars, "d": d_vars}, scalars=scalars)
 
     def sample_fn(state, key, labels, truncation, collections):
-        """EMA-G samples, const noise, truncation ψ = truncation (<= 0: none) -> [N, H, W, 3]."""
+        """EMA-G samples, const noise, truncation ψ = truncation (<= 0: none) -> [N, H, W, 3]
+        (growing: the stage's side and α)."""
         z = jax.random.normal(key, (labels.shape[0], G.z_dim), jnp.float32)
         psi = float(truncation) if truncation is not None and truncation > 0 else 1.0
         images, _ = G.apply({"params": state.ema_params, **collections}, z,
-                            _one_hot(labels, m.n_classes), psi=psi, noise_mode="const")
+                            _one_hot(labels, m.n_classes), psi=psi, noise_mode="const",
+                            **nets.grow_kw(_alpha(state)))
         return images.astype(jnp.float32)
 
+    post_step = None
+    if stage is not None:  # images_seen += batch, α of the next step
+        post_step = functools.partial(growing.count_images, batch=stage.batch,
+                                      growth=stage.growth)
     return Recipe(
-        init_state=init_state, phases=_phases(nets, t, t.batch_size // t.grad_accum),
+        init_state=init_state, phases=_phases(nets, t, nets.batch // t.grad_accum),
         optimizers=optimizers, sample_fn=sample_fn,
         learning_rates={"g": optax.constant_schedule(lr_g), "d": optax.constant_schedule(lr_d)},
         networks={"g": G, "d": D},
-        ema_decay=functools.partial(ema_beta, batch=t.batch_size, ema_kimg=t.ema_kimg,
+        ema_decay=functools.partial(ema_beta, batch=nets.batch, ema_kimg=t.ema_kimg,
                                     ema_rampup=t.ema_rampup),
-        n_classes=m.n_classes, dim_z=G.z_dim)
+        post_step=post_step, n_classes=m.n_classes, dim_z=G.z_dim)
