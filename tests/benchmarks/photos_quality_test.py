@@ -1,0 +1,47 @@
+"""benchmarks/photos_quality.py: real crops score far below noise and flat colour, the
+table prints every set, and bad .npz files name what was expected."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("photos_quality",
+                                                  REPO / "benchmarks" / "photos_quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_real_crops_score_below_flat_colour_and_noise(tmp_path, capsys):
+    pq = _module()
+    real = pq.real_crops(64, 32, seed=5)
+    assert real.shape == (64, 32, 32, 3) and real.dtype == np.uint8
+    np.testing.assert_array_equal(real, pq.real_crops(64, 32, seed=5))  # deterministic
+    # Each image one flat colour (its mean): right colours, no edges or texture.
+    flat = np.broadcast_to(real.mean(axis=(1, 2), keepdims=True), real.shape).astype(np.uint8)
+    np.savez(tmp_path / "s.npz", images=real)
+    np.savez(tmp_path / "f.npz", images=flat)
+    res = pq.main([str(tmp_path / "s.npz"), "--init", str(tmp_path / "f.npz")])
+    assert res["samples"] < 0.6 * res["init"] and res["real (floor)"] < 0.6 * res["init"]
+    assert res["real (floor)"] < 0.6 * res["noise"]
+    out = capsys.readouterr().out
+    assert "real (floor)" in out and "noise" in out and "avg" in out
+
+
+def test_bad_inputs_name_what_was_expected(tmp_path):
+    pq = _module()
+    np.savez(tmp_path / "x.npz", labels=np.zeros(2))
+    with pytest.raises(ValueError, match="expected an array 'images'"):
+        pq.load_images(str(tmp_path / "x.npz"))
+    np.savez(tmp_path / "y.npz", images=np.zeros((2, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8 images"):
+        pq.load_images(str(tmp_path / "y.npz"))
+    np.savez(tmp_path / "a.npz", images=np.zeros((4, 32, 32, 3), np.uint8))
+    np.savez(tmp_path / "b.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="samples' shape"):
+        pq.main([str(tmp_path / "a.npz"), "--init", str(tmp_path / "b.npz")])
