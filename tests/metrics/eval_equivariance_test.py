@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh
 
-from configs import progan as progan_config
 from configs import stylegan2 as sg2_config
 from configs import stylegan3 as sg3_config
 from gan_zoo import recipes
 from gan_zoo.metrics import equivariance
 from gan_zoo.models import stylegan2
 from gan_zoo.train import evaluation
-from tests.train._tiny import tiny_config, tiny_networks
+from tests.train._tiny import tiny_config
 
 EQ = ("eqt_int", "eqt_frac", "eqr")
 
@@ -87,19 +86,6 @@ def test_eval_eq_on_stylegan2_names_metric_and_recipe(tmp_path):
     with pytest.raises(ValueError, match=r"\['eqr', 'eqt_int'\] need G's input transform.*"
                                          r"recipe 'stylegan2'"):
         evaluation.evaluate_state(recipe, state, config, str(tmp_path))
-
-
-@pytest.mark.parametrize("family", ["biggan", "progan"])
-def test_eval_eq_without_w_space_names_metric_and_recipe(tmp_path, family):
-    if family == "biggan":
-        config = tiny_config()
-        recipe = recipes.make_recipe(config, tiny_networks(config))
-    else:
-        config = progan_config.get_config("smoke")
-        recipe = recipes.make_recipe(config)
-    config.eval.metrics = "swd,eqt_frac"
-    with pytest.raises(ValueError, match=rf"\['eqt_frac'\] need a W space.*recipe '{family}'"):
-        evaluation.evaluate_state(recipe, None, config, str(tmp_path))
 
 
 def test_unknown_metric_lists_the_equivariance_names():

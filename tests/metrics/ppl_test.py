@@ -118,13 +118,15 @@ def test_eval_ppl_without_lpips_is_skipped_with_a_message(tmp_path, caplog, styl
 
 
 @pytest.mark.parametrize("family", ["biggan", "progan"])
-def test_eval_ppl_on_a_recipe_without_w_space_raises(tmp_path, family):
+@pytest.mark.parametrize("metrics, needs", [("swd,ppl", "ppl"), ("swd,eqt_frac", "eqt_frac")])
+def test_eval_w_metrics_on_a_recipe_without_w_space_raise(tmp_path, family, metrics, needs):
+    """PPL and EQ-T/EQ-R need a W space: BigGAN / ProGAN requests name the metric and recipe."""
     if family == "biggan":
         config = tiny_config()
         recipe = recipes.make_recipe(config, tiny_networks(config))
     else:
         config = progan_config.get_config("smoke")
         recipe = recipes.make_recipe(config)
-    config.eval.metrics, config.eval.lpips = "swd,ppl", "unused.npz"
-    with pytest.raises(ValueError, match=rf"\['ppl'\] need a W space.*recipe '{family}'"):
+    config.eval.metrics, config.eval.lpips = metrics, "unused.npz"
+    with pytest.raises(ValueError, match=rf"\['{needs}'\] need a W space.*recipe '{family}'"):
         evaluation.evaluate_state(recipe, None, config, str(tmp_path))
