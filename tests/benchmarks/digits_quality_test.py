@@ -1,20 +1,14 @@
 """benchmarks/digits_quality.py: the pooling maps the 32x32 training digits back onto sklearn's
 8x8 digits, and the classifier separates real digits (so a low score means the GAN)."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.benchmarks import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("digits_quality",
-                                                  REPO / "benchmarks" / "digits_quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("digits_quality")
 
 
 def test_pooled_training_digits_match_sklearn_and_score_near_the_ceiling(tmp_path, capsys):

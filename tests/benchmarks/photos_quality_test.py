@@ -1,20 +1,14 @@
 """benchmarks/photos_quality.py: real crops score far below noise and flat colour, the
 table prints every set, and bad .npz files name what was expected."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.benchmarks import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("photos_quality",
-                                                  REPO / "benchmarks" / "photos_quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("photos_quality")
 
 
 def test_real_crops_score_below_flat_colour_and_noise(tmp_path, capsys):
