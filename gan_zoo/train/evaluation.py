@@ -183,10 +183,10 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     e = config.eval
     check_w_metrics(metric_names(e), recipe, config)
     devices = mesh.devices.reshape(-1) if mesh is not None else None
-    names, kwargs = resolve_metrics(e, data_mesh(devices))
+    eval_mesh = data_mesh(devices)
+    names, kwargs = resolve_metrics(e, eval_mesh)
     step = int(jax.device_get(state.step))
-    out = w_metrics(names, recipe, state, config, kwargs.pop("ppl_distance", None),
-                    data_mesh(devices))
+    out = w_metrics(names, recipe, state, config, kwargs.pop("ppl_distance", None), eval_mesh)
     names = tuple(n for n in names if n not in _W_METRICS)
     if names:
         sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size)
@@ -197,7 +197,7 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
             batch_size=e.batch_size, seed=config.seed, num_real=num_real,
             workdir=os.path.join(workdir, "eval"),
             dataset_name=f"{config.data.name}-{sample_fn.resolution}",
-            mesh=data_mesh(devices), fid_method=e.get("fid_method", "sqrtm"), **kwargs,
+            mesh=eval_mesh, fid_method=e.get("fid_method", "sqrtm"), **kwargs,
             **_small_set_kwargs(e.num_samples))
     out = {k: float(v) for k, v in out.items()}
     log.info("eval at step %d: %s", step, out)

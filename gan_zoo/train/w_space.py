@@ -18,6 +18,7 @@ import numpy as np
 
 # StyleGAN3 §3.1 / App. E: the user transform of the Fourier-feature input (identity: none).
 INPUT_TRANSFORM = ("buffers", "synthesis", "input", "transform")
+NOISE_SEED = 0x9E1  # purpose tag of the PPL noise maps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,16 +57,17 @@ def w_space(recipe, state, collections, batch_size: int, mesh=None) -> Optional[
 
 
 def stylegan_w_space(G, state, collections, n_classes: int, mesh=None) -> WSpace:
-    """W = f(z, c) without truncation (official PPL / equivariance); g(ws) with the constant
-    noise buffers (the official PPL re-draws those buffers for every batch; here the stored
-    ones serve all). Mapping and synthesis run per device on the batch sharded over 'data'
-    (power-of-two padded batches: `metrics.features.sharded_batch_fn`)."""
+    """W = f(z, c) without truncation (official PPL / equivariance); g(ws) with constant noise
+    buffers, re-drawn for every `synthesize` call (one PPL batch: both ends of every pair see
+    the same maps), as the official PPL sampler does; the k-th call draws them from
+    fold_in(PRNGKey(NOISE_SEED), k), so a run is deterministic. Mapping and synthesis run per
+    device on the batch sharded over 'data' (power-of-two padded batches:
+    `metrics.features.sharded_batch_fn`)."""
     from gan_zoo.metrics.features import sharded_batch_fn  # noqa: PLC0415
 
     params = state.ema_params if state.ema_params is not None else state.params["g"]
     variables = {"params": params, **collections}
     map_fn = sharded_batch_fn(_map_fn(G, n_classes), mesh, variables, per_shard=True)
-    synth_fn = sharded_batch_fn(_synth_fn(G), mesh, variables, per_shard=True)
 
     def sample_w(key, m):
         k_z, k_c = jax.random.split(key)
@@ -75,11 +77,20 @@ def stylegan_w_space(G, state, collections, n_classes: int, mesh=None) -> WSpace
         c = jax.nn.one_hot(labels, n_classes, dtype=jnp.float32)  # [m, n_classes] ([m, 0])
         return jnp.asarray(map_fn(np.asarray(jnp.concatenate([z, c], axis=1))))
 
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
+    noise_paths = [k for k in flat if k[0] == "buffers" and k[-1] == "noise_const"]
+    calls = [0]
+
     def synthesize(ws):
-        return jnp.asarray(synth_fn(np.asarray(ws)))
+        key = jax.random.fold_in(jax.random.PRNGKey(NOISE_SEED), calls[0])
+        calls[0] += 1
+        fresh = {k: jax.random.normal(jax.random.fold_in(key, i), flat[k].shape, flat[k].dtype)
+                 for i, k in enumerate(noise_paths)}
+        v = flax.traverse_util.unflatten_dict({**flat, **fresh})
+        run = sharded_batch_fn(_synth_fn(G), mesh, v, per_shard=True)  # cached compile
+        return jnp.asarray(run(np.asarray(ws)))
 
     transformed = None
-    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
     if INPUT_TRANSFORM in flat:
         def transformed(ws, transform):
             flat_t = {**flat, INPUT_TRANSFORM: jnp.asarray(transform, jnp.float32)}

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +20,7 @@ from gan_zoo.convert import vgg16 as convert_vgg16
 from gan_zoo.feature_nets import lpips
 from gan_zoo.metrics import ppl
 from gan_zoo.models import stylegan2
-from gan_zoo.train import evaluation
+from gan_zoo.train import evaluation, w_space
 from tests.train._tiny import tiny_config, tiny_networks
 
 
@@ -82,7 +83,21 @@ def test_eval_ppl_equals_a_direct_metrics_call(tmp_path, lpips_npz, stylegan2_st
         z = jax.random.normal(jax.random.split(key)[0], (m, G.z_dim))
         return G.apply(g_vars, z, None, method="map")
 
-    synth = jax.jit(lambda ws: G.apply(g_vars, ws, noise_mode="const", method="synthesize")[0])
+    # Noise maps re-drawn per PPL batch (official PPLSampler): batch k's from
+    # fold_in(PRNGKey(NOISE_SEED), k), map i (flattened variable order) from fold_in(., i).
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(g_vars))
+    paths = [k for k in flat if k[0] == "buffers" and k[-1] == "noise_const"]
+    assert paths  # StyleGAN2 has noise maps: the redraw matters
+    apply = jax.jit(lambda v, ws: G.apply(v, ws, noise_mode="const", method="synthesize")[0])
+    calls = []
+
+    def synth(ws):
+        key = jax.random.fold_in(jax.random.PRNGKey(w_space.NOISE_SEED), len(calls))
+        calls.append(1)
+        fresh = {k: jax.random.normal(jax.random.fold_in(key, i), flat[k].shape)
+                 for i, k in enumerate(paths)}
+        return apply(flax.traverse_util.unflatten_dict({**flat, **fresh}), ws)
+
     direct = ppl.ppl(synth, lambda key, m: sample_w(key)[:m],
                      jax.jit(lpips.ppl_distance(variables, net)),
                      jax.random.PRNGKey(config.seed), 6, batch_size=4)
