@@ -77,20 +77,22 @@ def stylegan_w_space(G, state, collections, n_classes: int, mesh=None) -> WSpace
         c = jax.nn.one_hot(labels, n_classes, dtype=jnp.float32)  # [m, n_classes] ([m, 0])
         return jnp.asarray(map_fn(np.asarray(jnp.concatenate([z, c], axis=1))))
 
-    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
-    noise_paths = [k for k in flat if k[0] == "buffers" and k[-1] == "noise_const"]
+    from gan_zoo.tools.projector import merge_noise, split_noise  # noqa: PLC0415
+
+    noise, rest = split_noise(variables)
     calls = [0]
 
     def synthesize(ws):
         key = jax.random.fold_in(jax.random.PRNGKey(NOISE_SEED), calls[0])
         calls[0] += 1
-        fresh = {k: jax.random.normal(jax.random.fold_in(key, i), flat[k].shape, flat[k].dtype)
-                 for i, k in enumerate(noise_paths)}
-        v = flax.traverse_util.unflatten_dict({**flat, **fresh})
-        run = sharded_batch_fn(_synth_fn(G), mesh, v, per_shard=True)  # cached compile
+        fresh = {p: jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
+                 for i, (p, x) in enumerate(noise.items())}
+        run = sharded_batch_fn(_synth_fn(G), mesh, merge_noise(rest, fresh),
+                               per_shard=True)  # one compile: the weights are arguments
         return jnp.asarray(run(np.asarray(ws)))
 
     transformed = None
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables))
     if INPUT_TRANSFORM in flat:
         def transformed(ws, transform):
             flat_t = {**flat, INPUT_TRANSFORM: jnp.asarray(transform, jnp.float32)}
