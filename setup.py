@@ -19,6 +19,8 @@ INSTALL_REQUIRES = [
     "pillow",
     "scikit-learn",  # the built-in `digits` dataset ships inside it
     "scikit-image",  # the built-in `photos` dataset ships inside it
+    "ftfy",  # CLIP tokenizer text clean-up (feature_nets/clip_tokenizer.py)
+    "regex",  # CLIP tokenizer pattern (Unicode classes)
 ]
 EXTRAS_REQUIRE = {
     "test": ["pytest>=7", "pytest-xdist", "ruff"],
@@ -30,6 +32,8 @@ setuptools.setup(
     description="ProGAN, StyleGAN2/3, BigGAN(-deep), StyleGAN-XL and StyleGAN-T in JAX/Flax.",
     packages=setuptools.find_packages(include=["gan_zoo", "gan_zoo.*", "kernels_pallas",
                                                "kernels_pallas.*"]),
+    # The CLIP BPE vocabulary and its licence notices (feature_nets/clip_tokenizer.py).
+    package_data={"gan_zoo.feature_nets": ["data/*"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
