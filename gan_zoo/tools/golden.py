@@ -54,6 +54,9 @@ RUNNERS = {
     "training.networks_stylegan3.Generator": "gan_zoo.convert.stylegan3:golden_generator",
     "torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3":
         "gan_zoo.convert.inception:golden_inception",
+    "timm.models.deit.VisionTransformerDistilled": "gan_zoo.convert.vit:golden_timm_vit",
+    "timm.models.vision_transformer.VisionTransformer": "gan_zoo.convert.vit:golden_timm_vit",
+    "open_clip.model.CLIP": "gan_zoo.convert.clip:golden_clip",
 }
 
 
