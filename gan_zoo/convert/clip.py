@@ -84,9 +84,10 @@ def convert_state_dict(state_dict: dict, model: clip.CLIP, source: str = "state 
     return vit_convert.convert(template, name_fn, state_dict, source, WHAT)
 
 
-def load_clip(path, variant: str = "ViT-L-14") -> tuple:
-    """(model, variables) of a CLIP variant (clip.VARIANTS) from a local weights file."""
-    model = clip.make(variant)
+def load_clip(path, variant: str = "ViT-L-14", model: clip.CLIP | None = None) -> tuple:
+    """(model, variables) of a CLIP variant (clip.VARIANTS), or of `model` if given, from a local
+    weights file."""
+    model = model or clip.make(variant)
     sd = vit_convert.read_state_dict(path, WHAT)
     sd.pop("attn_mask", None)  # a non-persistent buffer; some exports include it
     return model, convert_state_dict(sd, model, source=str(path))
@@ -114,7 +115,7 @@ def model_from_config(cfg: dict) -> clip.CLIP:
 
 def _forward(model, variables, images, tokens):
     """Everything the golden case stores, in one call."""
-    img, img_aux = model.apply(variables, images, method=lambda m, x: m.visual(x))
+    img, _ = model.apply(variables, images, method=lambda m, x: m.visual(x))
     txt, txt_aux = model.apply(variables, tokens, method=lambda m, x: m.text(x))
     logits, aux = model.apply(variables, images, tokens)
     return {
@@ -129,7 +130,6 @@ def _forward(model, variables, images, tokens):
         "output/forward_text_features": aux["text_features"],
         "output/forward_logit_scale_exp": aux["logit_scale_exp"],
         "output/logits_per_image": logits,
-        "intermediate/image_transformer_out": img_aux["blocks"][-1][:1],
     }
 
 

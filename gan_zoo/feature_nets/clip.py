@@ -149,7 +149,8 @@ def init_shapes(model: CLIP):
 
 def _cubic(t, a: float = -0.75):
     """Keys cubic-convolution kernel with torch's A = -0.75, |t| < 2."""
-    t = np.abs(t)
+    t = np.abs(t).astype(np.float32)
+    a = np.float32(a)
     near = ((a + 2) * t - (a + 3)) * t * t + 1
     far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
     return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
@@ -158,13 +159,16 @@ def _cubic(t, a: float = -0.75):
 def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
     """[out, in] weights of torch bicubic, align_corners=False, no antialias: src = (dst + 0.5)
     * in/out - 0.5 (not clamped), taps floor(src) - 1 .. + 2 with indices clamped to the edge."""
-    src = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
+    f32 = np.float32
+    scale = f32(in_size / out_size)  # torch computes coordinates in float32
+    src = scale * (np.arange(out_size, dtype=f32) + f32(0.5)) - f32(0.5)
     base = np.floor(src).astype(np.int64)
-    m = np.zeros((out_size, in_size), np.float64)
+    t = (src - base.astype(f32)).astype(f32)
+    m = np.zeros((out_size, in_size), np.float32)
     for k in range(-1, 3):
         idx = np.clip(base + k, 0, in_size - 1)
-        np.add.at(m, (np.arange(out_size), idx), _cubic(src - (base + k)))
-    return m.astype(np.float32)
+        np.add.at(m, (np.arange(out_size), idx), _cubic(t - f32(k)).astype(f32))
+    return m
 
 
 def preprocess_images(images01, size: int = 224):

@@ -86,8 +86,8 @@ def resize_bilinear(grid: jnp.ndarray, out_hw: tuple) -> jnp.ndarray:
     """[h, w, C] -> [H, W, C], as torch F.interpolate(mode='bilinear', align_corners=False)."""
     ylo, yhi, dy = _bilinear_taps(grid.shape[0], out_hw[0])
     xlo, xhi, dx = _bilinear_taps(grid.shape[1], out_hw[1])
-    rows = grid[ylo] + (grid[yhi] - grid[ylo]) * dy[:, None, None]  # along h first
-    return rows[:, xlo] + (rows[:, xhi] - rows[:, xlo]) * dx[None, :, None]
+    rows = grid[ylo] * (1 - dy)[:, None, None] + grid[yhi] * dy[:, None, None]  # along h
+    return rows[:, xlo] * (1 - dx)[None, :, None] + rows[:, xhi] * dx[None, :, None]
 
 
 def resize_pos_embed(pos: jnp.ndarray, num_prefix: int, grid_hw: tuple) -> jnp.ndarray:
