@@ -96,17 +96,34 @@ def load_clip(path, variant: str = "ViT-L-14", model: clip.CLIP | None = None) -
 # ----------------------------------------------------------------------------------------------
 # Golden harness.
 
+# open_clip config options this port implements only at their defaults.
+_DEFAULTS = {"vision_cfg": dict(ls_init_value=None, attentional_pool=False, no_ln_pre=False,
+                                pos_embed_type="learnable", final_ln_after_pool=False,
+                                pool_type="tok", act_kwargs=None, norm_kwargs=None),
+             "text_cfg": dict(ls_init_value=None, embed_cls=False, no_causal_mask=False,
+                              final_ln_after_pool=False, pool_type="argmax", proj_bias=False,
+                              proj_type="linear", norm_kwargs=None, act_kwargs=None)}
+
+
 def model_from_config(cfg: dict) -> clip.CLIP:
-    """The CLIP of an open_clip model config dict (golden JSON `model_config`)."""
-    v, t = cfg["vision_cfg"], cfg["text_cfg"]
+    """The CLIP of an open_clip model config dict (golden JSON `model_config`; omitted keys
+    take open_clip's CLIPVisionCfg / CLIPTextCfg defaults)."""
+    for part, defaults in _DEFAULTS.items():
+        for key, default in defaults.items():
+            if cfg.get(part, {}).get(key, default) != default:
+                raise ValueError(f"open_clip config: {part}.{key}={cfg[part][key]!r} is not "
+                                 f"supported (only {default!r})")
+    v, t = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
     act = "quick_gelu" if cfg.get("quick_gelu", False) else "gelu"  # open_clip nn.GELU is exact
-    head_width = v.get("head_width", 64)
-    visual = clip.image_tower(cfg["embed_dim"], width=v["width"], depth=v["layers"],
-                              heads=v["width"] // head_width, patch=v["patch_size"],
-                              image_size=v["image_size"], mlp_ratio=v.get("mlp_ratio", 4.0),
-                              act=act)
-    text = clip.TextTransformer(width=t["width"], layers=t["layers"], heads=t["heads"],
-                                embed_dim=cfg["embed_dim"], act=act,
+    width = v.get("width", 768)
+    visual = clip.image_tower(cfg["embed_dim"], width=width, depth=v.get("layers", 12),
+                              heads=width // v.get("head_width", 64),
+                              patch=vit_convert.square(v.get("patch_size", 16), "patch_size"),
+                              image_size=vit_convert.square(v.get("image_size", 224),
+                                                            "image_size"),
+                              mlp_ratio=v.get("mlp_ratio", 4.0), act=act)
+    text = clip.TextTransformer(width=t.get("width", 512), layers=t.get("layers", 12),
+                                heads=t.get("heads", 8), embed_dim=cfg["embed_dim"], act=act,
                                 context_length=t.get("context_length", clip.CONTEXT_LENGTH),
                                 vocab_size=t.get("vocab_size", clip.VOCAB_SIZE),
                                 mlp_ratio=t.get("mlp_ratio", 4.0))

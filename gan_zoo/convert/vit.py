@@ -142,12 +142,22 @@ def load_vit(path, variant: str, **overrides) -> tuple:
 # ----------------------------------------------------------------------------------------------
 # Golden harness.
 
+def square(size, what: str) -> int:
+    """An int, or the side of a square [s, s]; ValueError for non-square sizes."""
+    if isinstance(size, int):
+        return size
+    if len(size) != 2 or size[0] != size[1]:
+        raise ValueError(f"ViT config: {what}={list(size)} is not square (only square patches "
+                         "and trained grids are supported; inputs may have any size)")
+    return int(size[0])
+
+
 def module_from_arch(arch: dict) -> vit.VisionTransformer:
     """The VisionTransformer of a golden JSON `arch` (timm sizes)."""
     gelu = arch.get("gelu", {}).get("approximate", ["none"])
     if any(a != "none" for a in gelu):
         raise ValueError(f"timm ViT golden: only exact GELU is supported, got {gelu}")
-    patch, grid = arch["patch_size"][0], arch["grid_size"][0]
+    patch, grid = square(arch["patch_size"], "patch_size"), square(arch["grid_size"], "grid_size")
     return vit.VisionTransformer(
         width=arch["embed_dim"], depth=arch["depth"], heads=arch["num_heads"], patch=patch,
         image_size=patch * grid, num_prefix=arch["num_prefix_tokens"],

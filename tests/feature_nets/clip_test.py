@@ -117,3 +117,16 @@ def test_preprocess_images():
     np.testing.assert_allclose(y, np.broadcast_to(want, y.shape), atol=1e-5)
     with pytest.raises(ValueError, match="NHWC"):
         clip.preprocess_images(jnp.zeros((1, 3, 8, 8)))
+
+
+def test_config_defaults_and_unsupported_options():
+    """open_clip ViT-B-32 given only its non-default sizes has OpenAI's 151,277,313 parameters
+    (the count printed by the official CLIP notebook); options not ported are refused."""
+    model = clip_convert.model_from_config({"embed_dim": 512, "vision_cfg": {"patch_size": 32},
+                                            "text_cfg": {}})
+    shapes = clip.init_shapes(model)
+    assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == 151_277_313
+    with pytest.raises(ValueError, match="text_cfg.no_causal_mask=True is not supported"):
+        clip_convert.model_from_config({"embed_dim": 8, "text_cfg": {"no_causal_mask": True}})
+    with pytest.raises(ValueError, match=r"image_size=\[224, 256\] is not square"):
+        clip_convert.model_from_config({"embed_dim": 8, "vision_cfg": {"image_size": [224, 256]}})
