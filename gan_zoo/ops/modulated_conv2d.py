@@ -29,6 +29,32 @@ def demod_coefficients(w):
     return jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(1, 2, 3)) + 1e-8)
 
 
+# fused_modconv="auto": the largest batch N at which the fused (grouped) conv runs, per backend
+# and activation dtype (None: any N; 0: never). CPU: measured, see below. GPU / TPU: nothing could
+# be measured here, so the official inference rule (networks_stylegan2.SynthesisBlock: fused when
+# float32 or N == 1; the official training rule, never fused, is the trainer's to pass).
+_OFFICIAL = {"float32": None, "float16": 1, "bfloat16": 1}
+FUSED_MAX_BATCH = {
+    "cpu": {"float32": 0, "float16": 0, "bfloat16": 0},
+    "gpu": _OFFICIAL,
+    "tpu": _OFFICIAL,
+}
+FUSED_CHOICES = (True, False, "auto", None)
+
+
+def use_fused(fused_modconv, x_shape, dtype, backend=None) -> bool:
+    """Whether the modulated conv runs fused: True / False as given; "auto" / None from
+    FUSED_MAX_BATCH[backend][dtype] and the batch x_shape[0] (backend: jax.default_backend())."""
+    if fused_modconv not in FUSED_CHOICES or not isinstance(fused_modconv, (bool, str, type(None))):
+        raise ValueError(f"modulated_conv2d: fused_modconv must be one of {FUSED_CHOICES}, got "
+                         f"{fused_modconv!r}")
+    if isinstance(fused_modconv, bool):
+        return fused_modconv
+    table = FUSED_MAX_BATCH.get(backend or jax.default_backend(), _OFFICIAL)
+    limit = table.get(jnp.dtype(dtype).name, 1)
+    return limit is None or x_shape[0] <= limit
+
+
 def _grouped_conv(x, w, **conv_kwargs):
     """Per-sample weights as one grouped conv. x [N,H,W,I], w [N,kh,kw,I,O] -> [N,H',W',O]."""
     n, h, wd, i = x.shape
@@ -39,20 +65,41 @@ def _grouped_conv(x, w, **conv_kwargs):
     return y.reshape(y.shape[1], y.shape[2], n, o).transpose(2, 0, 1, 3)
 
 
+def _noise_nhwc(noise, x):
+    """Noise in any shape the official op adds to its NCHW output, as an array that broadcasts
+    against x [N, H, W, O]: [H, W] (noise_mode='const': one map for the batch and channels),
+    [N or 1, H, W] and [N or 1, H, W, 1] (one map per sample), or [N or 1, H, W, O]."""
+    n, h, w, o = x.shape
+    shape = tuple(noise.shape)
+    if len(shape) == 2:
+        noise = noise[None, :, :, None]
+    elif len(shape) == 3:
+        noise = noise[..., None]
+    ok = noise.ndim == 4 and noise.shape[0] in (1, n) and noise.shape[1:3] == (h, w) \
+        and noise.shape[3] in (1, o)
+    if not ok:
+        raise ValueError(f"modulated_conv2d: noise must be [H, W], [N, H, W] or [N, H, W, 1|O] "
+                         f"with N in (1, {n}), H, W = {h}, {w}, O = {o}; got shape {list(shape)}")
+    return noise.astype(x.dtype)
+
+
 def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
-                     demodulate=True, flip_weight=True, fused_modconv=True, impl="auto"):
+                     demodulate=True, flip_weight=True, fused_modconv="auto", impl="auto"):
     """StyleGAN2 modulated conv (`networks_stylegan2.modulated_conv2d`).
 
     Steps: 1. modulate, eq. 1: w'_ijk = s_i * w_ijk;
     2. demodulate, eq. 3: w''_ijk = w'_ijk * sigma_j^-1;
-    3. conv2d_resample (up/down with resample_filter); 4. add noise [N, H', W', 1] if given.
+    3. conv2d_resample (up/down with resample_filter); 4. add noise ([N, H', W', 1], [H', W'], ...:
+    see `_noise_nhwc`) if given.
     fused_modconv=True runs one grouped conv with per-sample weights; False scales the activations
-    before and after a shared-weight conv (same result; better when the batch is sharded).
+    before and after a shared-weight conv (same result; the one that shards over the batch);
+    "auto" / None picks by backend, dtype and batch (`use_fused`, `FUSED_MAX_BATCH`).
     """
+    fused = use_fused(fused_modconv, x.shape, x.dtype)
     if dispatch.resolve_impl(impl, "modulated_conv2d") == "pallas":
         return dispatch.kernel("modulated_conv2d")(x, weight, styles, noise, up, down, padding,
                                                    resample_filter, demodulate, flip_weight,
-                                                   fused_modconv)
+                                                   fused)
     _check(x, weight, styles)
     styles = styles.astype(jnp.float32)
     weight = weight.astype(jnp.float32)
@@ -63,49 +110,60 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
         styles = styles / jnp.max(jnp.abs(styles), axis=1, keepdims=True)
 
     # Modulate: [N, kh, kw, I, O].
-    w = weight[None] * styles[:, None, None, :, None] if (demodulate or fused_modconv) else None
+    w = weight[None] * styles[:, None, None, :, None] if (demodulate or fused) else None
     dcoefs = demod_coefficients(w) if demodulate else None  # [N, O]
     resample = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight,
                     impl=impl)
 
-    if not fused_modconv:
+    if not fused:
         # Scale activations: conv(x * s) * dcoef (+ noise).
         x = x * styles.astype(x.dtype)[:, None, None, :]
         x = conv2d_resample(x, weight.astype(x.dtype), **resample)
         if demodulate:
             x = x * dcoefs.astype(x.dtype)[:, None, None, :]
-        return x if noise is None else x + noise.astype(x.dtype)
+    else:
+        if demodulate:
+            w = w * dcoefs[:, None, None, None, :]
+        x = _grouped_conv(x, w.astype(x.dtype), conv=conv2d_resample, **resample)
+    return x if noise is None else x + _noise_nhwc(jnp.asarray(noise), x)
 
-    if demodulate:
-        w = w * dcoefs[:, None, None, None, :]
-    x = _grouped_conv(x, w.astype(x.dtype), conv=conv2d_resample, **resample)
-    return x if noise is None else x + noise.astype(x.dtype)
 
-
-def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None):
-    """StyleGAN3 modulated conv (`networks_stylegan3.modulated_conv2d`), always fused.
+def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None,
+                         fused_modconv="auto"):
+    """StyleGAN3 modulated conv (`networks_stylegan3.modulated_conv2d`, which is always fused).
 
     Steps: 1. if demodulating, pre-normalise w by its RMS per output channel and s by its RMS over
     the whole [N, I] tensor; 2. modulate; 3. demodulate (StyleGAN2 eq. 3); 4. multiply by input_gain
     (scalar, [I] or [N, I]; StyleGAN3 magnitude-EMA gain);
     5. grouped correlation with symmetric padding.
+    fused_modconv: True / False / "auto" (None = "auto"), as for `modulated_conv2d`; unfused scales
+    the activations by s * input_gain before a shared-weight correlation and multiplies the
+    output by the demodulation coefficients (same result).
     Args: x [N, H, W, I]; w [kh, kw, I, O]; s [N, I]; padding: int.
     Returns: [N, H + 2*padding - kh + 1, W + 2*padding - kw + 1, O].
     """
     _check(x, w, s)
+    if not isinstance(padding, int):
+        raise ValueError(f"modulated_conv2d_sg3: padding must be an int, got {padding!r}")
     n, i = x.shape[0], w.shape[2]
     w = w.astype(jnp.float32)
     s = s.astype(jnp.float32)
     if demodulate:
         w = w * jax.lax.rsqrt(jnp.mean(jnp.square(w), axis=(0, 1, 2), keepdims=True))
         s = s * jax.lax.rsqrt(jnp.mean(jnp.square(s)))
-    w = w[None] * s[:, None, None, :, None]  # [N, kh, kw, I, O]
+    gain = None if input_gain is None else jnp.broadcast_to(
+        jnp.asarray(input_gain, jnp.float32), (n, i))  # [N, I]
+    pad = dict(padding=((padding, padding), (padding, padding)))
+    # Modulate: [N, kh, kw, I, O]; demodulation coefficients [N, O].
+    wm = w[None] * s[:, None, None, :, None]
+    dcoefs = demod_coefficients(wm) if demodulate else None
+    if not use_fused(fused_modconv, x.shape, x.dtype):
+        # Scale activations: conv(x * s * gain, w) * dcoef.
+        scale = s if gain is None else s * gain
+        x = conv2d(x * scale.astype(x.dtype)[:, None, None, :], w.astype(x.dtype), **pad)
+        return x if dcoefs is None else x * dcoefs.astype(x.dtype)[:, None, None, :]
     if demodulate:
-        w = w * demod_coefficients(w)[:, None, None, None, :]
-    if input_gain is not None:
-        gain = jnp.broadcast_to(jnp.asarray(input_gain, jnp.float32), (n, i))  # [N, I]
-        w = w * gain[:, None, None, :, None]
-    if not isinstance(padding, int):
-        raise ValueError(f"modulated_conv2d_sg3: padding must be an int, got {padding!r}")
-    return _grouped_conv(x, w.astype(x.dtype), conv=conv2d,
-                         padding=((padding, padding), (padding, padding)))
+        wm = wm * dcoefs[:, None, None, None, :]
+    if gain is not None:
+        wm = wm * gain[:, None, None, :, None]
+    return _grouped_conv(x, wm.astype(x.dtype), conv=conv2d, **pad)
