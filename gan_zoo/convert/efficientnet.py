@@ -12,12 +12,11 @@ bnK/scale, bias; `bnK.running_mean`/`running_var` -> batch_stats bnK/mean, var; 
 [1000, 1280] -> classifier/kernel [1280, 1000].
 """
 
-import pathlib
-
 import flax
 import jax
 import numpy as np
 
+from gan_zoo.convert import vit as vit_convert
 from gan_zoo.feature_nets import efficientnet
 
 _LEAF_NAMES = {("params", "kernel"): "weight", ("params", "scale"): "weight",
@@ -27,24 +26,9 @@ _IGNORED_SUFFIXES = (".num_batches_tracked",)
 _CLASSIFIER_PREFIXES = ("conv_head.", "bn2.", "classifier.")  # not in features_only
 
 
-def read_state_dict(path, what: str = "EfficientNet-lite0 weights") -> dict:
+def read_state_dict(path) -> dict:
     """{name: numpy array} from a `.safetensors` or `.npz` state dict (golden format included)."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: no file at {path} (expected a timm state dict as "
-                                ".safetensors or .npz)")
-    if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file  # lazy: only when such a file is read
-
-        return dict(load_file(str(path)))
-    if path.suffix != ".npz":
-        raise ValueError(f"{what}: {path} is neither .safetensors nor .npz; save the state dict "
-                         "with safetensors.torch.save_file or np.savez")
-    with np.load(path) as data:
-        sd = {k: data[k] for k in data.files}
-    if any(k.startswith(("param/", "buffer/")) for k in sd):  # golden-format file
-        sd = {k.split("/", 1)[1]: v for k, v in sd.items() if k.startswith(("param/", "buffer/"))}
-    return sd
+    return vit_convert.read_state_dict(path, "EfficientNet-lite0 weights")
 
 
 def torch_name(flax_key: tuple) -> str:

@@ -113,10 +113,10 @@ def test_loader_errors(golden, tmp_path):
     bad = dict(sd, **{"blocks.0.0.conv_pw.weight": np.zeros((16, 32, 3, 3), np.float32)})
     with pytest.raises(ValueError, match="blocks.0.0.conv_pw.weight has shape"):
         convert.convert_state_dict(bad)
-    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+    with pytest.raises(FileNotFoundError, match="lite0 weights: no file at .*nope"):
         convert.load_efficientnet(tmp_path / "nope.safetensors")
     (tmp_path / "w.pth").write_bytes(b"")
-    with pytest.raises(ValueError, match="neither .safetensors nor .npz"):
+    with pytest.raises(ValueError, match="lite0 weights.*w.pth is not .safetensors"):
         convert.load_efficientnet(tmp_path / "w.pth")
 
 
