@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "pillow",
     "scikit-learn",  # the built-in `digits` dataset ships inside it
     "scikit-image",  # the built-in `photos` dataset ships inside it
+    "safetensors",  # feature-net loaders read timm / open_clip .safetensors (numpy API, no torch)
     "ftfy",  # CLIP tokenizer text clean-up (feature_nets/clip_tokenizer.py)
     "regex",  # CLIP tokenizer pattern (Unicode classes)
 ]
