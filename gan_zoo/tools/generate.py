@@ -8,6 +8,18 @@
         --outdir=out
     python -m gan_zoo.tools.generate --workdir=/tmp/run --config=configs/stylegan2.py:smoke ...
 
+Released networks: `--network` also takes the official files as they are: an NVlabs network
+pickle (`network-snapshot-*.pkl`, `stylegan2-ffhq-1024x1024.pkl`, StyleGAN2 or StyleGAN3) or a
+BigGAN-PyTorch `.pth` / `.pt` file or checkpoint folder (G_ema.pth, with the run's kwargs from the
+`state_dict.pth` beside it or `--biggan_kwargs=JSON`). They are read by gan_zoo.convert.official,
+which never executes anything from the file. `--which=G` takes the non-EMA generator. BigGAN:
+images and interpolations (in z, one class) of `--class`; `--z_trunc=τ` draws z from N(0, I)
+truncated to |z_i| <= τ (BigGAN §3.1, the truncation trick) instead of ψ.
+
+    python -m gan_zoo.tools.generate --network=stylegan3-t-ffhqu-256x256.pkl --seeds=0-3 --outdir=o
+    python -m gan_zoo.tools.generate --network=weights/BigGAN_C10 --class=3 --seeds=0-7 \
+        --z_trunc=0.5 --outdir=out
+
 Networks: `--network=PATH.npz` is an official G state dict (torch names, e.g. `G_ema.state_dict()`
 saved with np.savez) plus the constructor kwargs (`G.init_kwargs`) as `--network_kwargs=JSON`
 (text or a .json file), or in PATH with suffix .json beside it; the JSON may also be
@@ -17,7 +29,8 @@ the trainer's latest checkpoint. z of seed s is np.random.RandomState(s).randn(1
 the official gen_images.py / style_mixing.py.
 
 Latents: `--latents` is a .npy or an .npz with `z` [N, z_dim] or `w` [N, num_ws, w_dim] /
-[N, w_dim]. An .npz may also hold noise maps under their torch names
+[N, w_dim]; a `z` .npz may carry per-latent labels, `c` [N, c_dim] (one-hot) or `y` [N] (class
+ids), used instead of --class. An .npz may also hold noise maps under their torch names
 (`synthesis.b8.conv0.noise_const`, as gan_zoo.tools.project writes them): they replace the
 network's const noise for every latent of the file (--noise_mode=const), so the projector's
 projected_w.npz renders as its proj.png.
@@ -85,12 +98,51 @@ def _network_kwargs(path: pathlib.Path, text) -> tuple:
     return dict(kw), str(kw.get("class_name", ""))
 
 
-def load_network(path, kwargs_text=None, arch: str = "auto", impl: str = "auto") -> tuple:
-    """(G, variables) from an official state dict .npz and its constructor kwargs."""
+OFFICIAL_SUFFIXES = (".pkl", ".pth", ".pt")  # NVlabs pickles, BigGAN-PyTorch torch.save files
+
+
+def json_arg(flag: str, text) -> dict:
+    """A dict from JSON text or a .json file named by `flag` (None for no text)."""
+    if not text:
+        return None
+    try:
+        src = text if text.lstrip().startswith("{") else pathlib.Path(text).read_text()
+        out = json.loads(src)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{flag}: expected JSON text or a .json file, got {text!r} ({e})") \
+            from None
+    if not isinstance(out, dict):
+        raise ValueError(f"{flag}: expected a JSON object, got {type(out).__name__}")
+    return out
+
+
+def load_official_network(path, which: str = "G_ema", biggan_kwargs=None) -> tuple:
+    """(G, variables) of an NVlabs pickle or BigGAN-PyTorch file / folder (read, never run)."""
+    from gan_zoo.convert import official
+
+    net = official.load_official(str(path), biggan_kwargs=biggan_kwargs)
+    variables = net.g_ema_variables if which == "G_ema" else net.g_variables
+    if variables is None:
+        raise ValueError(f"--which={which}: {path} ({net.family}) holds no {which} generator")
+    return net.G, variables
+
+
+def is_official_file(path) -> bool:
+    path = pathlib.Path(path)
+    return path.is_dir() or path.suffix in OFFICIAL_SUFFIXES
+
+
+def load_network(path, kwargs_text=None, arch: str = "auto", impl: str = "auto",
+                 which: str = "G_ema", biggan_kwargs=None) -> tuple:
+    """(G, variables) from an official file (is_official_file) or a state dict .npz + kwargs."""
     from gan_zoo.convert import stylegan2 as sg2_convert
     from gan_zoo.convert import stylegan3 as sg3_convert
 
     path = pathlib.Path(path)
+    if is_official_file(path):
+        if not path.exists():
+            raise FileNotFoundError(f"--network: {path} not found")
+        return load_official_network(path, which, json_arg("--biggan_kwargs", biggan_kwargs))
     if not path.is_file():
         raise FileNotFoundError(f"--network: {path} not found (an official G state dict .npz)")
     with np.load(path) as f:
@@ -124,7 +176,12 @@ def load_workdir(workdir: str, config) -> tuple:
 
 def add_network_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("network (one of --network or --workdir + --config)")
-    g.add_argument("--network", help="official G state dict .npz (torch names)")
+    g.add_argument("--network", help="official network: NVlabs .pkl, BigGAN-PyTorch .pth / .pt "
+                   "file or checkpoint folder, or a G state dict .npz (torch names)")
+    g.add_argument("--which", default="G_ema", choices=("G_ema", "G"),
+                   help="official .pkl / BigGAN folder: the EMA or the raw generator")
+    g.add_argument("--biggan_kwargs", help="BigGAN-PyTorch run config (JSON text or .json) when "
+                   "no state_dict.pth lies beside the .pth")
     g.add_argument("--network_kwargs", help="G constructor kwargs: JSON text or a .json file "
                    "(default: the .json beside --network)")
     g.add_argument("--arch", default="auto", choices=("auto", "stylegan2", "stylegan3"))
@@ -138,7 +195,8 @@ def network_from_args(args) -> tuple:
     if bool(args.network) == bool(args.workdir):
         raise ValueError("--network / --workdir: give exactly one network source")
     if args.network:
-        return load_network(args.network, args.network_kwargs, args.arch, args.impl)
+        return load_network(args.network, args.network_kwargs, args.arch, args.impl,
+                            args.which, args.biggan_kwargs)
     if not args.config:
         raise ValueError("--config: --workdir needs the run's config (configs/<name>.py:preset)")
     return load_workdir(args.workdir, load_config_file(args.config))
@@ -212,6 +270,27 @@ def load_latents(path, G, space: str = "auto") -> tuple:
                      f"w [N, {G.num_ws}, {G.w_dim}] / [N, {G.w_dim}] (--latent_space={space})")
 
 
+def labels_from_npz(path, n_classes: int, n: int):
+    """Class ids [n] from the `c` (one-hot [n, n_classes]) or `y` ([n]) of a --latents .npz,
+    or None when it has neither."""
+    if not path or pathlib.Path(path).suffix != ".npz":
+        return None
+    with np.load(path) as f:
+        if "c" in f.files:
+            c = np.asarray(f["c"])
+            if c.shape != (n, n_classes):
+                raise ValueError(f"--latents: {path}: 'c' has shape {list(c.shape)}; expected "
+                                 f"[{n}, {n_classes}] (one-hot labels of the {n} latents)")
+            return np.argmax(c, axis=1).astype(np.int32)
+        if "y" not in f.files:
+            return None
+        y = np.asarray(f["y"])
+    if y.shape != (n,) or n_classes == 0 or y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"--latents: {path}: 'y' must be {n} class ids in [0, {n_classes}), "
+                         f"got shape {list(y.shape)}")
+    return y.astype(np.int32)
+
+
 def with_latent_noise(path, variables, noise_mode: str = "const"):
     """variables with the `*.noise_const` maps of the --latents .npz (if any) as noise buffers."""
     if pathlib.Path(path).suffix != ".npz" or not os.path.isfile(path):
@@ -219,7 +298,8 @@ def with_latent_noise(path, variables, noise_mode: str = "const"):
     from gan_zoo.tools import projector
 
     with np.load(path) as f:
-        noise = projector.noise_from_npz({k: f[k] for k in f.files if k not in ("w", "z")},
+        noise = projector.noise_from_npz({k: f[k] for k in f.files
+                                          if k not in ("w", "z", "c", "y")},
                                          variables, where=f"--latents: {path}")
     if not noise:
         return variables
@@ -246,7 +326,9 @@ def latents_from_args(args, G, variables, n_min: int = 1) -> tuple:
         if args.trunc != 1:
             raise ValueError("--trunc: w latents are synthesised as given; truncate z instead")
         return names, x
-    c = class_labels(G, args.class_idx, len(x))
+    y = labels_from_npz(args.latents, G.c_dim, len(x))
+    c = class_labels(G, args.class_idx, len(x)) if y is None else \
+        jnp.asarray(np.eye(G.c_dim, dtype=np.float32)[y])
     return names, np.asarray(map_z(G, variables, x, c, args.trunc, args.trunc_cutoff))
 
 
@@ -278,10 +360,15 @@ def interp_ws(ws, frames: int) -> np.ndarray:
 
 def run_images(args, G, variables) -> list:
     """One PNG per latent (and grid.png); returns the written paths."""
-    from gan_zoo.train import writers
-
     names, ws = latents_from_args(args, G, variables)
     images = synthesize(G, variables, ws, args.noise_mode, args.noise_seed, args.batch_size)
+    return write_images(args, names, images)
+
+
+def write_images(args, names, images) -> list:
+    """<outdir>/<name>.png per float image [N, H, W, C] (unless --no_singles) and grid.png."""
+    from gan_zoo.train import writers
+
     paths = []
     if not args.no_singles:
         for name, img in zip(names, writers.to_uint8(images)):
@@ -329,13 +416,22 @@ def run_mix(args, G, variables) -> list:
 
 def run_interp(args, G, variables) -> list:
     """Lerp in W between consecutive latents: PNG frames and strip.png (one row)."""
+    check_frames(args.frames)
+    _, ws = latents_from_args(args, G, variables, n_min=2)
+    return write_frames(args, synthesize(G, variables, interp_ws(ws, args.frames),
+                                         args.noise_mode, args.noise_seed, args.batch_size))
+
+
+def check_frames(frames: int) -> None:
+    if frames < 2:
+        raise ValueError(f"--frames: expected >= 2 frames per segment, got {frames}")
+
+
+def write_frames(args, images) -> list:
+    """<outdir>/frame*.png per float image [N, H, W, C] (unless --no_singles) and strip.png."""
     from gan_zoo.train import writers
 
-    if args.frames < 2:
-        raise ValueError(f"--frames: expected >= 2 frames per segment, got {args.frames}")
-    _, ws = latents_from_args(args, G, variables, n_min=2)
-    frames = writers.to_uint8(synthesize(G, variables, interp_ws(ws, args.frames),
-                                         args.noise_mode, args.noise_seed, args.batch_size))
+    frames = writers.to_uint8(images)
     paths = []
     if not args.no_singles:
         for i, img in enumerate(frames):
@@ -347,6 +443,10 @@ def run_interp(args, G, variables) -> list:
 
 
 RUNNERS = {"images": run_images, "mix": run_mix, "interp": run_interp}
+
+
+def is_stylegan(G) -> bool:
+    return hasattr(G, "map") and hasattr(G, "synthesize")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="truncate only the first N w slots")
     parser.add_argument("--class", dest="class_idx", type=int, default=None,
                         help="class id of a conditional G")
+    parser.add_argument("--z_trunc", type=float, default=0.0,
+                        help="BigGAN: truncation threshold τ of z (0 = none; BigGAN §3.1)")
     parser.add_argument("--noise_mode", default="const", choices=("const", "random", "none"))
     parser.add_argument("--noise_seed", type=int, default=0, help="noise_mode=random: key seed")
     parser.add_argument("--grid", action="store_true", help="images: also write grid.png")
@@ -381,10 +483,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         G, variables = network_from_args(args)
-        if args.latents and args.mode != "mix":
+        if args.latents and args.mode != "mix" and is_stylegan(G):
             variables = with_latent_noise(args.latents, variables, args.noise_mode)
         os.makedirs(args.outdir, exist_ok=True)
-        paths = RUNNERS[args.mode](args, G, variables)
+        if is_stylegan(G):
+            paths = RUNNERS[args.mode](args, G, variables)
+        else:
+            from gan_zoo.tools import generate_biggan
+
+            paths = generate_biggan.RUNNERS[args.mode](args, G, variables)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
