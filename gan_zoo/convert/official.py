@@ -1,18 +1,37 @@
 """Load the official released networks without torch and without executing anything from the file.
 
-    nets = load_official("stylegan2-ffhq-1024x1024.pkl")   # NVlabs network pickle
-    nets = load_official("weights/BigGAN_run/")              # BigGAN-PyTorch checkpoint folder
-    img, _ = nets.G.apply(nets.g_ema_variables, z, c, psi=0.7, noise_mode="const")
+    nets = load_official("stylegan2-ffhq-1024x1024.pkl")    # NVlabs network pickle
+    nets = load_official("weights/BigGAN_run/")               # BigGAN-PyTorch checkpoint folder
+    img, _ = nets.G.apply(nets.g_ema_variables, z, c, psi=0.7, noise_mode="const")   # StyleGAN
+    img, _ = nets.G.apply(nets.g_ema_variables, z, labels, train=False)              # BigGAN
 
-(Work in progress: the API below is fixed; the implementation follows.)
+Files are parsed by `torch_pickle`'s restricted unpickler: it imports nothing, refuses every global
+outside an allow-list of inert tensor/data records (`UnsafePickleError` names it), and keeps the
+pickles' embedded `module_src` as text only.
+
+Families (from the pickle's class names, its module children and kwargs):
+- NVlabs pickles (stylegan2-ada-pytorch `training.networks`, stylegan3 `networks_stylegan2` /
+  `networks_stylegan3`): `G`, `G_ema`, `D` persistent objects; a synthesis network with an
+  `input` layer is StyleGAN3 (T or R by its kwargs), one with `b4` is StyleGAN2. The
+  stylegan2-ada-pytorch Generator nests `synthesis_kwargs`; it is flattened.
+- BigGAN-PyTorch checkpoints: `G_ema.pth`, `G.pth`, `D.pth` (zip or pre-1.6 format) with the run's
+  `config` from `state_dict.pth` beside them (or `biggan_kwargs`); `config['model']` (or the deep
+  blocks' `conv4`) tells BigGAN from BigGAN-deep.
 """
 
 import dataclasses
+import os
+import pathlib
+import re
 from typing import Optional
 
+import numpy as np
 
-class UnsafePickleError(ValueError):
-    """A pickle names a global (or a call) outside the allow-list of inert data records."""
+from gan_zoo.convert import torch_pickle
+from gan_zoo.convert.torch_pickle import PersistentObject, UnsafePickleError
+
+__all__ = ["OfficialNetworks", "UnsafePickleError", "load_official", "read_pickle",
+           "read_torch_checkpoint"]
 
 
 @dataclasses.dataclass
@@ -28,16 +47,202 @@ class OfficialNetworks:
     extra: dict  # training_set_kwargs, augment_pipe p, BigGAN config, resolution, c_dim
 
 
+# ----------------------------------------------------------------------------------------------
+# Readers.
+
 def read_pickle(path) -> dict:
-    """Safe NVlabs network pickle -> plain data (tensors as numpy arrays)."""
-    raise NotImplementedError
+    """Safe NVlabs network pickle -> its top-level dict. Networks (and the AugmentPipe) become
+    `torch_pickle.PersistentObject`s: class_name, init_args, init_kwargs, state_dict (numpy),
+    module children, plain attributes, module_src (text, never executed)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"official network pickle: no file at {path}")
+    data = torch_pickle.read_plain_pickle(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not an NVlabs network pickle (top level is "
+                         f"{type(data).__name__}, expected a dict)")
+    return data
 
 
 def read_torch_checkpoint(path) -> dict:
-    """Safe `.pth` / `.pt` (zip and pre-1.6 legacy) -> its object with numpy arrays."""
-    raise NotImplementedError
+    """Safe `.pth` / `.pt` (zip and pre-1.6 legacy format) -> its dict (state dicts as
+    {name: np.ndarray}; other objects as inert stubs)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"torch checkpoint: no file at {path}")
+    out = torch_pickle.load(path)
+    if not isinstance(out, dict):
+        raise ValueError(f"{path}: expected a dict (state dict), found {type(out).__name__}")
+    return out
 
+
+# ----------------------------------------------------------------------------------------------
+# NVlabs pickles.
+
+def _nvlabs_family(rec: PersistentObject, where: str) -> str:
+    if not isinstance(rec, PersistentObject) or rec.class_name != "Generator":
+        name = getattr(rec, "class_name", type(rec).__name__)
+        raise ValueError(f"{where}: generator record is {name!r}, expected a persistent "
+                         "'Generator' (unsupported network family)")
+    syn = rec.modules.get("synthesis")
+    children = set(getattr(syn, "modules", {}) or {})
+    kw = rec.init_kwargs
+    if "input" in children and getattr(syn, "class_name", "") == "SynthesisNetwork":
+        if "mapping" in rec.modules and "embed_path" not in kw.get("mapping_kwargs", {}):
+            return "stylegan3"
+    if "b4" in children and getattr(syn, "class_name", "") == "SynthesisNetwork":
+        return "stylegan2"
+    syn_name = getattr(syn, "class_name", None)
+    raise ValueError(f"{where}: unsupported generator (synthesis {syn_name!r}"
+                     f" with children {sorted(children)[:6]}, kwargs {sorted(kw)}): only "
+                     "StyleGAN2 (stylegan2-ada-pytorch / stylegan3) and StyleGAN3-T/-R are known")
+
+
+def _g_kwargs(rec: PersistentObject) -> dict:
+    """Official Generator kwargs, stylegan2-ada-pytorch's nested synthesis_kwargs flattened."""
+    if rec.init_args:
+        raise ValueError(f"Generator record has positional init args {rec.init_args!r}")
+    kw = dict(rec.init_kwargs)
+    return {**{k: v for k, v in kw.items() if k != "synthesis_kwargs"},
+            **(kw.get("synthesis_kwargs") or {})}
+
+
+def _convert(fn, state, model, what: str, where: str):
+    try:
+        return fn(state, model)
+    except ValueError as e:
+        raise ValueError(f"{where}: {what} does not match the gan_zoo network: {e}") from None
+
+
+def _load_nvlabs(path: str) -> OfficialNetworks:
+    from gan_zoo.convert import stylegan2 as sg2c  # noqa: PLC0415 (keeps `import gan_zoo` light)
+    from gan_zoo.convert import stylegan3 as sg3c  # noqa: PLC0415
+
+    data = read_pickle(path)
+    nets = {k: data.get(k) for k in ("G", "G_ema", "D")}
+    g_rec = nets["G_ema"] or nets["G"]
+    if g_rec is None:
+        raise ValueError(f"{path}: no 'G_ema' or 'G' network (keys {sorted(data)})")
+    family = _nvlabs_family(g_rec, path)
+    conv = sg3c if family == "stylegan3" else sg2c
+    G = conv.generator_from_kwargs(_g_kwargs(g_rec))
+    gv = {k: _convert(conv.convert_state_dict, nets[k].state_dict, G, k, path)
+          if nets[k] is not None else None for k in ("G", "G_ema")}
+    D = dv = None
+    if nets["D"] is not None:
+        if nets["D"].class_name != "Discriminator":
+            raise ValueError(f"{path}: D is {nets['D'].class_name!r}, expected 'Discriminator'")
+        D = sg2c.discriminator_from_kwargs(nets["D"].init_kwargs)
+        dv = _convert(sg2c.convert_state_dict, nets["D"].state_dict, D, "D", path)
+    aug = data.get("augment_pipe")
+    extra = {"training_set_kwargs": data.get("training_set_kwargs"),
+             "resolution": g_rec.init_kwargs.get("img_resolution"),
+             "c_dim": g_rec.init_kwargs.get("c_dim", 0), "keys": sorted(data)}
+    if isinstance(aug, PersistentObject):
+        p = aug.state_dict.get("p")
+        extra["augment_pipe"] = {"class_name": aug.class_name, "init_kwargs": aug.init_kwargs,
+                                 "p": None if p is None else float(np.asarray(p))}
+    kwargs = {k: nets[k].init_kwargs for k in ("G", "D") if nets[k] is not None}
+    kwargs.setdefault("G", g_rec.init_kwargs)
+    return OfficialNetworks(family, path, G, gv["G"], gv["G_ema"], D, dv, kwargs, extra)
+
+
+# ----------------------------------------------------------------------------------------------
+# BigGAN-PyTorch checkpoints.
+
+_BIGGAN_NAME = re.compile(r"^(G_ema|G|D|state_dict)(.*)\.(pth|pt)$")
+
+
+def _biggan_files(path: pathlib.Path) -> tuple[pathlib.Path, dict]:
+    """(folder, {'G_ema'|'G'|'D'|'state_dict': file or None}); a file names the suffix
+    (`G_ema_copy0.pth`, `G_ema.legacy.pth`) whose siblings are used."""
+    folder, suffix, ext = path, "", "pth"
+    if path.is_file():
+        m = _BIGGAN_NAME.match(path.name)
+        if not m:
+            raise ValueError(f"{path}: not a BigGAN-PyTorch checkpoint file name "
+                             "(G_ema*.pth, G*.pth, D*.pth)")
+        folder, suffix, ext = path.parent, m.group(2), m.group(3)
+    files = {}
+    for kind in ("G_ema", "G", "D", "state_dict"):
+        cands = [folder / f"{kind}{suffix}.{ext}"] + (
+            [folder / f"{kind}.{ext}"] if kind == "state_dict" else [])
+        files[kind] = next((c for c in cands if c.is_file()), None)
+    if files["G_ema"] is None and files["G"] is None:
+        raise ValueError(f"{path}: no G_ema{suffix}.{ext} or G{suffix}.{ext} in {folder}")
+    return folder, files
+
+
+def _biggan_config(files: dict, biggan_kwargs: Optional[dict], where: str) -> dict:
+    config = {}
+    if files["state_dict"] is not None:
+        state = read_torch_checkpoint(files["state_dict"])
+        config = dict(state.get("config") or {})
+        if not config:
+            raise ValueError(f"{files['state_dict']}: no 'config' in the training state")
+    elif biggan_kwargs is None:
+        raise ValueError(f"{where}: no state_dict.pth beside the weights to take the run's "
+                         "config from; pass biggan_kwargs (e.g. resolution, G_ch, dim_z, "
+                         "shared_dim, hier, G_attn, n_classes, model)")
+    return {**config, **(biggan_kwargs or {})}
+
+
+def _check_activation(config: dict, key: str, where: str):
+    act = config.get(key)
+    name = getattr(act, "class_name", act)
+    if act is not None and not str(name).endswith("ReLU"):
+        raise ValueError(f"{where}: {key}={name!r} is not supported (BigGAN uses ReLU)")
+
+
+def _load_biggan(path: str, biggan_kwargs: Optional[dict]) -> OfficialNetworks:
+    from gan_zoo.convert import biggan as bgc  # noqa: PLC0415
+
+    folder, files = _biggan_files(pathlib.Path(path))
+    config = _biggan_config(files, biggan_kwargs, path)
+    sds = {k: read_torch_checkpoint(f) if f is not None else None
+           for k, f in files.items() if k != "state_dict"}
+    g_sd = sds["G_ema"] if sds["G_ema"] is not None else sds["G"]
+    model = config.get("model") or ("BigGANdeep" if any(
+        k.endswith("conv4.weight") for k in g_sd) else "BigGAN")
+    if model not in ("BigGAN", "BigGANdeep"):
+        raise ValueError(f"{path}: config model={model!r} is unsupported (BigGAN, BigGANdeep)")
+    kwargs, nets, variables = {}, {}, {}
+    for role, kind in (("G", "Generator"), ("D", "Discriminator")):
+        cls = f"{model}.{kind}"
+        _check_activation(config, f"{role}_activation", path)
+        keys = set(bgc._TORCH_DEFAULTS[cls]) | set(bgc._REQUIRED)  # noqa: SLF001
+        kwargs[role] = {k: v for k, v in config.items() if k in keys}
+        ref = g_sd if role == "G" else sds["D"]
+        if ref is None:
+            nets[role] = None
+            continue
+        rgb = ref["output_layer.2.weight"].shape[0] if "output_layer.2.weight" in ref else 3
+        nets[role] = bgc.model_from_torch_kwargs(cls, kwargs[role], rgb)
+    for k, role in (("G_ema", "G"), ("G", "G"), ("D", "D")):
+        variables[k] = None if sds[k] is None else _convert(
+            bgc.torch_to_flax, sds[k], nets[role], files[k].name, path)
+    extra = {"config": {k: (getattr(v, "class_name", v)) for k, v in config.items()},
+             "resolution": nets["G"].resolution, "n_classes": kwargs["G"].get("n_classes"),
+             "files": {k: None if f is None else str(f) for k, f in files.items()}}
+    return OfficialNetworks("biggan_deep" if model == "BigGANdeep" else "biggan", path,
+                            nets["G"], variables["G"], variables["G_ema"], nets["D"],
+                            variables["D"], kwargs, extra)
+
+
+# ----------------------------------------------------------------------------------------------
 
 def load_official(path, *, biggan_kwargs: Optional[dict] = None) -> OfficialNetworks:
-    """Reads an official file and builds the matching gan_zoo networks."""
-    raise NotImplementedError
+    """Reads an official file (NVlabs `.pkl`; BigGAN-PyTorch `.pth` or its checkpoint folder)
+    and builds the matching gan_zoo networks with their variables (no torch, nothing executed)."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"official network: no file or folder at {path}")
+    if p.is_dir() or p.suffix in (".pth", ".pt") or _is_zip(p):
+        return _load_biggan(str(path), biggan_kwargs)
+    return _load_nvlabs(str(path))
+
+
+def _is_zip(p: pathlib.Path) -> bool:
+    import zipfile  # noqa: PLC0415
+
+    return zipfile.is_zipfile(p)
