@@ -99,8 +99,9 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
     """
     cpu_data = p.get("data") in ("digits", "photos")
     return ml_collections.ConfigDict(dict(
-        # comma-separated: fid kid is sfid rfid pr swd ms_ssim ppl eqt_int eqt_frac eqr
-        # (ppl: StyleGAN2/3 only; eqt_int, eqt_frac, eqr: StyleGAN3 only)
+        # comma-separated: fid kid is sfid rfid pr swd ms_ssim ppl eqt_int eqt_frac eqr clip_score
+        # (ppl: StyleGAN2/3 only; eqt_int, eqt_frac, eqr: StyleGAN3 only; clip_score: a
+        # text-conditional G whose sample_fn returns (images, prompts))
         metrics="fid,kid,is,rfid,pr",
         num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
         num_real=0,  # real images; 0 = num_samples
@@ -118,6 +119,11 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
         # comparable with published rFID).
         rfid_weights="",
         rfid_seed=0,
+        # CLIP score (StyleGAN-T): open_clip state dict (.safetensors/.npz) of clip_model, which is
+        # a feature_nets.clip variant, "ViT-g-14" (the protocol's laion2b_s12b_b42k weights) or an
+        # open_clip model-config .json
+        clip_weights="",
+        clip_model="ViT-g-14",
         fid_method="sqrtm",  # "sqrtm" (protocol) | "eigh" (same value for PSD, faster)
     ))
 

@@ -2,7 +2,8 @@
 
 FID / sFID / rFID (`frechet`), KID (`kid`), Inception Score (`inception_score`), improved
 precision/recall (`precision_recall`), SWD (`swd`), MS-SSIM (`ms_ssim`), PPL (`ppl`) and EQ-T /
-EQ-R (`equivariance`). Feature extraction with the FID Inception is in `features`.
+EQ-R (`equivariance`) and CLIP score (`clip_score`). Feature extraction with the FID Inception is in
+`features`.
 """
 
 from gan_zoo.metrics.evaluate import METRICS, evaluate

@@ -26,16 +26,22 @@ from gan_zoo.metrics.ms_ssim import ms_ssim_diversity
 from gan_zoo.metrics.precision_recall import precision_recall
 from gan_zoo.metrics.swd import swd
 
-METRICS = ("fid", "kid", "is", "sfid", "rfid", "pr", "swd", "ms_ssim")
+METRICS = ("fid", "kid", "is", "sfid", "rfid", "pr", "swd", "ms_ssim", "clip_score")
 _INCEPTION_FEATURE = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "sfid": "sfid"}
 
 
-def _generated_batches(sample_fn, num_samples, batch_size, seed):
-    """Yields uint8 NHWC batches; batch i uses fold_in(PRNGKey(seed), i)."""
+def _generated_batches(sample_fn, num_samples, batch_size, seed, prompts=None):
+    """Yields uint8 NHWC batches; batch i uses fold_in(PRNGKey(seed), i). A sample_fn of a
+    text-conditional G returns (images, prompts); each batch's prompts go to `prompts` (a list)."""
     base = jax.random.PRNGKey(seed)
     for i, start in enumerate(range(0, num_samples, batch_size)):
         n = min(batch_size, num_samples - start)
-        images = np.asarray(sample_fn(jax.random.fold_in(base, i), n))
+        images = sample_fn(jax.random.fold_in(base, i), n)
+        if isinstance(images, tuple) and len(images) == 2:
+            images, texts = images
+            if prompts is not None:
+                prompts.append(list(texts))
+        images = np.asarray(images)
         if images.dtype != np.uint8:
             images = to_uint8(images)  # float in [-1, 1]
         yield _checks.images(images, "evaluate: sample_fn output")
@@ -56,7 +62,7 @@ def _real_batches(real_images_iter, num_real):
             return
 
 
-def _check_metrics(metrics, inception, pr_features):
+def _check_metrics(metrics, inception, pr_features, clip):
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"evaluate: unknown metrics {unknown}; expected some of {METRICS}")
@@ -66,13 +72,16 @@ def _check_metrics(metrics, inception, pr_features):
     if "pr" in metrics and pr_features is None:
         raise ValueError("evaluate: 'pr' needs `pr_features` (images -> [N, D] features, e.g. "
                          "VGG16 fc2)")
+    if "clip_score" in metrics and clip is None:
+        raise ValueError("evaluate: 'clip_score' needs `clip` (a metrics.clip_score.ClipEmbedder, "
+                         "e.g. clip_score.load_embedder(path))")
 
 
 
 def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_samples: int, *,
              inception=None, batch_size: int = 50, seed: int = 0, num_real: int = None,
              workdir=None, dataset_name: str = None, rfid_seed: int = 0, rfid_inception=None,
-             pr_features=None,
+             pr_features=None, clip=None,
              kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10,
              ms_ssim_pairs: int = 10_000, mesh=None, fid_method: str = "sqrtm") -> dict:
     """Computes the requested metrics for `num_samples` generated images.
@@ -89,15 +98,18 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
       num_real: how many real images to use (None: all the iterator yields).
       workdir, dataset_name: cache real FID/sFID/rFID statistics under workdir/metric_stats.
       pr_features: images -> [N, D] features for precision/recall (VGG16 fc2 in the protocol).
+      clip: CLIP score's `clip_score.ClipEmbedder`; 'clip_score' needs a sample_fn returning
+        (images, prompts), prompts being one string per image.
       fid_method: 'sqrtm' (scipy, the protocol) or 'eigh' (same value for PSD, much faster).
     Returns:
       {'fid', 'kid', 'kid_std', 'is', 'is_std', 'sfid', 'rfid', 'precision', 'recall',
-       'swd' (average x1e3), 'swd/<res>', 'ms_ssim'} for the requested metrics.
+       'swd' (average x1e3), 'swd/<res>', 'ms_ssim', 'clip_score'} for the requested metrics.
     """
     metrics = tuple(dict.fromkeys(metrics))
-    _check_metrics(metrics, inception, pr_features)
+    _check_metrics(metrics, inception, pr_features, clip)
     num_samples = _checks.positive_int(num_samples, "evaluate: num_samples")
-    gen = list(_generated_batches(sample_fn, num_samples, batch_size, seed))
+    prompts = []
+    gen = list(_generated_batches(sample_fn, num_samples, batch_size, seed, prompts))
     reals = _Reals(real_images_iter, num_real)  # read on first use (not at all on cache hits)
     out = {}
     out.update(_inception_metrics(metrics, inception, gen, reals, mesh, workdir, dataset_name,
@@ -116,7 +128,19 @@ def evaluate(sample_fn: Callable, real_images_iter, metrics: Iterable[str], num_
         out["swd"] = levels["avg"]
     if "ms_ssim" in metrics:
         out["ms_ssim"] = ms_ssim_diversity(np.concatenate(gen), ms_ssim_pairs, seed)
+    if "clip_score" in metrics:
+        out["clip_score"] = _clip_score(clip, gen, prompts)
     return out
+
+
+def _clip_score(clip, gen, prompts) -> float:
+    """CLIP score (StyleGAN-T) of the generated batches against their prompts."""
+    from gan_zoo.metrics import clip_score  # noqa: PLC0415
+
+    if len(prompts) != len(gen):
+        raise ValueError("evaluate: 'clip_score' needs prompts: sample_fn must return (images, "
+                         "prompts) with one prompt string per image")
+    return clip_score.score_batches(clip, gen, prompts)
 
 
 def fingerprint(variables) -> str:

@@ -2,7 +2,8 @@
 trainer's periodic evaluation. Generic over recipes: images come from `recipe.sample_fn` (EMA G,
 standing statistics from `recipe.sampling_collections`), reals from the config's data source.
 
-Weights are local files named in `config.eval` (`inception`, `vgg16`, `lpips`, `rfid_weights`);
+Weights are local files named in `config.eval` (`inception`, `vgg16`, `lpips`, `rfid_weights`,
+`clip_weights`);
 a metric whose weights are not configured is skipped with a log line naming the missing file
 (rFID falls back to a random Inception drawn from `rfid_seed`, not comparable with published
 rFID). PPL (`ppl`: W space, end points, no crop, eps = 1e-4, LPIPS-VGG16; the StyleGAN2
@@ -32,6 +33,7 @@ _SAMPLE_KEY = 0xE7A1  # purpose tag: eval samples never reuse training keys
 _EQ_METRICS = ("eqt_int", "eqt_frac", "eqr")  # StyleGAN3 App. E; need G's input transform
 _W_METRICS = ("ppl",) + _EQ_METRICS  # computed from the recipe's W space, not sample_fn images
 _LPIPS_FILE = "the lpips package's vgg.pth + VGG16 trunk as .npz (convert.vgg16.load_lpips)"
+_CLIP_FILE = "an open_clip state dict (.safetensors/.npz) of config.eval.clip_model"
 
 
 def metric_names(eval_cfg) -> tuple:
@@ -71,6 +73,13 @@ def resolve_metrics(eval_cfg, mesh=None) -> tuple[tuple, dict]:
         kwargs["ppl_distance"] = lpips_distance(eval_cfg.lpips, mesh)
     if "rfid" in names:
         kwargs.update(rfid_kwargs(eval_cfg))
+    if "clip_score" in names and not eval_cfg.get("clip_weights", ""):
+        log.warning("eval: skipping clip_score: set config.eval.clip_weights to %s", _CLIP_FILE)
+        keep.remove("clip_score")
+    elif "clip_score" in names:
+        from gan_zoo.metrics import clip_score  # noqa: PLC0415
+        kwargs["clip"] = clip_score.load_embedder(
+            eval_cfg.clip_weights, eval_cfg.get("clip_model", clip_score.DEFAULT_MODEL), mesh)
     return tuple(keep), kwargs
 
 
