@@ -20,7 +20,7 @@ from gan_zoo import ops
 # (res, channels) of config-F 3x3 convs (channel_base 32768, channel_max 512) and StyleGAN3-T
 # layer input sizes (sampling-rate-padded sides) with their channels.
 SG2_SHAPES = [(4, 512), (8, 512), (16, 512), (32, 512), (64, 512), (128, 256), (256, 128)]
-SG3_SHAPES = [(36, 512), (52, 512), (84, 512), (148, 256)]
+SG3_SHAPES = [(36, 512), (36, 256), (52, 256), (84, 128), (148, 64)]
 
 
 def _fns(op: str, n: int, res: int, c: int, up: int):
@@ -64,13 +64,14 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--max_flop", type=float, default=2e10, help="skip bigger single calls")
     p.add_argument("--batches", default="1,2,4,8", help="comma-separated batch sizes N")
+    p.add_argument("--ops", default="sg2,sg3", help="comma-separated: sg2, sg3")
     a = p.parse_args()
     print(f"backend {jax.default_backend()}, {jax.devices()[0].device_kind}")
     print("op  up  res  ch  N  fused_ms  unfused_ms  fused/unfused")
     cases = [("sg2", 1, r, c) for r, c in SG2_SHAPES] + [("sg2", 2, r, c) for r, c in
                                                          SG2_SHAPES[:5]]
     cases += [("sg3", 1, r, c) for r, c in SG3_SHAPES]
-    for op, up, res, c in cases:
+    for op, up, res, c in [case for case in cases if case[0] in a.ops.split(",")]:
         for n in map(int, a.batches.split(",")):
             flop = 2 * 9 * n * (res * up) ** 2 * c * c
             if flop > a.max_flop:

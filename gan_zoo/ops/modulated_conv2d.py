@@ -30,9 +30,15 @@ def demod_coefficients(w):
 
 
 # fused_modconv="auto": the largest batch N at which the fused (grouped) conv runs, per backend
-# and activation dtype (None: any N; 0: never). CPU: measured, see below. GPU / TPU: nothing could
-# be measured here, so the official inference rule (networks_stylegan2.SynthesisBlock: fused when
-# float32 or N == 1; the official training rule, never fused, is the trainer's to pass).
+# and activation dtype (None: any N; 0: never).
+# CPU: never. Measured with benchmarks/modconv_fused.py (XLA CPU, 1 thread, forward, float32,
+# fused / unfused time; 2-core box shared with other jobs, median of 3 interleaved rounds):
+# StyleGAN2 config-F 3x3 layers, 512 ch at 4^2-32^2, up 1 and 2: 1.03-1.69 at N = 1, 3.3-7.2
+# at N = 2 (16.8 at N = 8, 4^2); StyleGAN3-T layers (36^2-148^2, 512-64 ch, padding 2): 0.94-1.20
+# at N = 1-4, i.e. no gain either way. Unfused also shards over the batch.
+# GPU / TPU: nothing could be measured here, so the official inference rule (stylegan2-ada
+# SynthesisBlock: fused when float32 or N == 1; the official training rule, never fused, is the
+# trainer's to pass: recipes/stylegan.py).
 _OFFICIAL = {"float32": None, "float16": 1, "bfloat16": 1}
 FUSED_MAX_BATCH = {
     "cpu": {"float32": 0, "float16": 0, "bfloat16": 0},
