@@ -23,6 +23,7 @@ import dataclasses
 import os
 import pathlib
 import re
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -98,13 +99,55 @@ def _nvlabs_family(rec: PersistentObject, where: str) -> str:
                      "StyleGAN2 (stylegan2-ada-pytorch / stylegan3) and StyleGAN3-T/-R are known")
 
 
-def _g_kwargs(rec: PersistentObject) -> dict:
-    """Official Generator kwargs, stylegan2-ada-pytorch's nested synthesis_kwargs flattened."""
+# Official defaults where gan_zoo's (= the stylegan3 repo's) differ: stylegan2-ada-pytorch
+# `training/networks.py` clamps nothing unless asked and tracks w_avg with beta 0.995.
+_SG2ADA_DEFAULTS = {"G": {"conv_clamp": None}, "G_mapping": {"w_avg_beta": 0.995},
+                    "D": {"conv_clamp": None}}
+_SUBDICTS = ("mapping_kwargs", "synthesis_kwargs", "block_kwargs", "epilogue_kwargs")
+
+
+def is_sg2ada(rec: PersistentObject) -> bool:
+    """stylegan2-ada-pytorch `training.networks` (vs the stylegan3 repo's networks_stylegan2):
+    its Generator nests synthesis_kwargs and its source has no `fused_modconv_default`."""
+    return "synthesis_kwargs" in rec.init_kwargs or (
+        "class SynthesisBlock" in rec.module_src and "fused_modconv_default" not in
+        rec.module_src)
+
+
+def _pop_activation(kw: dict, where: str):
+    """The official `activation` kwargs: only the StyleGAN default 'lrelu' is ported."""
+    act = kw.pop("activation", "lrelu")
+    if act != "lrelu":
+        raise ValueError(f"{where}: activation={act!r} is not supported (only 'lrelu')")
+
+
+def _stylegan_kwargs(rec: PersistentObject, role: str, where: str) -> dict:
+    """Official G / D kwargs made ready for the gan_zoo converters: stylegan2-ada-pytorch's
+    nested synthesis_kwargs flattened and its defaults filled in, 'lrelu' activations dropped,
+    num_fp16_res dropped (float32 compute, as the official code on CPU / force_fp32), a D label
+    mapping's embed/layer widths checked (None = cmap_dim)."""
     if rec.init_args:
-        raise ValueError(f"Generator record has positional init args {rec.init_args!r}")
-    kw = dict(rec.init_kwargs)
-    return {**{k: v for k, v in kw.items() if k != "synthesis_kwargs"},
-            **(kw.get("synthesis_kwargs") or {})}
+        raise ValueError(f"{where}: {role} record has positional init args {rec.init_args!r}")
+    kw = {k: (dict(v) if k in _SUBDICTS else v) for k, v in rec.init_kwargs.items()}
+    if is_sg2ada(rec):
+        kw = {**_SG2ADA_DEFAULTS[role], **kw}
+        if role == "G":
+            kw["mapping_kwargs"] = {**_SG2ADA_DEFAULTS["G_mapping"],
+                                    **(kw.get("mapping_kwargs") or {})}
+    kw.update(kw.pop("synthesis_kwargs", None) or {})
+    _pop_activation(kw, f"{where} {role}")
+    for sub in _SUBDICTS:
+        if kw.get(sub):
+            _pop_activation(kw[sub], f"{where} {role}.{sub}")
+    kw.pop("num_fp16_res", None)
+    mapping = kw.get("mapping_kwargs") or {}
+    if role == "D":
+        for k in ("embed_features", "layer_features"):
+            if mapping.get(k, None) is not None and mapping[k] != kw.get("cmap_dim"):
+                raise ValueError(f"{where}: D mapping_kwargs.{k}={mapping[k]} is not supported "
+                                 "(only the default, = cmap_dim)")
+            mapping.pop(k, None)
+    return kw
 
 
 def _convert(fn, state, model, what: str, where: str):
@@ -112,6 +155,33 @@ def _convert(fn, state, model, what: str, where: str):
         return fn(state, model)
     except ValueError as e:
         raise ValueError(f"{where}: {what} does not match the gan_zoo network: {e}") from None
+
+
+def _nvlabs_d(rec, path: str):
+    """(D module, D variables, extra) of the pickle's D (None, None, {...} if absent/unknown)."""
+    from gan_zoo.convert import stylegan2 as sg2c  # noqa: PLC0415
+
+    if rec is None:
+        return None, None, {}
+    if rec.class_name != "Discriminator":
+        why = f"D is {rec.class_name!r}; only the StyleGAN2 'Discriminator' is supported"
+        warnings.warn(f"{path}: {why}: loading G only", stacklevel=4)
+        return None, None, {"D_skipped": why}
+    D = sg2c.discriminator_from_kwargs(_stylegan_kwargs(rec, "D", path))
+    return D, _convert(sg2c.convert_state_dict, rec.state_dict, D, "D", path), {}
+
+
+def _nvlabs_extra(data: dict, g_rec: PersistentObject) -> dict:
+    extra = {"training_set_kwargs": data.get("training_set_kwargs"),
+             "source_repo": "stylegan2-ada-pytorch" if is_sg2ada(g_rec) else "stylegan3",
+             "resolution": g_rec.init_kwargs.get("img_resolution"),
+             "c_dim": g_rec.init_kwargs.get("c_dim", 0), "keys": sorted(data)}
+    aug = data.get("augment_pipe")
+    if isinstance(aug, PersistentObject):
+        p = aug.state_dict.get("p")
+        extra["augment_pipe"] = {"class_name": aug.class_name, "init_kwargs": aug.init_kwargs,
+                                 "p": None if p is None else float(np.asarray(p))}
+    return extra
 
 
 def _load_nvlabs(path: str) -> OfficialNetworks:
@@ -125,23 +195,11 @@ def _load_nvlabs(path: str) -> OfficialNetworks:
         raise ValueError(f"{path}: no 'G_ema' or 'G' network (keys {sorted(data)})")
     family = _nvlabs_family(g_rec, path)
     conv = sg3c if family == "stylegan3" else sg2c
-    G = conv.generator_from_kwargs(_g_kwargs(g_rec))
+    G = conv.generator_from_kwargs(_stylegan_kwargs(g_rec, "G", path))
     gv = {k: _convert(conv.convert_state_dict, nets[k].state_dict, G, k, path)
           if nets[k] is not None else None for k in ("G", "G_ema")}
-    D = dv = None
-    if nets["D"] is not None:
-        if nets["D"].class_name != "Discriminator":
-            raise ValueError(f"{path}: D is {nets['D'].class_name!r}, expected 'Discriminator'")
-        D = sg2c.discriminator_from_kwargs(nets["D"].init_kwargs)
-        dv = _convert(sg2c.convert_state_dict, nets["D"].state_dict, D, "D", path)
-    aug = data.get("augment_pipe")
-    extra = {"training_set_kwargs": data.get("training_set_kwargs"),
-             "resolution": g_rec.init_kwargs.get("img_resolution"),
-             "c_dim": g_rec.init_kwargs.get("c_dim", 0), "keys": sorted(data)}
-    if isinstance(aug, PersistentObject):
-        p = aug.state_dict.get("p")
-        extra["augment_pipe"] = {"class_name": aug.class_name, "init_kwargs": aug.init_kwargs,
-                                 "p": None if p is None else float(np.asarray(p))}
+    D, dv, extra = _nvlabs_d(nets["D"], path)
+    extra.update(_nvlabs_extra(data, g_rec))
     kwargs = {k: nets[k].init_kwargs for k in ("G", "D") if nets[k] is not None}
     kwargs.setdefault("G", g_rec.init_kwargs)
     return OfficialNetworks(family, path, G, gv["G"], gv["G_ema"], D, dv, kwargs, extra)

@@ -297,3 +297,32 @@ def test_unsupported_family_is_named(tmp_path):
     f.write_bytes(pickle.dumps([1, 2], protocol=4))
     with pytest.raises(ValueError, match="not an NVlabs network pickle"):
         load_official(f)
+
+
+def _record(class_name, kwargs, src="class SynthesisBlock: fused_modconv_default"):
+    return torch_pickle.PersistentObject(class_name, (), kwargs, {}, {}, {}, src, 6)
+
+
+def test_stylegan_kwargs_official_defaults_and_checks():
+    """stylegan2-ada-pytorch defaults (conv_clamp None, w_avg_beta 0.995) where its kwargs omit
+    them; the stylegan3 repo's defaults are gan_zoo's; TF-converted 'lrelu' activations dropped,
+    other activations and non-default D label-mapping widths refused; fp16 dropped."""
+    sg2ada = _record("Generator", {"z_dim": 8, "w_dim": 8, "c_dim": 0, "img_resolution": 16,
+                                   "img_channels": 3, "mapping_kwargs": {"activation": "lrelu"},
+                                   "synthesis_kwargs": {"num_fp16_res": 4, "activation": "lrelu",
+                                                        "channel_base": 64}})
+    kw = official._stylegan_kwargs(sg2ada, "G", "f.pkl")
+    assert kw["conv_clamp"] is None and kw["mapping_kwargs"] == {"w_avg_beta": 0.995}
+    assert kw["channel_base"] == 64 and "num_fp16_res" not in kw and "activation" not in kw
+    d_ada = _record("Discriminator", {"c_dim": 0, "img_resolution": 16, "img_channels": 3},
+                    src="class SynthesisBlock: pass")
+    assert official._stylegan_kwargs(d_ada, "D", "f.pkl")["conv_clamp"] is None
+    d_sg3 = _record("Discriminator", {"c_dim": 0, "img_resolution": 16, "img_channels": 3})
+    assert "conv_clamp" not in official._stylegan_kwargs(d_sg3, "D", "f.pkl")
+    bad = _record("Generator", {**sg2ada.init_kwargs, "synthesis_kwargs": {"activation": "relu"}})
+    with pytest.raises(ValueError, match="f.pkl G: activation='relu'"):
+        official._stylegan_kwargs(bad, "G", "f.pkl")
+    d_bad = _record("Discriminator", {"c_dim": 4, "img_resolution": 16, "img_channels": 3,
+                                      "cmap_dim": 32, "mapping_kwargs": {"embed_features": 8}})
+    with pytest.raises(ValueError, match="embed_features=8"):
+        official._stylegan_kwargs(d_bad, "D", "f.pkl")
