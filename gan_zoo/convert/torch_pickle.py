@@ -12,8 +12,9 @@ Formats (PyTorch `torch/serialization.py`, torch_utils/persistence.py of NVlabs/
 - zip (torch >= 1.6): `<top>/data.pkl` with persistent ids ('storage', type, key, location, numel)
   resolved to `<top>/data/<key>`; `<top>/byteorder` says the data's byte order.
 - legacy: pickled magic number 0x1950a86a20f9469cfc6c, protocol 1001, sys_info, the object (ids
-  ('storage', type, key, location, numel, view_metadata)), the list of storage keys, then per key
-  an int64 element count and the raw data.
+  ('storage', type, key, location, numel, view_metadata), and ('module', class, file, source) for
+  pickled nn.Module objects: the class must be an allowed stub, the source is ignored), the list of
+  storage keys, then per key an int64 element count and the raw data.
 - NVlabs persistent objects: `_reconstruct_persistent_obj(meta)`, meta = dict(type='class',
   version=6, module_src, class_name, state=module.__dict__) -> `PersistentObject`.
 """
@@ -311,8 +312,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         return find_global(module, name)
 
     def persistent_load(self, pid):
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module" and isinstance(
+                pid[1], type) and issubclass(pid[1], ModuleStubBase):
+            # Legacy torch.save records an nn.Module class with its source text: the class was
+            # already resolved by find_class to an inert stub; the source is ignored.
+            return pid[1]
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            what = pid[0] if isinstance(pid, tuple) and pid else type(pid).__name__
+            what = pid[0] if isinstance(pid, tuple) and pid else pid
+            what = what if isinstance(what, str) else type(what).__name__
             raise UnsafePickleError(f"refusing persistent record {what!r} (only 'storage')")
         if self._storage is None:
             raise UnsafePickleError("storage record outside a torch checkpoint")

@@ -123,6 +123,18 @@ def test_unknown_persistent_record_and_out_of_bounds_tensor_refused(tmp_path):
     f.write_bytes(_legacy(buf.getvalue()))
     with pytest.raises(UnsafePickleError, match="'module'"):
         official.read_torch_checkpoint(f)
+    # A legacy ('module', <class>, file, source) record of an allowed torch.nn class (how torch<1.6
+    # pickled BigGAN's config activations): the class becomes an inert stub, the source is unused.
+    relu = (b"\x80\x02(X\x06\x00\x00\x00modulectorch.nn.modules.activation\nReLU\n"
+            b"X\x04\x00\x00\x00fileX\x0f\x00\x00\x00import os #evilt"
+            b"Q)\x81}X\x07\x00\x00\x00inplace\x88sb.")
+    f.write_bytes(_legacy(relu))
+    stub = torch_pickle.load(f)
+    assert stub.class_name == "torch.nn.modules.activation.ReLU"
+    assert stub.state == {"inplace": True}
+    f.write_bytes(_legacy(relu.replace(b"torch.nn.modules.activation\nReLU", b"os\nsystem")))
+    with pytest.raises(UnsafePickleError, match="os.system"):
+        torch_pickle.load(f)
     storage = np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="addresses element"):
         torch_pickle._rebuild_tensor(storage, 2, (2, 2), (2, 1), False, None)
