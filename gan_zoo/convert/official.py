@@ -80,6 +80,11 @@ def read_torch_checkpoint(path) -> dict:
 # ----------------------------------------------------------------------------------------------
 # NVlabs pickles.
 
+# Kwargs only StyleGAN-XL's generators take (autonomousvision/stylegan_xl train.py,
+# networks_stylegan3_resetting.py: class embedding, superresolution stages).
+_XL_KWARGS = {"rand_embedding", "path_stem", "head_layers", "up_factor", "embed_path"}
+
+
 def _nvlabs_family(rec: PersistentObject, where: str) -> str:
     if not isinstance(rec, PersistentObject) or rec.class_name != "Generator":
         name = getattr(rec, "class_name", type(rec).__name__)
@@ -88,9 +93,12 @@ def _nvlabs_family(rec: PersistentObject, where: str) -> str:
     syn = rec.modules.get("synthesis")
     children = set(getattr(syn, "modules", {}) or {})
     kw = rec.init_kwargs
+    xl = set(kw) & _XL_KWARGS or set(kw.get("mapping_kwargs") or {}) & _XL_KWARGS
+    if xl:
+        raise ValueError(f"{where}: a StyleGAN-XL generator (kwargs {sorted(xl)}): not "
+                         "supported yet (unsupported network family)")
     if "input" in children and getattr(syn, "class_name", "") == "SynthesisNetwork":
-        if "mapping" in rec.modules and "embed_path" not in kw.get("mapping_kwargs", {}):
-            return "stylegan3"
+        return "stylegan3"
     if "b4" in children and getattr(syn, "class_name", "") == "SynthesisNetwork":
         return "stylegan2"
     syn_name = getattr(syn, "class_name", None)

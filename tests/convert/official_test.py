@@ -338,3 +338,19 @@ def test_stylegan_kwargs_official_defaults_and_checks():
                                       "cmap_dim": 32, "mapping_kwargs": {"embed_features": 8}})
     with pytest.raises(ValueError, match="embed_features=8"):
         official._stylegan_kwargs(d_bad, "D", "f.pkl")
+
+
+def test_family_detection_names_unsupported():
+    syn = lambda: _record("SynthesisNetwork", {})  # noqa: E731
+    g = _record("Generator", {"z_dim": 8, "mapping_kwargs": {"rand_embedding": False}})
+    g.modules = {"synthesis": syn(), "mapping": _record("MappingNetwork", {})}
+    with pytest.raises(ValueError, match="StyleGAN-XL"):
+        official._nvlabs_family(g, "xl.pkl")
+    for child, family in (("input", "stylegan3"), ("b4", "stylegan2")):
+        g = _record("Generator", {"z_dim": 8})
+        g.modules = {"synthesis": syn()}
+        g.modules["synthesis"].modules = {child: _record("X", {})}
+        assert official._nvlabs_family(g, "f.pkl") == family
+    g.modules["synthesis"].modules = {"layers": _record("X", {})}
+    with pytest.raises(ValueError, match="unsupported generator"):
+        official._nvlabs_family(g, "f.pkl")
