@@ -53,6 +53,12 @@ def run_base(recipe: str) -> ml_collections.ConfigDict:
     # Slurm, Open MPI). E.g. --config.distributed_args.coordinator_address=10.0.0.1:1234.
     c.distributed_args = ml_collections.ConfigDict(dict(
         coordinator_address="", num_processes=0, process_id=-1))
+    # G and D from official constructor kwargs instead of config.model's variant: a networks.json
+    # written by gan_zoo.tools.convert ({"family", "G", "D"}); "" = built from config.model.
+    c.networks = ""
+    # Fine-tuning: a workdir (e.g. from gan_zoo.tools.convert) whose latest checkpoint's G, D and
+    # G_ema start this run, with a fresh optimizer at step 0; only when --workdir has no checkpoint.
+    c.init_from = ""
     return c
 
 

@@ -6,7 +6,8 @@
     python -m gan_zoo.tools.generate --network=ffhq.npz --latents=out/projected_w.npz --outdir=out
     (generate renders w with the optimised noise maps stored beside it: proj.png again)
 
-The network is `--network` (+ kwargs) or a training checkpoint (`--workdir` + `--config`), as in
+The network is `--network` (an NVlabs StyleGAN2/3 .pkl read without executing it, or a state
+dict .npz + kwargs) or a training checkpoint (`--workdir` + `--config`), as in
 gan_zoo.tools.generate. The target is centre-cropped to a square and resized (Lanczos) to the
 generator's resolution, as in the official projector.py. Writes target.png, proj.png (the
 projection, noise_mode 'const' with the optimised noise maps), projected_w.npz (`w`
@@ -112,6 +113,9 @@ def run(args) -> list:
         raise ValueError("--num_steps / --w_avg_samples: expected positive integers")
     feature_fn = lpips_feature_fn(args.lpips) if args.lpips else projector.pixel_pyramid_features
     G, variables = generate.network_from_args(args)
+    if not generate.is_stylegan(G):
+        raise ValueError(f"--network: projection needs a StyleGAN2/3 W space; the network is a "
+                         f"{type(G).__name__} from {G.__module__}")
     target = load_target(args.target, G.img_resolution, G.img_channels)
     cfg = projector.ProjectorConfig(
         num_steps=args.num_steps, w_avg_samples=args.w_avg_samples,

@@ -36,7 +36,12 @@ def maybe_init_distributed(config) -> None:
 
 
 def build_state(config, mesh, networks=None):
-    """(recipe, abstract state with shardings, init fn): shapes by eval_shape, then shardings."""
+    """(recipe, abstract state with shardings, init fn): shapes by eval_shape, then shardings.
+    networks: (G, D) modules; default: from config.networks (official kwargs) or config.model."""
+    if networks is None and config.get("networks", ""):
+        from gan_zoo.convert import network_spec  # noqa: PLC0415
+
+        networks = network_spec.load_networks(config.networks)
     recipe = recipes.make_recipe(config, networks)
     init = functools.partial(recipe.init_state, config=config)
     rng = jax.random.PRNGKey(config.seed)
@@ -47,12 +52,35 @@ def build_state(config, mesh, networks=None):
     return recipe, abstract, shardings, lambda: jax.jit(init, out_shardings=shardings)(rng)
 
 
-def restore_or_init(ckpt, abstract, init):
-    """The latest checkpoint if there is one, else a fresh state."""
+def restore_or_init(ckpt, abstract, init, init_from: str = ""):
+    """The latest checkpoint if there is one, else a fresh state (warm-started from the
+    networks of workdir `init_from` when given)."""
     if ckpt.latest_step() is not None:
         log.info("Resuming from %s, step %d", ckpt.directory, ckpt.latest_step())
         return ckpt.restore(abstract)
-    return init()
+    state = init()
+    return warm_start(state, abstract, init_from) if init_from else state
+
+
+def warm_start(state, abstract, init_from: str):
+    """`state` with G, D, G_ema and the model collections of init_from's latest checkpoint;
+    the optimizer, step, rng and recipe scalars stay fresh (fine-tuning)."""
+    src = checkpoint.Checkpointer(init_from, 1, False)
+    step = src.latest_step()
+    if step is None:
+        src.close()
+        raise FileNotFoundError(f"config.init_from={init_from}: no checkpoint in {src.directory}")
+    try:
+        old = src.restore(abstract)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"config.init_from={init_from}: its checkpoint does not match this "
+                         f"config's networks (same config.model / config.networks needed): "
+                         f"{e}") from e
+    finally:
+        src.close()
+    log.info("Starting from the networks of %s, step %d", src.directory, step)
+    return state.replace(params=old.params, ema_params=old.ema_params,
+                         collections=old.collections)
 
 
 def make_grid_fn(recipe, config):
@@ -184,7 +212,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
 
     # ----- Restore -----
     ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
-    state = restore_or_init(ckpt, abstract, init)
+    state = restore_or_init(ckpt, abstract, init, config.get("init_from", ""))
     start = int(jax.device_get(state.step))
 
     # ----- Data -----
