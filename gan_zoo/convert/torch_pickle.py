@@ -44,6 +44,8 @@ class EasyDict(dict):
     """Stand-in for dnnlib.EasyDict: a dict with attribute access."""
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # never look protocol hooks (__setstate__...) up in the items
+            raise AttributeError(name)
         try:
             return self[name]
         except KeyError:
@@ -183,7 +185,7 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 # numpy reconstruction (inert: only arrays, scalars and dtypes are built).
 
 def _np_reconstruct(subtype, shape, dtype):
-    if subtype is not np.ndarray:
+    if subtype is not _NDARRAY:
         raise UnsafePickleError("numpy _reconstruct: subtype is not numpy.ndarray")
     return np.empty((0,), np.int8)  # then BUILD -> ndarray.__setstate__ (data only)
 
@@ -220,6 +222,9 @@ class _Marker:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+_NDARRAY = _Marker("numpy.ndarray")  # only an argument of _reconstruct, never constructed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,7 +271,7 @@ def _allow_list() -> dict:
         ("torch", "Size"): _torch_size,
         ("torch.storage", "_load_from_bytes"): _load_from_bytes,
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-        ("numpy", "dtype"): _np_dtype, ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): _np_dtype, ("numpy", "ndarray"): _NDARRAY,
         ("builtins", "set"): set, ("__builtin__", "set"): set,
         ("builtins", "frozenset"): frozenset, ("__builtin__", "frozenset"): frozenset,
         ("_codecs", "encode"): _codecs_encode,

@@ -354,3 +354,23 @@ def test_family_detection_names_unsupported():
     g.modules["synthesis"].modules = {"layers": _record("X", {})}
     with pytest.raises(ValueError, match="unsupported generator"):
         official._nvlabs_family(g, "f.pkl")
+
+
+def test_sg3_layer_attributes_read_from_pickle_match_gan_zoo_geometry(odir):
+    """The pickle's per-layer attributes (numpy arrays / scalars, rebuilt by the restricted
+    numpy reconstruction) equal the geometry gan_zoo derives from the kwargs."""
+    from gan_zoo.convert import stylegan3 as sg3c
+
+    rec = official.read_pickle(odir / "sg3t_uncond32.pkl")["G_ema"]
+    G = sg3c.generator_from_kwargs(official._stylegan_kwargs(rec, "G", "sg3t"))
+    geometry = sg3c.layers_geometry(G)
+    layers = {k: v for k, v in rec.modules["synthesis"].modules.items() if k != "input"}
+    assert list(layers) == list(geometry)
+    for name, want in geometry.items():
+        attrs = layers[name].attrs
+        for key, value in want.items():
+            got = attrs[key]
+            if key in ("in_size", "out_size"):  # official: [W, H] arrays
+                assert isinstance(got, np.ndarray) and list(got) == [value, value], name
+            else:
+                assert np.all(np.asarray(got) == np.asarray(value)), (name, key, got, value)
