@@ -198,7 +198,7 @@ def flax_to_torch(variables: Mapping, model) -> dict:
 
 def read_state_dict(path) -> dict:
     """{name: numpy array} from a `.npz` (plain or golden-prefixed names) or a `.pth` / `.pt`
-    (needs torch, imported only here)."""
+    (zip or pre-1.6 format, read without torch and without executing anything)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"BigGAN weights: no file at {path}")
@@ -206,10 +206,9 @@ def read_state_dict(path) -> dict:
         with np.load(path) as data:
             return {k: data[k] for k in data.files if k.startswith(("param/", "buffer/"))
                     or "/" not in k}
-    import torch  # noqa: PLC0415 (optional dependency)
+    from gan_zoo.convert.official import read_torch_checkpoint  # noqa: PLC0415
 
-    sd = torch.load(path, map_location="cpu")
-    return {k: v.detach().cpu().numpy() for k, v in sd.items()}
+    return {k: np.asarray(v) for k, v in read_torch_checkpoint(path).items()}
 
 
 # --- Golden-harness runners ----------------------------------------------------------------------
