@@ -22,6 +22,9 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=2*
     Steps: 1. x + b (b: [C]); 2. upfirdn2d(fu, up, padding, gain=up^2) (negative padding crops);
     3. leaky ReLU with `slope`, times `gain`; 4. clamp to [-clamp, clamp];
     5. upfirdn2d(fd, down) with no padding.
+    Steps 2 and 5 run polyphase (no zero-inserted or dropped sample is computed) and, for
+    constant filters, back-propagate as the transposed upfirdn2d (see gan_zoo.ops.upfirdn2d);
+    XLA fuses 1, 3 and 4 into the neighbouring FIR passes.
     Args:
       x: [N, H, W, C]. fu, fd: None, [k] (separable) or [k, k] filters. up, down: ints.
       padding: int, [px, py] or [x0, x1, y0, y1] (in the up-sampled domain).

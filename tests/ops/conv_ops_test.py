@@ -36,6 +36,9 @@ def _conv_resample_np(x, w, up, down, pad, groups, flip_weight):
     (1, 1, 2, (0, 0, 0, 0), 1, True), (1, 2, 1, (0, 0, 0, 0), 2, True),
     (3, 2, 2, (1, 0, 2, 1), 2, False), (3, 1, 1, (1, -1, 0, 2), 1, False),
     (3, 1, 1, (1, 1, 1, 1), 2, True), (3, 2, 1, (-1, 0, 0, -1), 1, True),
+    # Polyphase transposed conv (issue #20): even/odd kernels, up 3/4, crops, phases with 1 tap.
+    (4, 2, 1, (0, 1, -1, 2), 1, False), (2, 3, 1, (1, 1, 1, 1), 1, True),
+    (5, 4, 1, (-2, 1, 1, -1), 2, False), (2, 2, 2, (0, -1, 1, 0), 1, True),
 ])
 def test_conv2d_resample_matches_generic_path(k, up, down, pad, groups, flip):
     rng = np.random.default_rng(k + up + 3 * down)
@@ -46,6 +49,46 @@ def test_conv2d_resample_matches_generic_path(k, up, down, pad, groups, flip):
                               flip_weight=flip)
     want = _conv_resample_np(x, w, up, down, pad, groups, flip)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def _conv_resample_lax(x, w, f, up, down, pad):
+    """The official generic path in lax ops (zero insertion, depthwise FIR, conv, FIR, stride):
+    an independent formulation for the gradient checks."""
+    c = x.shape[-1]
+    x0, x1, y0, y1 = pad
+    k = jnp.broadcast_to(jnp.flip(jnp.asarray(f), (0, 1))[:, :, None, None], f.shape + (1, c))
+    dn = ("NHWC", "HWIO", "NHWC")
+    if up > 1:
+        x = jax.lax.pad(x, 0.0, [(0, 0, 0), (y0, y1 + up - 1, up - 1), (x0, x1 + up - 1, up - 1),
+                                 (0, 0, 0)])
+        x = jax.lax.conv_general_dilated(x, k * up**2, (1, 1), "VALID", dimension_numbers=dn,
+                                         feature_group_count=c)
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=dn)
+    x = jnp.pad(x, [(0, 0), (y0, y1), (x0, x1), (0, 0)])
+    x = jax.lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=dn,
+                                     feature_group_count=c)
+    return jax.lax.conv_general_dilated(x, w, (down, down), "VALID", dimension_numbers=dn)
+
+
+@pytest.mark.parametrize("up,down", [(2, 1), (1, 2)])
+def test_conv2d_resample_first_and_second_order_gradients(up, down):
+    """Gradients w.r.t. x and w, and R1's gradient of a gradient norm, vs the lax generic path."""
+    kx, kw, kr = jax.random.split(jax.random.key(5), 3)
+    x, w = jax.random.normal(kx, [1, 6, 5, 3]), jax.random.normal(kw, [3, 3, 3, 2])
+    f = ops.setup_filter(F4)
+    p = (3, 2, 3, 2) if up > 1 else (2, 2, 2, 2)  # 1 + the 4-tap filter's implicit padding
+    new = lambda x, w: ops.conv2d_resample(x, w, f, up=up, down=down, padding=1)
+    old = lambda x, w: _conv_resample_lax(x, w, f, up, down, p)
+    r = jax.random.normal(kr, old(x, w).shape)
+    np.testing.assert_allclose(new(x, w), old(x, w), rtol=1e-4, atol=1e-4)
+
+    def penalty(op, x, w):
+        g = jax.grad(lambda x: jnp.sum(jnp.tanh(op(x, w)) * r))(x)
+        return jnp.sum(jnp.square(g))
+    got = jax.jit(jax.grad(lambda x, w: penalty(new, x, w), (0, 1)))(x, w)
+    want = jax.jit(jax.grad(lambda x, w: penalty(old, x, w), (0, 1)))(x, w)
+    for g, v in zip(got, want):  # d/dx, d/dw
+        np.testing.assert_allclose(g, v, rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_resample_bad_input():

@@ -1,5 +1,6 @@
 """filtered_lrelu, low-pass design, minibatch stddev and the Fourier input: references, errors."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -23,6 +24,67 @@ def test_filtered_lrelu_matches_composition():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     # out = (in*up + p0 + p1 - (fu-1) - (fd-1) + (down-1)) // down
     assert got.shape == (1, (20 + 17 - 11 - 11 + 1) // 2, (20 + 17 - 11 - 11 + 1) // 2, 3)
+
+
+def _filtered_lrelu_np(x, fu, fd, b, up, down, pad, gain, slope, clamp):
+    y = upfirdn2d_np(x + b, np.ones([1, 1]) if fu is None else fu, (up, up), (1, 1), pad,
+                     gain=up**2)
+    y = np.clip(np.where(y > 0, y, slope * y) * gain, -clamp, clamp)
+    return upfirdn2d_np(y, np.ones([1, 1]) if fd is None else fd, (1, 1), (down, down),
+                        (0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("up,down,pad,radial", [
+    (4, 2, (-6, -9, -6, -9), False),  # the up=4 layers of StyleGAN3-T (critical-path geometry)
+    (2, 2, (-11, -12, -11, -12), False),  # the last layer's crop
+    (1, 2, (5, 4, 3, 6), True),  # StyleGAN3-R: a 2-D radial (jinc) down filter
+])
+def test_filtered_lrelu_stylegan3_geometries(up, down, pad, radial):
+    rng = np.random.default_rng(up + down)
+    x = rng.standard_normal([1, 30, 29, 2]).astype(np.float32)
+    b = rng.standard_normal([2]).astype(np.float32)
+    fu = ops.design_lowpass_filter(6 * up, 4.0, 8.0, 16 * up) if up > 1 else None
+    fd = ops.design_lowpass_filter(12 if not radial else 7, 4.0, 8.0, 16 * up, radial=radial)
+    got = ops.filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=list(pad), clamp=2.0)
+    want = _filtered_lrelu_np(x, fu, fd, b, up, down, pad, np.sqrt(2), 0.2, 2.0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_filtered_lrelu_second_order_gradient_matches_depthwise_chain():
+    """R1-style gradient of a gradient norm through filtered_lrelu (custom FIR backward,
+    differentiated again) vs the same chain on a depthwise-conv upfirdn2d."""
+    x = jax.random.normal(jax.random.key(0), [1, 8, 8, 2])
+    b = jnp.array([0.1, -0.2])
+    fu = ops.design_lowpass_filter(12, 3.0, 8.0, 32)
+    fd = ops.design_lowpass_filter(12, 3.5, 7.0, 32)
+
+    def depthwise_fir(x, f, up, down, pad, gain):  # zero insertion + depthwise conv (pre-#20)
+        x0, x1, y0, y1 = pad
+        x = jax.lax.pad(x, 0.0, [(0, 0, 0), (y0, y1 + up - 1, up - 1),
+                                 (x0, x1 + up - 1, up - 1), (0, 0, 0)])
+        k = jnp.flip(jnp.outer(f, f) * gain, (0, 1))[:, :, None, None]
+        k = jnp.broadcast_to(k, k.shape[:2] + (1, x.shape[-1]))
+        return jax.lax.conv_general_dilated(x, k, (down, down), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            feature_group_count=x.shape[-1])
+
+    def old(x):
+        y = depthwise_fir(x + b, fu, 2, 1, (9, 8, 9, 8), 4)
+        y = jnp.clip(jnp.where(y >= 0, y, 0.2 * y) * np.sqrt(2), -1.0, 1.0)
+        return depthwise_fir(y, fd, 1, 2, (0, 0, 0, 0), 1)
+    new = lambda x: ops.filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[9, 8, 9, 8],
+                                       clamp=1.0)
+    r = jax.random.normal(jax.random.key(1), old(x).shape)
+
+    def penalty(op, x):
+        return jnp.sum(jnp.square(jax.grad(lambda x: jnp.sum(op(x) * r))(x)))
+    np.testing.assert_allclose(new(x), old(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.grad(lambda x: jnp.sum(new(x) * r)))(x),
+                               jax.jit(jax.grad(lambda x: jnp.sum(old(x) * r)))(x),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.grad(lambda x: penalty(new, x)))(x),
+                               jax.jit(jax.grad(lambda x: penalty(old, x)))(x),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_filtered_lrelu_radial_down_filter_and_errors():
