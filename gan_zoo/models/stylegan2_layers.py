@@ -68,6 +68,10 @@ class MappingNetwork(nn.Module):
     activation: str = "lrelu"  # FC activation (lrelu, slope 0.2, gain sqrt(2))
     lr_multiplier: float = 0.01  # lr_mul of the FC layers (StyleGAN2 App. B: 100x lower lr)
     w_avg_beta: Optional[float] = 0.998  # decay of the w_avg EMA; None = do not track
+    # StyleGAN-XL §3.1 (spec §1.2): (rows, E) = argmax(c) indexes a trainable [rows, E] table,
+    # then an FC (lrelu) `embed_proj` to embed_features; None = dense `embed` of c (StyleGAN2).
+    embed_table: Optional[tuple] = None
+    class_w_avg: bool = False  # w_avg per class [c_dim, w_dim], truncation toward it (SG-XL §4.1)
 
     @nn.compact
     def __call__(self, z, c=None, psi=1.0, cutoff=None, update_emas=False):
@@ -80,9 +84,7 @@ class MappingNetwork(nn.Module):
             if c is None:
                 raise ValueError(f"MappingNetwork: c_dim={self.c_dim} needs labels c [N, c_dim]")
             checks.check_shape("MappingNetwork: c", c, [None, self.c_dim])
-            embed = self.embed_features or self.w_dim
-            y = EqualizedDense(embed, name="embed")(c.astype(jnp.float32))
-            parts.append(normalize_2nd_moment(y))
+            parts.append(normalize_2nd_moment(self._embed(c)))
         x = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
         # FC stack.
@@ -92,12 +94,12 @@ class MappingNetwork(nn.Module):
             x = EqualizedDense(features, activation=self.activation,
                                lr_multiplier=self.lr_multiplier, name=f"fc{idx}")(x)
 
-        # Track w_avg: w_avg <- lerp(mean_N(w), w_avg, beta).
+        # Track w_avg: w_avg <- lerp(mean_N(w), w_avg, beta) (per class: per sample, in order).
         if self.w_avg_beta is not None and self.num_ws is not None:
-            w_avg = self.variable(EMA, "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
+            shape = (self.c_dim, self.w_dim) if self.class_w_avg else (self.w_dim,)
+            w_avg = self.variable(EMA, "w_avg", jnp.zeros, shape, jnp.float32)
             if update_emas and not self.is_initializing():
-                mean = jnp.mean(jax.lax.stop_gradient(x), axis=0)
-                w_avg.value = lerp(mean, w_avg.value, self.w_avg_beta)
+                w_avg.value = self._update_w_avg(w_avg.value, jax.lax.stop_gradient(x), c)
         if self.num_ws is None:
             return x
 
@@ -107,8 +109,33 @@ class MappingNetwork(nn.Module):
             if self.w_avg_beta is None:
                 raise ValueError("MappingNetwork: truncation (psi != 1) needs w_avg_beta")
             k = self.num_ws if cutoff is None else int(cutoff)
-            x = x.at[:, :k].set(lerp(w_avg.value, x[:, :k], psi))
+            center = w_avg.value[jnp.argmax(c, axis=1), None] if self.class_w_avg else w_avg.value
+            x = x.at[:, :k].set(lerp(center, x[:, :k], psi))
         return x
+
+    def _embed(self, c):
+        """Label embedding: dense (StyleGAN2 App. B) or the table lookup + FC (StyleGAN-XL §3.1)."""
+        features = self.embed_features or self.w_dim
+        if self.embed_table is None:
+            return EqualizedDense(features, name="embed")(c.astype(jnp.float32))
+        rows, dim = self.embed_table
+        if self.c_dim > rows:
+            raise ValueError(f"MappingNetwork: c_dim={self.c_dim} exceeds embed_table rows {rows}")
+        y = nn.Embed(rows, dim, embedding_init=nn.initializers.normal(1.0), name="embed")(
+            jnp.argmax(c, axis=1))
+        return EqualizedDense(features, activation="lrelu", name="embed_proj")(y)
+
+    def _update_w_avg(self, w_avg, w, c):
+        """EMA of w: batch mean, or per class w_avg[l_i] <- lerp(w_i, w_avg[l_i], beta) sample
+        by sample in batch order (StyleGAN-XL code, `class-wise center`)."""
+        if not self.class_w_avg:
+            return lerp(jnp.mean(w, axis=0), w_avg, self.w_avg_beta)
+
+        def step(avg, item):
+            label, wi = item
+            return avg.at[label].set(lerp(wi, avg[label], self.w_avg_beta)), None
+
+        return jax.lax.scan(step, w_avg, (jnp.argmax(c, axis=1), w))[0]
 
 
 class Conv2dLayer(nn.Module):
