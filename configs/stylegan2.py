@@ -53,6 +53,12 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         channel_base=p.get("channel_base", 0), channel_max=p.get("channel_max", 0),
         d_channel_base=p.get("d_channel_base", 0), d_channel_max=p.get("d_channel_max", 0),
         num_layers=p.get("num_layers", 0),  # StyleGAN3 only: synthesis layers N (14)
+        # Modulated conv execution in sampling / eval / tools: "auto" (per backend, dtype and
+        # batch: use_fused of gan_zoo/ops/modulated_conv2d.py), "true" (fused, grouped conv) or
+        # "false".
+        # Training: "auto" = unfused (official train.py 'inference_only'); "true" only when the
+        # batch is not sharded (one device on mesh axis 'data').
+        fused_modconv="auto",
         mbstd_group_size=4))
     c.data = ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,

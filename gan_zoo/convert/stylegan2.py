@@ -61,8 +61,8 @@ def generator_from_kwargs(kwargs: dict, impl: str = "auto") -> stylegan2.Generat
     mapping = _pop_known(kwargs.pop("mapping_kwargs", {}) or {}, _MAPPING, _IGNORED,
                          "stylegan2 Generator mapping_kwargs")
     top = _pop_known(kwargs, _G_TOP, _IGNORED, "stylegan2 Generator")
-    if top.get("fused_modconv_default") == "inference_only":
-        top["fused_modconv_default"] = True
+    if top.get("fused_modconv_default") == "inference_only":  # fused except in training
+        top["fused_modconv_default"] = "auto"  # the trainer passes its own choice
     if "resample_filter" in top:
         top["resample_filter"] = tuple(top["resample_filter"])
     return stylegan2.Generator(**top, **mapping, impl=impl)

@@ -13,13 +13,15 @@ Collections: `params`; `ema_stats` (`mapping/w_avg`; pass `mutable=["ema_stats"]
 `update_emas=True`); `buffers` (`synthesis/b<R>/conv<k>/noise_const`, used by noise_mode='const').
 noise_mode='random' (the official default) needs `rngs={"noise": key}`.
 
-fused_modconv: True runs the modulated conv as one grouped conv with per-sample weights (fast on
-one device); False scales the activations around a shared-weight conv (same result). Under batch
-sharding (pjit / shard_map over "batch") the grouped conv's group axis is the sharded batch, so
-the trainer should use fused_modconv=False; `fused_modconv_default` is the per-model default.
+fused_modconv: True runs the modulated conv as one grouped conv with per-sample weights; False
+scales the activations around a shared-weight conv (same result); "auto" picks per backend, dtype
+and batch (`use_fused` of ops/modulated_conv2d.py: measured on CPU, the official rule
+elsewhere). Under batch sharding (pjit over "batch") the grouped conv's group axis is the
+sharded batch, so the trainer uses fused_modconv=False; `fused_modconv_default` is the
+per-model default.
 """
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -269,7 +271,10 @@ class Generator(nn.Module):
     demodulate: bool = True  # weight demodulation (modulate mode)
     style_mode: str = "modulate"  # 'modulate' (StyleGAN2, B-F) | 'adain' (StyleGAN1, config A)
     progressive: bool = False  # ToRGB per resolution, `res` / `alpha` select the stage (A-D)
-    fused_modconv_default: bool = True  # fused grouped modconv; use False under batch sharding
+    # Modulated conv execution when a call passes none: True (grouped) / False / "auto"
+    # (use_fused of ops/modulated_conv2d.py: per backend, dtype and batch). False under batch
+    # sharding.
+    fused_modconv_default: Union[bool, str, None] = "auto"
     impl: str = "auto"  # op implementation
 
     def setup(self):

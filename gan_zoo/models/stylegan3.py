@@ -16,7 +16,7 @@ The StyleGAN3 discriminator is the StyleGAN2 one (`gan_zoo.models.stylegan2.Disc
 
 import dataclasses
 import functools
-from typing import Optional
+from typing import Optional, Union
 
 import flax.linen as nn
 import jax
@@ -183,7 +183,7 @@ class SynthesisLayer(nn.Module):
     impl: str = "auto"  # op implementation
 
     @nn.compact
-    def __call__(self, x, w, update_emas=False):
+    def __call__(self, x, w, update_emas=False, fused_modconv="auto"):
         s = self.spec
         checks.check_shape(f"SynthesisLayer {s.name}: x", x,
                            [None, s.in_size, s.in_size, s.in_channels])
@@ -201,7 +201,8 @@ class SynthesisLayer(nn.Module):
         weight = self.param("weight", nn.initializers.normal(1.0),
                             (k, k, s.in_channels, s.out_channels))  # [k, k, I, O]
         x = ops.modulated_conv2d_sg3(x, weight, styles, demodulate=not s.is_torgb,
-                                     padding=k - 1, input_gain=input_gain)
+                                     padding=k - 1, input_gain=input_gain,
+                                     fused_modconv=fused_modconv)
         # Bias, up-FIR, lrelu, clamp, down-FIR.
         bias = self.param("bias", nn.initializers.zeros, (s.out_channels,))
         fu, fd = layer_filters(s)
@@ -243,14 +244,15 @@ class SynthesisNetwork(nn.Module):
                            self.lrelu_upsampling, self.use_radial_filters)
 
     @nn.compact
-    def __call__(self, ws, update_emas=False):
+    def __call__(self, ws, update_emas=False, fused_modconv="auto"):
         inp, layers = self.specs()
         checks.check_shape("SynthesisNetwork: ws", ws, [None, self.num_layers + 2, self.w_dim])
         ws = ws.astype(jnp.float32)
         x = SynthesisInput(inp, name="input")(ws[:, 0])
         for i, spec in enumerate(layers):
             x = SynthesisLayer(spec, self.conv_clamp, self.magnitude_ema_beta, self.impl,
-                               name=spec.name)(x, ws[:, i + 1], update_emas=update_emas)
+                               name=spec.name)(x, ws[:, i + 1], update_emas=update_emas,
+                                               fused_modconv=fused_modconv)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.astype(jnp.float32)
@@ -290,6 +292,9 @@ class Generator(nn.Module):
     conv_clamp: Optional[float] = 256  # clamp after every lrelu
     magnitude_ema_beta: float = 0.999  # magnitude EMA decay (train.py: 0.5 ** (batch / 20k))
     impl: str = "auto"  # op implementation
+    # Modulated conv execution: True (grouped, as official) / False / "auto" (see
+    # use_fused of ops/modulated_conv2d.py).
+    fused_modconv_default: Union[bool, str, None] = "auto"
 
     def setup(self):
         self.synthesis = SynthesisNetwork(
@@ -313,13 +318,14 @@ class Generator(nn.Module):
 
     def synthesize(self, ws, noise_mode="random", fused_modconv=None, update_emas=False):
         """g(ws): [N, num_ws, w_dim] -> (img [N, R, R, C], {"ws": ws})."""
-        del noise_mode, fused_modconv  # StyleGAN3 has no noise inputs and is always fused.
-        return self.synthesis(ws, update_emas=update_emas), {"ws": ws}
+        del noise_mode  # StyleGAN3 has no noise inputs.
+        fused = self.fused_modconv_default if fused_modconv is None else fused_modconv
+        return self.synthesis(ws, update_emas=update_emas, fused_modconv=fused), {"ws": ws}
 
     def __call__(self, z, c=None, psi=1.0, cutoff=None, noise_mode="random", update_emas=False,
                  fused_modconv=None):
         ws = self.map(z, c, psi=psi, cutoff=cutoff, update_emas=update_emas)
-        return self.synthesize(ws, update_emas=update_emas)
+        return self.synthesize(ws, update_emas=update_emas, fused_modconv=fused_modconv)
 
 
 # StyleGAN3 configurations (StyleGAN3 Table/§4; spec §1.1 "Config T vs R"), plus tiny `_test` rows.

@@ -46,19 +46,23 @@ class Phase:
     update: str = "d"  # parameter group the gradient updates (a key of state.params)
     every: int = 1  # runs on steps with step % every == 0 (lazy regularisation intervals)
     uses_real: bool = True  # consumes the next real sub-batch of the step's input
+    # Name of an earlier phase whose real sub-batch this one reuses (consumes none of its own);
+    # "" = none. StyleGAN's D reg (R1) sees the D-main reals, as the official loop does.
+    reals_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
     """One stage of a staged run, e.g. a fade-in or stabilisation phase of progressive growing
     (ProGAN §2). The trainer compiles one step per `key` (several stages may share one), feeds
-    `batch_size` real images of `resolution`² per sub-batch, and writes a sample grid at the end
-    of every stage (whenever `name` changes)."""
+    `batch_size` real images per sub-batch (at the data's resolution: the recipe pools them to
+    `resolution`² on the device), and writes a sample grid at the end of every stage (whenever
+    `name` changes)."""
 
     name: str  # unique per stage, e.g. "fade16", "stab16"; logged in sample grid file names
     key: Hashable  # selects the stage's recipe: Recipe.stage_recipe(key); one compiled step each
     batch_size: int  # global real images per sub-batch (in place of config.train.batch_size)
-    resolution: int  # side of the real images fed to the step (data average-pooled to it)
+    resolution: int  # side of the stage's images (G's output, D's input)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +81,9 @@ class Recipe:
     n_classes: int = 0  # classes of the conditional G (0: unconditional)
     dim_z: int = 0  # latent size
     # Staged runs (progressive growing); None: one stage with config.train.batch_size.
-    stage_fn: Optional[Callable] = None  # (state) -> Stage of the next step (host-side)
+    # (step: int) -> Stage of train step `step` (host-side, from the step number alone: no device
+    # read, so the trainer does not wait on the device every step).
+    stage_fn: Optional[Callable] = None
     stage_recipe: Optional[Callable] = None  # (Stage.key) -> Recipe run in that stage
     stage_start: Optional[Callable] = None  # (state) -> state when a new stage begins
     num_steps: int = 0  # run length set by the recipe (e.g. from images); 0: train.num_steps
@@ -87,5 +93,6 @@ class Recipe:
 
     @property
     def real_batches_per_step(self) -> int:
-        """Real sub-batches one train step consumes (one per phase with uses_real)."""
-        return sum(p.uses_real for p in self.phases)
+        """Real sub-batches one train step consumes (one per phase with uses_real that does not
+        reuse another phase's reals)."""
+        return sum(p.uses_real and not p.reals_from for p in self.phases)

@@ -10,14 +10,15 @@ the fade-in into r trains at r).
 Host-side functions take Python ints; `alpha_at` is jnp-traceable (used inside a train step).
 A growing recipe keeps α and the image counter in `state.scalars` ("alpha", "images_seen":
 `initial_scalars`, advanced by `count_images` as its post_step), so the schedule resumes from a
-checkpoint; `staged` turns one recipe per resolution into the trainer's staged recipe.
+checkpoint; `staged` turns one recipe per resolution into the trainer's staged recipe. The host
+finds the stage of a step from the step number alone (`images_at_step`, the same count the
+device keeps), so the trainer never waits for the device to pick the next stage.
 """
 
 import dataclasses
 import math
 from typing import Mapping
 
-import jax
 import jax.numpy as jnp
 
 from gan_zoo.models import progan as progan_models
@@ -120,10 +121,31 @@ def steps_for_images(total_images: int, growth: Growth) -> int:
     return steps
 
 
+def images_at_step(step: int, growth: Growth) -> int:
+    """Real images seen after `step` train steps (host-side): each step adds the batch of the
+    phase it starts in (as `count_images` does on the device and `steps_for_images` assumes)."""
+    seen, done = 0, 0
+    while True:
+        p = phase_index(seen, growth)
+        batch = growth.batch_size(growth.resolutions[(p + 1) // 2])
+        if p == 2 * len(growth.resolutions) - 2:  # the last phase lasts forever
+            return seen + (step - done) * batch
+        n = -(-((p + 1) * growth.phase_images - seen) // batch)  # steps left in this phase
+        if done + n >= step:
+            return seen + (step - done) * batch
+        seen, done = seen + n * batch, done + n
+
+
+def stage_at(images_seen: int, growth: Growth) -> Stage:
+    """The trainer stage after `images_seen` images: key = resolution = the stage side."""
+    res, _, batch = schedule(images_seen, growth)
+    return Stage(stage_name(images_seen, growth), res, batch, res)
+
+
 def prepare_reals(x, res: int, alpha):
     """Reals at the current resolution, blended during fade-in (PG Fig. 2, spec B2; StyleGAN's
     `process_reals` FadeLOD): x_res = (1 − α)·up_nn(avgpool2(x)) + α·x, after average-pooling
-    x [N, R, R, C] to res."""
+    x [N, R, R, C] to res (on the device: the trainer feeds the data at its full resolution)."""
     if x.shape[1] != x.shape[2] or x.shape[1] < res or x.shape[1] % res:
         raise ValueError(f"ProGAN reals: expected [N, R, R, C] with R a multiple of res={res}, "
                          f"got {x.shape}")
@@ -163,13 +185,9 @@ def staged(recipes: Mapping, growth: Growth, total_images: int, reset_opt: bool)
     counts images (`count_images`); the final resolution's recipe is the run's base recipe."""
     base = recipes[growth.final_resolution]
 
-    def stage_fn(state) -> Stage:
-        seen = int(jax.device_get(state.scalars["images_seen"]))
-        res, _, batch = schedule(seen, growth)
-        return Stage(stage_name(seen, growth), res, batch, res)
-
     return dataclasses.replace(
-        base, stage_fn=stage_fn, stage_recipe=recipes.__getitem__,
+        base, stage_fn=lambda step: stage_at(images_at_step(step, growth), growth),
+        stage_recipe=recipes.__getitem__,
         stage_start=(lambda state: reset_optimizers(state, base.optimizers)) if reset_opt
         else None,
         num_steps=steps_for_images(total_images, growth))

@@ -11,18 +11,25 @@ the official code does); StyleGAN3 config R blurs D's inputs (σ = 10 px fading 
 Phase order per step, as in the official loop: G main, G reg, D main, D reg; then the EMA. The
 path-length mean `a` lives in `state.scalars["pl_mean"]`; it is the mean over the global batch
 (the official code keeps one per GPU). The image counter is step * batch_size (resumes exactly).
-Training runs the modulated convs unfused (`fused_modconv=False`) so the batch can be sharded.
+Training runs the modulated convs unfused, as the official train.py does ('inference_only') and
+so that the batch can be sharded; config.model.fused_modconv="true" runs them fused in training
+only when the batch is not sharded (`train_fused_modconv`). Sampling, eval and the tools use the
+model default, config.model.fused_modconv ("auto": `use_fused` of ops/modulated_conv2d.py).
+D's R1 phase reuses the D-main phase's reals (official: one real batch per iteration, for
+every phase).
 
 Configs A-D grow progressively (spec A6 [code]; config.train.phase_kimg > 0): one recipe per
 resolution (`GrowStage`: the minibatch and lr tables), run as trainer stages through
 `growing.staged` (Adam reset at every phase start); α and the image counter live in
-`state.scalars` ("alpha", "images_seen"). Reals are average-pooled to the stage and blended
-during fade-in; R1 is scaled by (res/R)^2 and the path-length y is drawn at the stage side, both
-as the official code's full-size (nearest-upsampled) images give.
+`state.scalars` ("alpha", "images_seen"). Reals are average-pooled to the stage (on the device)
+and blended during fade-in; R1 is scaled by (res/R)^2 and the path-length y is drawn at the stage
+side, both as the official code's full-size (nearest-upsampled) images give.
 """
 
 import dataclasses
 import functools
+import logging
+import math
 from typing import Optional
 
 import jax
@@ -36,6 +43,43 @@ from gan_zoo.recipes import growing
 from gan_zoo.recipes.base import GANState, Phase, Recipe
 
 _MODEL_KEYS = ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
+_FUSED = {"auto": "auto", "none": "auto", "true": True, "fused": True, "1": True,
+          "false": False, "unfused": False, "0": False}
+log = logging.getLogger("gan_zoo.recipes.stylegan")
+
+
+def fused_modconv_setting(config):
+    """config.model.fused_modconv (a bool, None, or a string from the command line: "auto",
+    "true" / "fused", "false" / "unfused") -> True / False / "auto"."""
+    value = config.model.get("fused_modconv", "auto")
+    if value is None or isinstance(value, bool):
+        return "auto" if value is None else value
+    if str(value).lower() not in _FUSED:
+        raise ValueError(f"config.model.fused_modconv: expected one of {sorted(_FUSED)} or a "
+                         f"bool, got {value!r}")
+    return _FUSED[str(value).lower()]
+
+
+def data_devices(config) -> int:
+    """Devices on mesh axis 'data' of config.mesh (-1: the devices left by the other axes)."""
+    axes = dict(config.mesh)
+    n = axes.get("data", 1)
+    if n == -1:
+        n = jax.device_count() // math.prod(v for k, v in axes.items() if k != "data")
+    return int(n)
+
+
+def train_fused_modconv(config) -> bool:
+    """Modulated conv execution in training: "auto" -> unfused (official train.py
+    'inference_only'; measured slower on CPU too); True -> fused on one 'data' device only (the
+    grouped conv's groups are the batch, which pjit cannot split: a sharded batch runs unfused,
+    with a warning); False -> unfused."""
+    setting = fused_modconv_setting(config)
+    if setting is True and data_devices(config) > 1:
+        log.warning("config.model.fused_modconv=true: the batch is sharded over %d devices, "
+                    "training runs the modulated convs unfused", data_devices(config))
+        return False
+    return setting is True
 
 
 def lazy_ratio(interval: int) -> float:
@@ -95,13 +139,15 @@ def make_networks(config, family: str):
     d_over.update({k[2:]: m[k] for k in ("d_channel_base", "d_channel_max") if m.get(k, 0)})
     d_kw = dict(img_resolution=m.resolution, mbstd_group_size=m.mbstd_group_size, **d_over)
     if family == "stylegan2":
-        G = stylegan2.generator(m.variant, c_dim, img_resolution=m.resolution, **over)
+        G = stylegan2.generator(m.variant, c_dim, img_resolution=m.resolution,
+                                fused_modconv_default=fused_modconv_setting(config), **over)
         return G, stylegan2.discriminator(m.variant, c_dim, **d_kw)
     # StyleGAN3: magnitude EMA β = 0.5 ** (batch / 20k) (train.py); D is the StyleGAN2 resnet D.
     beta = 0.5 ** (t.batch_size / (t.magnitude_ema_kimg * 1000.0))
     over.update({k: m[k] for k in ("num_layers",) if m.get(k, 0)})  # StyleGAN3-only size key
     G = stylegan3.generator(m.variant, c_dim, img_resolution=m.resolution,
-                            magnitude_ema_beta=beta, **over)
+                            magnitude_ema_beta=beta,
+                            fused_modconv_default=fused_modconv_setting(config), **over)
     return G, stylegan2.Discriminator(c_dim, architecture="resnet", **d_kw)
 
 
@@ -131,6 +177,7 @@ class _Nets:
         self.batch = t.batch_size if stage is None else stage.batch
         self.mixing_prob, self.t, self.stage = t.style_mixing_prob, t, stage
         self.res = G.img_resolution if stage is None else stage.res  # side of G's output
+        self.fused_modconv = train_fused_modconv(config)  # modconv execution in training
 
     def grow_kw(self, alpha) -> dict:
         """G / D keyword arguments of the stage: res (static) and the fade-in α."""
@@ -159,7 +206,7 @@ class _Nets:
     def synthesize(self, params, cols, ws, key, update_emas=False, alpha=None):
         """g(ws) with random noise -> (img [N, R, R, C] float32, cols)."""
         variables = {"params": params, **cols}
-        kw = dict(noise_mode="random", fused_modconv=False, method="synthesize",
+        kw = dict(noise_mode="random", fused_modconv=self.fused_modconv, method="synthesize",
                   rngs={"noise": key}, **self.grow_kw(alpha))
         if not update_emas:
             return self.G.apply(variables, ws, **kw)[0].astype(jnp.float32), cols
@@ -290,7 +337,7 @@ def _phases(nets, t, micro: int) -> tuple:
     phases.append(Phase("d", functools.partial(_d_main, nets, r1_now), update="d"))
     if t.r1_gamma > 0 and d_lazy:
         phases.append(Phase("d_r1", functools.partial(_d_reg, nets, t.d_reg_interval),
-                            update="d", every=t.d_reg_interval))
+                            update="d", every=t.d_reg_interval, reals_from="d"))
     return tuple(phases)
 
 

@@ -26,7 +26,7 @@ def sample(config, workdir: str, num: int = 1000, labels=None, truncation=None,
     recipe, abstract, _, _ = build_state(config, mesh, networks)
     state = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).restore(abstract)
     if recipe.stage_fn is not None:  # the checkpoint's stage (ProGAN: its resolution and α)
-        recipe = recipe_of(recipe, stage_of(recipe, config, state))
+        recipe = recipe_of(recipe, stage_of(recipe, config, int(jax.device_get(state.step))))
     n_classes = max(recipe.n_classes, 1)
     labels = even_labels(num, n_classes) if labels is None else np.asarray(labels, np.int32)
     if labels.shape != (num,) or labels.min() < 0 or labels.max() >= n_classes:

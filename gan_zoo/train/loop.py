@@ -98,30 +98,17 @@ def make_grid_fn(recipe, config):
     return jax.jit(grid)
 
 
-def stage_of(recipe, config, state) -> Stage:
-    """The stage of the next train step: recipe.stage_fn(state), else the run's only stage."""
+def stage_of(recipe, config, step: int) -> Stage:
+    """The stage of train step `step` (a host int): recipe.stage_fn(step), else the run's only
+    stage."""
     if recipe.stage_fn is None:
         return Stage("", None, config.train.batch_size, config.model.resolution)
-    return recipe.stage_fn(state)
+    return recipe.stage_fn(step)
 
 
 def recipe_of(recipe, stage: Stage):
     """The recipe that runs `stage` (`recipe` itself when it has no stages)."""
     return recipe if recipe.stage_recipe is None else recipe.stage_recipe(stage.key)
-
-
-def pooled_to(host_batches, resolution: int):
-    """Host batches with images [..., H, W, C] average-pooled to resolution² (f×f boxes)."""
-    for batch in host_batches:
-        x = batch["image"]
-        f = x.shape[-2] // resolution
-        if f * resolution != x.shape[-2]:
-            raise ValueError(f"stage resolution {resolution} must divide the data resolution "
-                             f"{x.shape[-2]} (config.model.resolution)")
-        if f > 1:
-            x = x.reshape(x.shape[:-3] + (resolution, f, resolution, f, x.shape[-1]))
-            x = x.mean(axis=(-4, -2))
-        yield dict(batch, image=x)
 
 
 class _Sigterm:
@@ -235,10 +222,11 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
         layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum,
                               stage.batch_size // t.grad_accum, jax.process_index(),
                               jax.process_count())
-        host = pooled_to(source.batches(layout, from_step), stage.resolution)
-        return gdata.prefetch_to_devices(host, in_sharding, config.data.prefetch)
+        # Staged runs get the data at full resolution: the recipe pools it on the device.
+        return gdata.prefetch_to_devices(source.batches(layout, from_step), in_sharding,
+                                         config.data.prefetch)
 
-    stage, batches = stage_of(recipe, config, state), None  # batches: opened at first use
+    stage, batches = stage_of(recipe, config, start), None  # batches: opened at first use
 
     # ----- Step -----
     compiled = {}  # Stage.key -> (jitted train step, jitted grid fn), built at first use
@@ -274,13 +262,13 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             last = done == end or stopping
             images_per_step = recipe.real_batches_per_step * stage.batch_size
             if recipe.stage_fn is not None:  # staged run: next stage, grid at each stage end
-                new = stage_of(recipe, config, state)
+                new = stage_of(recipe, config, done)  # host math: no wait on the device
                 if new.name != stage.name:
                     _write_grid(writer, workdir, done, compiled_for(new)[1](state), is_main,
                                 f"_end_{stage.name}")
                     if recipe.stage_start is not None:
                         state = jax.device_put(recipe.stage_start(state), shardings)
-                if (new.batch_size, new.resolution) != (stage.batch_size, stage.resolution):
+                if new.batch_size != stage.batch_size:
                     batches.close()
                     batches = None  # reopened with the new layout by the next step
                 stage, grid_fn = new, compiled_for(new)[1]

@@ -1,7 +1,8 @@
 """The generic train step: one `jax.jit` over the recipe's phases, then the EMA update.
 
 Input layout: batch leaves are [S, A, B, ...] — S real sub-batches (one per phase with
-uses_real), A gradient-accumulation micro-batches, B samples (sharded over `data`).
+uses_real and no `reals_from`), A gradient-accumulation micro-batches, B samples (sharded over
+`data`). A phase with `reals_from` gets the sub-batch of the phase it names.
 """
 
 import functools
@@ -73,6 +74,25 @@ def _maybe_run(phase: Phase, tx, accum: int, state: GANState, batch, key):
     return jax.lax.cond(state.step % phase.every == 0, run, lambda s: (s, skip_metrics), state)
 
 
+def real_batches(phases, batch) -> dict:
+    """{phase name: its real sub-batch} for the phases with uses_real: the next sub-batch of
+    `batch` in phase order, or the one of the earlier phase named by `reals_from`."""
+    out, index = {}, 0
+    for phase in phases:
+        if not phase.uses_real:
+            continue
+        if phase.reals_from:
+            if phase.reals_from not in out:
+                raise ValueError(f"Phase {phase.name!r}: reals_from={phase.reals_from!r} must "
+                                 f"name an earlier phase that uses reals, got phases "
+                                 f"{[p.name for p in phases]}")
+            out[phase.name] = out[phase.reals_from]
+        else:
+            out[phase.name] = jax.tree.map(lambda x, j=index: x[j], batch)
+            index += 1
+    return out
+
+
 def train_step(recipe, accum: int, state: GANState, batch):
     """All phases of one step in order, then the EMA and the recipe's post-step hook.
 
@@ -80,14 +100,10 @@ def train_step(recipe, accum: int, state: GANState, batch):
     Returns (state, metrics) with metrics["finite"] = all losses and grad norms finite.
     """
     step_key = jax.random.fold_in(state.rng, state.step)
-    metrics, real_index = {}, 0
+    metrics, reals = {}, real_batches(recipe.phases, batch)
     for i, phase in enumerate(recipe.phases):
-        sub = None
-        if phase.uses_real:
-            sub = jax.tree.map(lambda x, j=real_index: x[j], batch)
-            real_index += 1
-        state, m = _maybe_run(phase, recipe.optimizers[phase.update], accum, state, sub,
-                              jax.random.fold_in(step_key, i))
+        state, m = _maybe_run(phase, recipe.optimizers[phase.update], accum, state,
+                              reals.get(phase.name), jax.random.fold_in(step_key, i))
         metrics.update({f"{phase.name}/{k}": v for k, v in m.items()})
         if phase.every > 1:  # its metrics are zeros on the steps it skips
             metrics[RAN + phase.name] = state.step % phase.every == 0

@@ -9,24 +9,16 @@ finite, and a run stopped mid-fade resumes bit-identically (slow).
 import shutil
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from configs import stylegan2 as sg2_config
 from gan_zoo import train
-from gan_zoo.recipes import stylegan
+from gan_zoo.recipes import growing, stylegan
 from gan_zoo.train import inference
 
 # ----- The paper presets (no network is built: modules and closures only) -----
-
-
-def _state_at(images_seen: int):
-    """A stand-in state for Recipe.stage_fn (reads scalars["images_seen"] only)."""
-    class _S:
-        scalars = {"images_seen": jnp.int32(images_seen)}
-    return _S()
 
 
 @pytest.mark.parametrize("images,name,res,batch", [
@@ -35,10 +27,25 @@ def _state_at(images_seen: int):
     (4_200_000, "fade128", 128, 32), (8_400_000, "stab1024", 1024, 32),
     (24_000_000, "stab1024", 1024, 32)])
 def test_paper_schedule_from_8_with_600k_phases(images, name, res, batch):
-    recipe = stylegan.make_recipe(sg2_config.get_config("ffhq1024_b"))
-    stage = recipe.stage_fn(_state_at(images))
+    config = sg2_config.get_config("ffhq1024_b")
+    recipe, growth = stylegan.make_recipe(config), stylegan.growth_from_config(config)
+    stage = growing.stage_at(images, growth)
     assert (stage.name, stage.key, stage.resolution, stage.batch_size) == (name, res, res, batch)
+    # The trainer's host-side stage of a step: from the step number, via the image count.
+    step = growing.steps_for_images(images, growth)
+    assert recipe.stage_fn(step) == growing.stage_at(growing.images_at_step(step, growth), growth)
     assert recipe.stage_start is not None  # Adam reset at every phase start
+
+
+def test_images_at_step_counts_like_the_device():
+    """images_at_step == the running sum of count_images' batches (phase ends not multiples of
+    the batch: 600k / 256 and 600k / 128 are not whole)."""
+    growth = stylegan.growth_from_config(sg2_config.get_config("ffhq1024_b"))
+    seen = 0
+    for step in range(0, 40_000):
+        if step % 997 == 0 or step in (2343, 2344, 2345, 7031, 7032):
+            assert growing.images_at_step(step, growth) == seen, step
+        seen += growth.batch_size(growth.resolutions[(growing.phase_index(seen, growth) + 1) // 2])
 
 
 @pytest.mark.parametrize("preset,phases,d_ratio,g_ratio", [

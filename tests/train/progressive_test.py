@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 
 from configs import progan as progan_config
-from gan_zoo import train
+from gan_zoo import recipes, train
+from gan_zoo.recipes import growing
+from gan_zoo.recipes import progan as progan_recipe
 from gan_zoo.train import step as step_module
 
 # After step s: (stage name, resolution, batch size, α, images seen).
@@ -61,6 +63,19 @@ def test_stages_switch_at_scheduled_images_with_batch_and_alpha(full):
         m = history[s]
         assert (m["stage/resolution"], m["stage/batch_size"]) == (res, batch), s
         assert (m["state/alpha"], m["state/images_seen"]) == (alpha, seen), s
+
+
+def test_host_stage_math_equals_the_device_counter(full):
+    """The trainer picks each step's stage from the step number (no device read): the host image
+    count and stage agree with the device's images_seen and the logged stage at every step."""
+    _, _, history, _ = full
+    config = _config()
+    recipe = recipes.make_recipe(config)
+    growth = progan_recipe.growth_from_config(config)
+    for s, (name, res, batch, _, seen) in EXPECTED.items():
+        assert growing.images_at_step(s, growth) == history[s]["state/images_seen"] == seen, s
+        stage = recipe.stage_fn(s)  # of the step after step s, as the loop computes it
+        assert (stage.name, stage.resolution, stage.batch_size) == (name, res, batch), s
 
 
 def test_one_compiled_step_per_stage(full):
