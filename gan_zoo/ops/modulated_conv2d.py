@@ -34,8 +34,8 @@ def demod_coefficients(w):
 # CPU: never. Measured with benchmarks/modconv_fused.py (XLA CPU, 1 thread, forward, float32,
 # fused / unfused time; 2-core box shared with other jobs, median of 3 interleaved rounds):
 # StyleGAN2 config-F 3x3 layers, 512 ch at 4^2-32^2, up 1 and 2: 1.03-1.69 at N = 1, 3.3-7.2
-# at N = 2 (16.8 at N = 8, 4^2); StyleGAN3-T layers (36^2-148^2, 512-64 ch, padding 2): 0.94-1.20
-# at N = 1-4, i.e. no gain either way. Unfused also shards over the batch.
+# at N = 2 (16.8 at N = 8, 4^2); StyleGAN3-T layers (36^2-148^2, 512-64 ch, padding 2):
+# 0.94-1.37 at N = 1-4, i.e. no gain either way. Unfused also shards over the batch.
 # GPU / TPU: nothing could be measured here, so the official inference rule (stylegan2-ada
 # SynthesisBlock: fused when float32 or N == 1; the official training rule, never fused, is the
 # trainer's to pass: recipes/stylegan.py).
