@@ -96,8 +96,43 @@ def avg_pool_exclude_pad(x):
 # ----------------------------------------------------------------------------------------------
 # Layers.
 
+class _ConvKernel(nn.Module):
+    """The bias-free conv kernel [kh, kw, I, O] (torch `conv.weight`), created like nn.Conv's."""
+    features: int  # O
+    kernel: tuple  # (kh, kw)
+    kernel_init: object  # initializer of the [kh, kw, I, O] kernel
+
+    @nn.compact
+    def __call__(self, in_features: int):
+        shape = tuple(self.kernel) + (in_features, self.features)
+        return self.param("kernel", self.kernel_init, shape)
+
+
+class _BatchNormStats(nn.Module):
+    """Inference BatchNorm variables, named as nn.BatchNorm names them: params scale (gamma),
+    bias (beta); batch_stats mean, var (torch running_mean / running_var)."""
+    features: int  # C
+
+    @nn.compact
+    def __call__(self):
+        shape = (self.features,)
+        mean = self.variable("batch_stats", "mean", jnp.zeros, shape).value
+        var = self.variable("batch_stats", "var", jnp.ones, shape).value
+        scale = self.param("scale", nn.initializers.ones_init(), shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), shape)
+        return scale, bias, mean, var
+
+
+def conv2d(x, kernel, stride=1, padding=(0, 0)):
+    """NHWC x [N, H, W, I], HWIO kernel [kh, kw, I, O], symmetric zero padding (ph, pw)."""
+    ph, pw = padding
+    return lax.conv_general_dilated(x, kernel, (stride, stride), ((ph, ph), (pw, pw)),
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 class BasicConv2d(nn.Module):
-    """Conv (no bias) + BatchNorm (eps 1e-3, running stats) + ReLU.
+    """Conv (no bias) + BatchNorm (eps 1e-3, running stats) + ReLU, run as ONE conv with a bias:
+    inference BN is affine per output channel, so it folds into the kernel (exact up to rounding).
 
     x: [N, H, W, I] -> [N, H', W', O].
     """
@@ -107,13 +142,20 @@ class BasicConv2d(nn.Module):
     padding: tuple = (0, 0)  # (ph, pw), symmetric
     kernel_init: object = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # rFID init
 
-    @nn.compact
+    def setup(self):
+        self.conv = _ConvKernel(self.features, self.kernel, self.kernel_init)
+        self.bn = _BatchNormStats(self.features)
+
+    def folded(self, in_features: int):
+        """(kernel [kh, kw, I, O], bias [O]) of conv + BN: BN(y) = (y - mean) * s + beta with
+        s = gamma / sqrt(var + eps), so conv(x, W) -> BN equals conv(x, W * s) + beta - mean * s."""
+        scale, beta, mean, var = self.bn()
+        s = scale * lax.rsqrt(var + BN_EPS)  # [O]
+        return self.conv(in_features) * s, beta - mean * s
+
     def __call__(self, x):
-        ph, pw = self.padding
-        x = nn.Conv(self.features, self.kernel, self.stride, padding=((ph, ph), (pw, pw)),
-                    use_bias=False, kernel_init=self.kernel_init, name="conv")(x)
-        x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPS, name="bn")(x)
-        return nn.relu(x)
+        kernel, bias = self.folded(x.shape[-1])
+        return nn.relu(conv2d(x, kernel, self.stride, self.padding) + bias)
 
 
 def _conv(features, kernel=1, stride=1, padding=0, name=None):
@@ -122,19 +164,36 @@ def _conv(features, kernel=1, stride=1, padding=0, name=None):
     return BasicConv2d(features, pair(kernel), stride, pair(padding), name=name)
 
 
+def parallel_1x1(x, convs, pool_last: bool = False) -> list:
+    """Several 1x1 BasicConv2ds that read the same x, run as ONE conv (kernels concatenated along
+    O, output split back): one larger GEMM instead of several thin ones, same values up to
+    rounding. pool_last: the last conv is a pool branch, relu(BN(conv(avg_pool(x)))); the 3x3
+    average (weights summing to 1 in every window) commutes with the 1x1 conv and with the BN
+    bias, so it is applied to that conv's few output channels instead of x's many input ones.
+
+    x: [N, H, W, I] -> [[N, H, W, O_k] for each conv k].
+    """
+    kernels, biases = zip(*(c.folded(x.shape[-1]) for c in convs))
+    y = conv2d(x, jnp.concatenate(kernels, axis=-1))  # [N, H, W, sum_k O_k]
+    ys = jnp.split(y, np.cumsum([c.features for c in convs])[:-1], axis=-1)
+    if pool_last:
+        ys[-1] = avg_pool_exclude_pad(ys[-1])
+    return [nn.relu(y + b) for y, b in zip(ys, biases)]
+
+
 class InceptionA(nn.Module):
     """35x35 block (Mixed_5b/c/d): [1x1 64, 5x5 64, 3x3dbl 96, avgpool->pool_features]."""
     pool_features: int
 
     @nn.compact
     def __call__(self, x):
-        b1 = _conv(64, name="branch1x1")(x)
-        b5 = _conv(48, name="branch5x5_1")(x)
+        b1, b5, b3, bp = parallel_1x1(x, [
+            _conv(64, name="branch1x1"), _conv(48, name="branch5x5_1"),
+            _conv(64, name="branch3x3dbl_1"), _conv(self.pool_features, name="branch_pool")],
+            pool_last=True)
         b5 = _conv(64, 5, padding=2, name="branch5x5_2")(b5)
-        b3 = _conv(64, name="branch3x3dbl_1")(x)
         b3 = _conv(96, 3, padding=1, name="branch3x3dbl_2")(b3)
         b3 = _conv(96, 3, padding=1, name="branch3x3dbl_3")(b3)
-        bp = _conv(self.pool_features, name="branch_pool")(avg_pool_exclude_pad(x))
         return jnp.concatenate([b1, b5, b3, bp], axis=-1)
 
 
@@ -157,16 +216,15 @@ class InceptionC(nn.Module):
     @nn.compact
     def __call__(self, x):
         c7 = self.channels_7x7
-        b1 = _conv(192, name="branch1x1")(x)
-        b7 = _conv(c7, name="branch7x7_1")(x)
+        b1, b7, bd, bp = parallel_1x1(x, [
+            _conv(192, name="branch1x1"), _conv(c7, name="branch7x7_1"),
+            _conv(c7, name="branch7x7dbl_1"), _conv(192, name="branch_pool")], pool_last=True)
         b7 = _conv(c7, (1, 7), padding=(0, 3), name="branch7x7_2")(b7)
         b7 = _conv(192, (7, 1), padding=(3, 0), name="branch7x7_3")(b7)
-        bd = _conv(c7, name="branch7x7dbl_1")(x)
         bd = _conv(c7, (7, 1), padding=(3, 0), name="branch7x7dbl_2")(bd)
         bd = _conv(c7, (1, 7), padding=(0, 3), name="branch7x7dbl_3")(bd)
         bd = _conv(c7, (7, 1), padding=(3, 0), name="branch7x7dbl_4")(bd)
         bd = _conv(192, (1, 7), padding=(0, 3), name="branch7x7dbl_5")(bd)
-        bp = _conv(192, name="branch_pool")(avg_pool_exclude_pad(x))
         return jnp.concatenate([b1, b7, bd, bp], axis=-1), b1
 
 
@@ -175,9 +233,9 @@ class InceptionD(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        b3 = _conv(192, name="branch3x3_1")(x)
+        b3, b7 = parallel_1x1(x, [_conv(192, name="branch3x3_1"),
+                                  _conv(192, name="branch7x7x3_1")])
         b3 = _conv(320, 3, stride=2, name="branch3x3_2")(b3)
-        b7 = _conv(192, name="branch7x7x3_1")(x)
         b7 = _conv(192, (1, 7), padding=(0, 3), name="branch7x7x3_2")(b7)
         b7 = _conv(192, (7, 1), padding=(3, 0), name="branch7x7x3_3")(b7)
         b7 = _conv(192, 3, stride=2, name="branch7x7x3_4")(b7)
@@ -191,16 +249,18 @@ class InceptionE(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        b1 = _conv(320, name="branch1x1")(x)
-        b3 = _conv(384, name="branch3x3_1")(x)
+        convs = [_conv(320, name="branch1x1"), _conv(384, name="branch3x3_1"),
+                 _conv(448, name="branch3x3dbl_1")]
+        pool = _conv(192, name="branch_pool")
+        if self.pool == "avg":  # the average pool commutes with the 1x1 conv: fused
+            b1, b3, bd, bp = parallel_1x1(x, convs + [pool], pool_last=True)
+        else:  # a max pool does not
+            (b1, b3, bd), bp = parallel_1x1(x, convs), pool(max_pool(x, 1, pad=1))
         b3a = _conv(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3)
         b3b = _conv(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)
-        bd = _conv(448, name="branch3x3dbl_1")(x)
         bd = _conv(384, 3, padding=1, name="branch3x3dbl_2")(bd)
         bda = _conv(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd)
         bdb = _conv(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)
-        pooled = max_pool(x, 1, pad=1) if self.pool == "max" else avg_pool_exclude_pad(x)
-        bp = _conv(192, name="branch_pool")(pooled)
         return jnp.concatenate([b1, b3a, b3b, bda, bdb, bp], axis=-1)
 
 

@@ -24,42 +24,95 @@ def data_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
 
 
+# XLA:CPU (jax 0.10) sends convolutions to YNNPACK fusions by default; for the FID Inception the
+# Eigen convolutions it falls back to without them are faster. One thread, batch 8, CPU time of the
+# net's 36 conv shapes: YNNPACK 1.43 s, Eigen 0.89 s, torch 2.14 (oneDNN) 0.95 s; the whole net
+# 0.63x the YNNPACK time (benchmarks/RESULTS.md "FID Inception speed"). Scoped to this jit.
+CPU_CONV_OPTIONS = (("xla_cpu_experimental_ynn_fusion_type", ""),)
+
+
 @functools.lru_cache(maxsize=None)
-def _jit_sharded(fn: Callable, mesh: Mesh, with_params: bool, per_shard: bool = False):
+def _options_supported(options: tuple, device) -> bool:
+    """Whether this jaxlib compiles with `options` (experimental XLA flags come and go)."""
+    try:
+        x = jax.device_put(np.float32(0), device)
+        jax.jit(lambda v: v + 1, compiler_options=dict(options)).lower(x).compile()
+    except jax.errors.JaxRuntimeError:
+        return False
+    return True
+
+
+def cpu_compiler_options(mesh: Mesh, options: tuple = CPU_CONV_OPTIONS):
+    """dict(options) when every device of the mesh is a CPU and jaxlib knows them, else None."""
+    devices = list(mesh.devices.flat)
+    if not options or any(d.platform != "cpu" for d in devices):
+        return None
+    return dict(options) if _options_supported(options, devices[0]) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _jit_sharded(fn: Callable, mesh: Mesh, with_params: bool, per_shard: bool = False,
+                 options: tuple = ()):
     """jit(fn) with the batch on 'data' (and params replicated), cached per (fn, mesh). per_shard:
     fn runs on each device's rows inside jax.shard_map (for nets the partitioner cannot split,
-    e.g. grouped convs whose groups are the samples, or Pallas kernels)."""
+    e.g. grouped convs whose groups are the samples, or Pallas kernels). options: XLA compile
+    options of this jit only (see `cpu_compiler_options`)."""
     batch = NamedSharding(mesh, PartitionSpec("data"))
     replicated = NamedSharding(mesh, PartitionSpec())
+    compiler_options = dict(options) or None
     if per_shard:
         specs = (PartitionSpec(), PartitionSpec("data")) if with_params else PartitionSpec("data")
         fn = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("data"),
                            check_vma=False)
     if with_params:
-        return jax.jit(fn, in_shardings=(replicated, batch))
-    return jax.jit(fn, in_shardings=batch)
+        return jax.jit(fn, in_shardings=(replicated, batch), compiler_options=compiler_options)
+    return jax.jit(fn, in_shardings=batch, compiler_options=compiler_options)
 
 
-def sharded_batch_fn(fn: Callable, mesh: Mesh = None, params=None,
-                     per_shard: bool = False) -> Callable:
-    """jit(fn) with its batch argument sharded on 'data'. Pads the batch with zeros to a power of
-    two that is a multiple of the device count, and strips the padding from every output
-    (fn(batch), or fn(params, batch) when `params` is given -> pytree of [N, ...]; fn must treat
-    samples independently). Weights passed as `params` are arguments, not compiled-in constants:
-    a module-level fn compiles once per mesh for every weight set. per_shard: run fn per device
-    in jax.shard_map instead of letting XLA partition it."""
+def chunk_sizes(n: int, shards: int, max_chunks: int = 1) -> list:
+    """Padded sizes of the calls that process a batch of n: each a power of two (rounded up to a
+    multiple of `shards`), so there are few distinct shapes and few compiles. Greedy: the largest power of two <= the
+    rest, up to max_chunks calls, the last one padded up. max_chunks=1: one call padded to the
+    next power of two (50 -> 64, 28% of the work wasted); 3: 50 -> 32 + 16 + 2, nothing wasted."""
+    if n < 1 or shards < 1 or max_chunks < 1:
+        raise ValueError(f"chunk_sizes: n, shards, max_chunks must be >= 1, got {n}, {shards}, "
+                         f"{max_chunks}")
+    sizes, rest = [], n
+    while rest > 0:
+        size = 1 << (rest.bit_length() - 1)  # largest power of two <= rest
+        if size < shards or len(sizes) == max_chunks - 1:
+            size = max(shards, 1 << (rest - 1).bit_length())  # last call: pad up
+        size += (-size) % shards
+        sizes.append(size)
+        rest -= size
+    return sizes
+
+
+def sharded_batch_fn(fn: Callable, mesh: Mesh = None, params=None, per_shard: bool = False,
+                     max_chunks: int = 1, compiler_options: dict = None) -> Callable:
+    """jit(fn) with its batch argument sharded on 'data'. Runs the batch in `chunk_sizes(n,
+    devices, max_chunks)` calls, padding the last with zeros, and strips the padding from every
+    output (fn(batch), or fn(params, batch) when `params` is given -> pytree of [N, ...]; fn must
+    treat samples independently). Weights passed as `params` are arguments, not compiled-in
+    constants: a module-level fn compiles once per mesh (and call size) for every weight set.
+    per_shard: run fn per device in jax.shard_map instead of letting XLA partition it.
+    compiler_options: XLA options of this jit only (e.g. `cpu_compiler_options(mesh)`)."""
     mesh = mesh or data_mesh()
     shards = mesh.shape["data"]
-    jitted = _jit_sharded(fn, mesh, params is not None, per_shard)
+    options = tuple(sorted((compiler_options or {}).items()))
+    jitted = _jit_sharded(fn, mesh, params is not None, per_shard, options)
 
     def run(batch):
-        n = batch.shape[0]
-        size = max(shards, 1 << (n - 1).bit_length())  # power-of-two buckets: few compiles
-        size += (-size) % shards
-        if size > n:
-            batch = np.concatenate([batch, np.zeros((size - n,) + batch.shape[1:], batch.dtype)])
-        out = jitted(batch) if params is None else jitted(params, batch)
-        return jax.tree.map(lambda a: np.asarray(a)[:n], out)
+        n, start, outs = batch.shape[0], 0, []
+        for size in chunk_sizes(n, shards, max_chunks):
+            chunk = batch[start:start + size]
+            if len(chunk) < size:
+                pad = np.zeros((size - len(chunk),) + batch.shape[1:], batch.dtype)
+                chunk = np.concatenate([chunk, pad])
+            outs.append(jitted(chunk) if params is None else jitted(params, chunk))
+            start += size
+        out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
+        return jax.tree.map(lambda a: a[:n], out)
     return run
 
 
@@ -73,7 +126,8 @@ class InceptionFeatures:
 
     variables: from `gan_zoo.convert.inception.load_inception(path)` (FID/KID/IS/sFID) or
     `rfid_variables(seed)` (rFID). Batches are sharded over the mesh's 'data' axis; one compile
-    per mesh (and padded batch size) serves every weight set and metric.
+    per mesh (and call size) serves every weight set and metric. A batch runs as at most 3
+    power-of-two calls (`chunk_sizes`), on CPU with Eigen convolutions (`CPU_CONV_OPTIONS`).
     """
 
     def __init__(self, variables, names=("pool3",), mesh: Mesh = None):
@@ -84,7 +138,9 @@ class InceptionFeatures:
         self.names = tuple(names)
         shared = set(self.names) <= set(METRIC_FEATURES.values())
         fn = _metric_features if shared else _forward_for(tuple(sorted(self.names)))
-        self._run = sharded_batch_fn(fn, mesh, variables)
+        mesh = mesh or data_mesh()
+        self._run = sharded_batch_fn(fn, mesh, variables, max_chunks=3,
+                                     compiler_options=cpu_compiler_options(mesh))
 
     def __call__(self, images) -> dict:
         images = _checks.images(np.asarray(images), "InceptionFeatures")
