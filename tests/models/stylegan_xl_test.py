@@ -25,6 +25,16 @@ def _inputs(G, labels=(1, 3)):
     return z, c
 
 
+def _init(G, z, c, key=KEY):
+    """Jitted init: one compile instead of hundreds of op-by-op ones (busy 2-core CPU)."""
+    return jax.jit(lambda k, z, c: G.init(k, z, c))(key, z, c)
+
+
+def _apply(G, v, z, c, **kw):
+    """Jitted apply; array-valued keywords are closed over as constants."""
+    return jax.jit(lambda v, z, c: G.apply(v, z, c, **kw))(v, z, c)
+
+
 # ----- Layer table (design time, NumPy) -----
 
 def test_stem_schedule_matches_spec():
@@ -121,7 +131,7 @@ def test_shapes_per_stage(res):
 def tiny16():
     G = xl.generator("imagenet_test", 16)
     z, c = _inputs(G)
-    return G, G.init(KEY, z, c)
+    return G, _init(G, z, c)
 
 
 def test_class_conditional_truncation(tiny16):
@@ -131,10 +141,10 @@ def test_class_conditional_truncation(tiny16):
     v = {**v, "ema_stats": {**v["ema_stats"], "mapping": {"w_avg": w_avg}}}
     labels = (4, 1, 4)
     z, c = _inputs(G, labels)
-    ws = G.apply(v, z, c, psi=0.0, method=G.map)
+    ws = _apply(G, v, z, c, psi=0.0, method=G.map)
     np.testing.assert_array_equal(ws, np.broadcast_to(w_avg[np.array(labels), None], ws.shape))
-    ws1 = G.apply(v, z, c, method=G.map)
-    ws_cut = G.apply(v, z, c, psi=0.0, cutoff=2, method=G.map)
+    ws1 = _apply(G, v, z, c, method=G.map)
+    ws_cut = _apply(G, v, z, c, psi=0.0, cutoff=2, method=G.map)
     np.testing.assert_array_equal(ws_cut[:, 2:], ws1[:, 2:])
     np.testing.assert_array_equal(ws_cut[:, :2], ws[:, :2])
 
@@ -147,8 +157,8 @@ def test_class_w_avg_update_and_magnitude_ema_off(tiny16):
     v = {**v, "ema_stats": {**v["ema_stats"], "mapping": {"w_avg": jnp.asarray(w_avg0)}}}
     labels = (2, 5, 2)
     z, c = _inputs(G, labels)
-    w = np.asarray(G.apply(v, z, c, method=G.map)[:, 0])
-    _, new = G.apply(v, z, c, update_emas=True, mutable=["ema_stats"])
+    w = np.asarray(_apply(G, v, z, c, method=G.map)[:, 0])
+    _, new = _apply(G, v, z, c, update_emas=True, mutable=["ema_stats"])
     expected = w_avg0.copy()
     for wi, label in zip(w, labels):
         expected[label] = wi + 0.998 * (expected[label] - wi)
@@ -177,18 +187,20 @@ def test_unconditional_small_variant():
 # ----- Growing: frozen stem -----
 
 def _stem_activations(G, v, z, c, names):
-    _, state = G.apply(v, z, c, capture_intermediates=True, mutable=["intermediates"])
+    _, state = _apply(G, v, z, c, capture_intermediates=True, mutable=["intermediates"])
     inter = state["intermediates"]["synthesis"]
     return {n: inter[n]["__call__"][0] for n in names} | {"input": inter["input"]["__call__"][0]}
 
 
+@pytest.mark.slow  # ~25 s CPU: compiles a 16^2 and a 32^2 G
 def test_stem_bit_identical_after_growing(tiny16):
     """A 32^2 G whose stem is copied from a 16^2 G computes the same stem activations, bit for
-    bit; the head is the 32^2 G's own init; stem_mask marks mapping, input and stem layers."""
+    bit, each G under its own jit (as in training); the head is the 32^2 G's own init;
+    stem_mask marks mapping, input and stem layers."""
     G16, v16 = tiny16
     G32 = xl.generator("imagenet_test", 32)
     z, c = _inputs(G32)
-    v32 = xl.grow_variables(v16, G32.init(jax.random.PRNGKey(5), z, c), G32)
+    v32 = xl.grow_variables(v16, _init(G32, z, c, jax.random.PRNGKey(5)), G32)
     stem = xl.stem_layer_names(G32)
     assert stem == ("L0_36_16", "L1_36_16", "L2_36_16")
     a16 = _stem_activations(G16, v16, z, c, stem)
