@@ -105,6 +105,18 @@ def test_bad_stage_settings_raise():
 # embed_proj 320x64+64 + fc0 128x512+512 + fc1 512x512+512; per layer affine, weight, bias; the
 # input's affine and C x C weight), so the official modules count the same. Note the paper's
 # "3x larger than StyleGAN3" (SG3-T is about 22M) does not match (spec §6 item 6).
+def _official_count(t, w_dim=512, z_dim=64, embed=(1000, 320)) -> int:
+    """Parameters of the official modules for a layer table: SynthesisInput (weight C x C, affine
+    w_dim -> 4), per SynthesisLayer affine w_dim -> I, weight O x I x k x k, bias O; mapping."""
+    c0 = t.input.channels
+    n = c0 * c0 + 4 * w_dim + 4
+    for s in t.layers:
+        n += (w_dim + 1) * s.in_channels + s.out_channels * s.in_channels * s.conv_kernel**2
+        n += s.out_channels
+    mapping = embed[0] * embed[1] + (embed[1] + 1) * z_dim + (2 * z_dim + 1) * w_dim
+    return n + mapping + (w_dim + 1) * w_dim
+
+
 @pytest.mark.parametrize("res, expected", [(16, 111_846_983), (64, 211_482_183),
                                            (1024, 245_737_590)])
 def test_imagenet_param_counts(res, expected):
@@ -113,6 +125,7 @@ def test_imagenet_param_counts(res, expected):
     params = jax.eval_shape(lambda: G.init(KEY, z, c))["params"]
     assert _count(params) == expected
     assert _count(params["mapping"]) == 669_248
+    assert _official_count(G.table()) == expected
 
 
 # ----- Tiny generators: shapes, truncation, EMAs -----
