@@ -94,6 +94,7 @@ def test_generate_cli_conditional_pickle(tmp_path):
         assert_png(tmp_path / f"latent{i:04d}.png", img, f"image {i}")
 
 
+@pytest.mark.slow  # the same images as the function test above, through the CLI
 def test_generate_cli_unconditional_stylegan3(tmp_path):
     e = expected("sg3t_uncond32")
     np.save(tmp_path / "z.npy", e["z"])
