@@ -43,14 +43,14 @@ def _module(name: str, tiny: bool):
     """(flax module, apply(variables, x), example input of one sample)."""
     side = 32 if tiny else 224
     image = np.zeros((1, side, side, 3), np.float32)
-    if name.startswith("clip"):
-        model = clip.make("_test" if tiny else "ViT-L-14")
-        tokens = np.zeros((1, model.text.context_length), np.int32)
+    if name.startswith("clip"):  # one tower alone (= CLIP.encode_text / encode_image)
+        full = clip.make("_test" if tiny else "ViT-L-14")
         if name.endswith("text"):
-            fn = lambda v, t: model.apply(v, t, method="encode_text")
-            return model, fn, tokens, (image, tokens)
-        fn = lambda v, x: model.apply(v, x, method="encode_image")
-        return model, fn, image, (image, tokens)
+            model = full.text
+            tokens = np.zeros((1, model.context_length), np.int32)
+            return model, lambda v, t: model.apply(v, t)[0], tokens, (tokens,)
+        model = full.visual
+        return model, lambda v, x: model.apply(v, x)[0], image, (image,)
     if name == "effnet_lite0":
         model = efficientnet.EfficientNetLite0()
         return model, lambda v, x: model.apply(v, x)[0], image, (image,)
@@ -69,7 +69,7 @@ def build_jax(name: str, batch: int, mesh: Mesh, tiny: bool = False):
     sharded = NamedSharding(mesh, PartitionSpec("data"))
     rng = np.random.default_rng(0)
     if example.dtype == np.int32:  # prompts: random ids, the end token (largest id) last
-        eot = model.text.vocab_size - 1
+        eot = model.vocab_size - 1
         x = rng.integers(1, eot - 1, (batch,) + example.shape[1:]).astype(np.int32)
         x[:, -1] = eot
     else:
