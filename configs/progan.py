@@ -55,7 +55,12 @@ def _base(p: dict) -> ml_collections.ConfigDict:
         variant=p["variant"], resolution=p["resolution"], n_classes=0,
         # Overrides of the variant's row; 0 keeps the row's value.
         fmap_base=p.get("fmap_base", 0), fmap_max=p.get("fmap_max", 0),
-        latent_size=p.get("latent_size", 0), mbstd_group_size=p.get("mbstd_group_size", 0)))
+        latent_size=p.get("latent_size", 0), mbstd_group_size=p.get("mbstd_group_size", 0),
+        # Reduced precision (not in PG; the StyleGAN2-ADA rule): the N highest resolutions of
+        # G and D compute in fp16_dtype ('auto' = bfloat16 on GPU/TPU, float32 on CPU);
+        # conv_clamp clamps their block / RGB convs (0 = off). 0 = float32 everywhere.
+        num_fp16_res=p.get("num_fp16_res", 0), fp16_dtype=p.get("fp16_dtype", "auto"),
+        conv_clamp=p.get("conv_clamp", 0.0)))
     c.data = ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,
         prefetch=2))
@@ -67,6 +72,7 @@ def _base(p: dict) -> ml_collections.ConfigDict:
         total_kimg=p["total_kimg"],  # run length; growth ends after (2·levels − 1) phases
         batch_sizes={str(r): b for r, b in p["batch"].items() if r <= p["resolution"]},
         grad_accum=1,
+        loss_scale=p.get("loss_scale", 0.0),  # static; 0 = auto: 1024 with float16 layers, else 1
         reset_opt_at_stage=True))  # fresh Adam moments at each phase start [code]
     c.sample = ml_collections.ConfigDict(dict(truncation=0.0, standing_stats_batch_size=16))
     c.checkpoint = ml_collections.ConfigDict(dict(

@@ -24,7 +24,9 @@ _GROW = dict(_FFHQ, steps=0, total_kimg=25_000, phase_kimg=600, start_res=8, lr_
 # regularise R1 every step (d_reg=0), C-F lazily; A-C have no path length (pl_weight=0); γ = 100
 # for E, 10 otherwise.
 PRESETS = {
-    "ffhq1024": dict(_FFHQ, variant="config-f"),  # config F = StyleGAN2
+    # Config F trains the 4 highest resolutions in reduced precision (official train.py,
+    # StyleGAN2-ADA: num_fp16_res 4, conv_clamp 256); A-E as the original TF code in float32.
+    "ffhq1024": dict(_FFHQ, variant="config-f", num_fp16_res=4),  # config F = StyleGAN2
     "ffhq1024_a": dict(_GROW, variant="config-a", d_reg=0, pl_weight=0.0),
     "ffhq1024_b": dict(_GROW, variant="config-b", d_reg=0, pl_weight=0.0),
     "ffhq1024_c": dict(_GROW, variant="config-c", pl_weight=0.0),
@@ -32,7 +34,7 @@ PRESETS = {
     "ffhq1024_e": dict(_FFHQ, variant="config-e", gamma=100.0),
     # LSUN Church 256 (Table 3): config F, γ = 100, 48M images, no flips.
     "lsun256": dict(_FFHQ, variant="config-f", resolution=256, data="lsun/church_outdoor",
-                    flip=False, gamma=100.0, steps=1_500_000),
+                    flip=False, gamma=100.0, steps=1_500_000, num_fp16_res=4),
     # 2-core CPU, 32x32 crops of the built-in photos, tiny G/D (about 55k + 45k parameters).
     # γ = 1 (γ scales with resolution²); measured (benchmarks/RESULTS.md): SWD 128 after 2,000
     # steps (~6 min of 2-core CPU) vs 252 at init and 200 for the former 300 steps at γ = 10.
@@ -59,12 +61,17 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         # Training: "auto" = unfused (official train.py 'inference_only'); "true" only when the
         # batch is not sharded (one device on mesh axis 'data').
         fused_modconv="auto",
-        mbstd_group_size=4))
+        mbstd_group_size=4,
+        # Mixed precision (official num_fp16_res): the N highest resolutions of G's synthesis and
+        # of D compute in fp16_dtype ('auto' = bfloat16 on GPU/TPU, float32 on CPU; 'bfloat16',
+        # 'float16' or 'float32' force it); 0 = float32 everywhere. conv_clamp is 256 (models).
+        num_fp16_res=p.get("num_fp16_res", 0), fp16_dtype=p.get("fp16_dtype", "auto")))
     c.data = ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,
         prefetch=2))
     c.train = ml_collections.ConfigDict(dict(
         num_steps=p["steps"], batch_size=p["batch"], grad_accum=1,
+        loss_scale=p.get("loss_scale", 0.0),  # static; 0 = auto: 1024 with float16 layers, else 1
         lr_g=p["lr_g"], lr_d=p["lr_d"], b1=0.0, b2=0.99, adam_eps=1e-8,  # A8.8
         r1_gamma=p.get("gamma", 10.0), d_reg_interval=p.get("d_reg", 16),  # A8.2-3; 0 = not lazy
         pl_weight=p.get("pl_weight", 2.0), g_reg_interval=p.get("g_reg", 4),  # A8.4, A12.1: code 4
@@ -114,7 +121,7 @@ def finish(p: dict, a, family: str):
     if a.smoke:  # CPU smoke run: tiny everything
         p.update(resolution=32, batch=8, steps=10, z_dim=32, w_dim=32, mapping_layers=2,
                  channel_base=256, channel_max=16, ckpt_every=5, log_every=5, image_every=10,
-                 grid=16, data="photos", flip=False, ema_kimg=0.1)
+                 grid=16, data="photos", flip=False, ema_kimg=0.1, num_fp16_res=0)
         if p.get("phase_kimg"):  # growing: 8 -> 16 -> 32 in 16-image phases, 14 steps
             p.update(steps=0, phase_kimg=0.016, total_kimg=0.08, batch_sizes={8: 8, 16: 4},
                      log_every=1, image_every=0, grid=4)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_zoo import checks
-from gan_zoo.nn import EqualizedConv, EqualizedDense, pixel_norm
+from gan_zoo.nn import EqualizedConv, EqualizedDense, pixel_norm, precision
 from gan_zoo.ops import minibatch_std
 
 SQRT2 = math.sqrt(2.0)
@@ -99,10 +99,12 @@ def _check_res(name: str, res: int, final: int) -> int:
 
 
 def _conv(features: int, kernel: int = 3, name: Optional[str] = None, act: str = "lrelu",
-          he_gain: float = SQRT2, padding="SAME"):
-    """Equalized-lr conv + lrelu(0.2), no activation gain (ProGAN §4.1: sqrt(2) in the weights)."""
+          he_gain: float = SQRT2, padding="SAME", dtype: str = "float32",
+          clamp: Optional[float] = None):
+    """Equalized-lr conv + lrelu(0.2), no activation gain (ProGAN §4.1: sqrt(2) in the weights),
+    computing in `dtype` (float32 params cast at use) with an optional output clamp."""
     return EqualizedConv(features, kernel, padding=padding, he_gain=he_gain, activation=act,
-                         act_gain=1.0, name=name)
+                         act_gain=1.0, clamp=clamp, dtype=precision.as_dtype(dtype), name=name)
 
 
 def _dense(features: int, he_gain: float, act: str, name: str):
@@ -117,13 +119,16 @@ class GBlock(nn.Module):
 
     features: int  # output channels nf(res)
     use_pixelnorm: bool = True  # pixelwise feature normalisation after each conv (PG §4.2)
+    dtype: str = "float32"  # compute dtype (reduced in the num_fp16_res blocks)
+    conv_clamp: Optional[float] = None  # clamp conv outputs to +-conv_clamp; None = off
 
     @nn.compact
     def __call__(self, x):
-        pn = pixel_norm if self.use_pixelnorm else (lambda v: v)
-        x = upsample_nn(x)  # nearest 2x (PG App. A.1)
-        x = pn(_conv(self.features, name="conv0")(x))
-        return pn(_conv(self.features, name="conv1")(x))
+        pn = pixel_norm if self.use_pixelnorm else (lambda v: v)  # float32 inside
+        conv = dict(dtype=self.dtype, clamp=self.conv_clamp)
+        x = upsample_nn(x.astype(precision.as_dtype(self.dtype)))  # nearest 2x (PG App. A.1)
+        x = pn(_conv(self.features, name="conv0", **conv)(x))
+        return pn(_conv(self.features, name="conv1", **conv)(x))
 
 
 class DBlock(nn.Module):
@@ -133,11 +138,14 @@ class DBlock(nn.Module):
     """
 
     features: int  # output channels nf(res / 2)
+    dtype: str = "float32"  # compute dtype (reduced in the num_fp16_res blocks)
+    conv_clamp: Optional[float] = None  # clamp conv outputs to +-conv_clamp; None = off
 
     @nn.compact
     def __call__(self, x):
-        x = _conv(x.shape[-1], name="conv0")(x)
-        x = _conv(self.features, name="conv1")(x)
+        conv = dict(dtype=self.dtype, clamp=self.conv_clamp)
+        x = _conv(x.shape[-1], name="conv0", **conv)(x.astype(precision.as_dtype(self.dtype)))
+        x = _conv(self.features, name="conv1", **conv)(x)
         return avgpool2(x)  # conv + avgpool == the official fused 4x4 stride-2 conv
 
 
@@ -157,9 +165,15 @@ class Generator(nn.Module):
     num_channels: int = 3  # RGB
     normalize_latents: bool = True  # pixel-norm z onto the hypersphere (PG App. A.1, [code])
     use_pixelnorm: bool = True  # PN after every conv / the first dense (PG §4.2)
+    num_fp16_res: int = 0  # the N highest resolutions compute in fp16_dtype (StyleGAN2-ADA rule)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
+    conv_clamp: Optional[float] = None  # clamp block / toRGB convs (not in PG); None = off
 
     def _nf(self, res):
         return channels(res, self.fmap_base, self.fmap_max)
+
+    def _prec(self, res) -> dict:
+        return _precision(self, res)
 
     @nn.compact
     def __call__(self, z, labels=None, *, res: Optional[int] = None, alpha=1.0):
@@ -167,8 +181,10 @@ class Generator(nn.Module):
         checks.check_shape("Generator: z", z, (None, self.latent_size))
         pn = pixel_norm if self.use_pixelnorm else (lambda v: v)
         all_res = resolutions(self.resolution)
-        blocks = {r: GBlock(self._nf(r), self.use_pixelnorm, name=f"b{r}") for r in all_res[1:]}
-        torgb = {r: _conv(self.num_channels, 1, f"torgb{r}", "linear", 1.0) for r in all_res}
+        blocks = {r: GBlock(self._nf(r), self.use_pixelnorm, conv_clamp=self.conv_clamp,
+                            dtype=self._prec(r)["dtype"], name=f"b{r}") for r in all_res[1:]}
+        torgb = {r: _conv(self.num_channels, 1, f"torgb{r}", "linear", 1.0, **self._prec(r))
+                 for r in all_res}
         # Latent (+ one-hot label), normalised onto the hypersphere (PG App. A.1).
         x = _with_labels("Generator", z.astype(jnp.float32), labels, self.n_classes)
         x = pixel_norm(x) if self.normalize_latents else x
@@ -181,10 +197,10 @@ class Generator(nn.Module):
         h_prev = h
         for r in all_res[1:all_res.index(res) + 1]:
             h_prev, h = h, blocks[r](h)
-        img = torgb[res](h)
+        img = torgb[res](h).astype(jnp.float32)  # images, fade-in and losses in float32
         aux = {"features": h}
         if res > 4:  # Fade-in: lerp(up_nn(toRGB_{res/2}(h_prev)), toRGB_res(h), alpha).
-            old = upsample_nn(torgb[res // 2](h_prev))
+            old = upsample_nn(torgb[res // 2](h_prev).astype(jnp.float32))
             aux.update(rgb_old=old, rgb_new=img)
             img = lerp(old, img, jnp.asarray(alpha, img.dtype))
         if self.is_initializing():  # create every layer's params whatever `res` is
@@ -206,9 +222,15 @@ class Discriminator(nn.Module):
     fmap_max: int = 512
     mbstd_group_size: int = 16  # PG §3; [code] preset-v1 16 (whole minibatch up to 16)
     mbstd_num_features: int = 1  # one averaged statistic (PG §3)
+    num_fp16_res: int = 0  # the N highest resolutions compute in fp16_dtype (StyleGAN2-ADA rule)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
+    conv_clamp: Optional[float] = None  # clamp block / fromRGB convs (not in PG); None = off
 
     def _nf(self, res):
         return channels(res, self.fmap_base, self.fmap_max)
+
+    def _prec(self, res) -> dict:
+        return _precision(self, res)
 
     @nn.compact
     def __call__(self, x, labels=None, *, res: Optional[int] = None, alpha=1.0):
@@ -216,8 +238,9 @@ class Discriminator(nn.Module):
         res = _check_res("Discriminator", res, self.resolution)
         checks.check_shape("Discriminator: x", x, (None, res, res, None))
         all_res = resolutions(self.resolution)
-        blocks = {r: DBlock(self._nf(r // 2), name=f"b{r}") for r in all_res[1:]}
-        fromrgb = {r: _conv(self._nf(r), 1, f"fromrgb{r}") for r in all_res}
+        blocks = {r: DBlock(self._nf(r // 2), conv_clamp=self.conv_clamp,
+                            dtype=self._prec(r)["dtype"], name=f"b{r}") for r in all_res[1:]}
+        fromrgb = {r: _conv(self._nf(r), 1, f"fromrgb{r}", **self._prec(r)) for r in all_res}
         x = x.astype(jnp.float32)
         h = fromrgb[res](x)
         if res > 4:  # Fade-in: lerp(fromRGB_{res/2}(avgpool(x)), block_res(fromRGB_res(x)), alpha).
@@ -225,6 +248,7 @@ class Discriminator(nn.Module):
             h = lerp(old, blocks[res](h), jnp.asarray(alpha, h.dtype))
         for r in reversed(all_res[1:all_res.index(res)]):
             h = blocks[r](h)
+        h = h.astype(jnp.float32)  # the 4x4 epilogue runs in float32
         aux = {"features": h}  # [N, 4, 4, C]
         # Epilogue at 4x4: mbstd -> Conv 3x3 -> "Conv 4x4" (= dense 16C -> nf(0)) -> dense.
         h = minibatch_std(h, self.mbstd_group_size, self.mbstd_num_features)
@@ -247,6 +271,13 @@ def _with_labels(name: str, z, labels, n_classes: int):
         raise ValueError(f"{name}: n_classes={n_classes} needs labels [N] (int)")
     checks.check_shape(f"{name}: labels", labels, (z.shape[0],))
     return jnp.concatenate([z, jax.nn.one_hot(labels, n_classes, dtype=z.dtype)], axis=-1)
+
+
+def _precision(net, res: int) -> dict:
+    """{dtype, clamp} of the layers at resolution `res` of a ProGAN G or D: the num_fp16_res
+    highest resolutions (StyleGAN2-ADA rule, `precision.block_dtype`) in fp16_dtype."""
+    dtype = precision.block_dtype(res, net.resolution, net.num_fp16_res, net.fp16_dtype)
+    return dict(dtype=dtype, clamp=net.conv_clamp)
 
 
 def _touch(blocks: dict, rgb: dict, res: int, nf_fn, grow: bool):

@@ -44,6 +44,7 @@ from gan_zoo.models.stylegan2_layers import (
     ToRGBLayer,
     normalize_2nd_moment,
 )
+from gan_zoo.nn import precision
 
 __all__ = [
     "BUFFERS", "EMA", "VARIANTS", "Conv2dLayer", "Discriminator", "DiscriminatorBlock",
@@ -90,6 +91,7 @@ class SynthesisBlock(nn.Module):
     demodulate: bool = True  # weight demodulation (config B+)
     style_mode: str = "modulate"  # 'modulate' (StyleGAN2) | 'adain' (StyleGAN1, config A)
     torgb: bool = False  # a ToRGB even when not last ('orig' + progressive growing)
+    dtype: str = "float32"  # compute dtype of x (reduced in the num_fp16_res blocks); img: fp32
     impl: str = "auto"  # op implementation
 
     @property
@@ -120,13 +122,15 @@ class SynthesisBlock(nn.Module):
                      use_noise=self.use_noise, demodulate=self.demodulate,
                      style_mode=self.style_mode, impl=self.impl)
         call = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
+        dtype = precision.as_dtype(self.dtype)  # float32 params, cast at use (official use_fp16)
+        x = None if x is None else x.astype(dtype)
         # Input: learned constant c_1, tiled over the batch (spec A3.1.5; StyleGAN1: init 1 and
         # its own noise + AdaIN layer, official G_synthesis '4x4/Const').
         if self.in_channels == 0:
             init = nn.initializers.ones if self.adain else nn.initializers.normal(1.0)
             const = self.param("const", init,
                                (self.resolution, self.resolution, self.out_channels))
-            x = jnp.broadcast_to(const[None], (ws.shape[0],) + const.shape)
+            x = jnp.broadcast_to(const[None].astype(dtype), (ws.shape[0],) + const.shape)
             if self.adain:
                 x = SynthesisLayer(self.out_channels, kernel_size=0, name="conv0", **layer)(
                     x, ws[:, 0], **call)
@@ -155,6 +159,7 @@ class SynthesisBlock(nn.Module):
                                name="torgb")(x, ws[:, self.num_conv], fused_modconv=fused_modconv)
             y = y.astype(jnp.float32)
             img = y if img is None else img + y
+        assert x.dtype == dtype, (self.name, x.dtype, dtype)
         return x, img
 
 
@@ -181,6 +186,8 @@ class SynthesisNetwork(nn.Module):
     demodulate: bool = True  # weight demodulation
     style_mode: str = "modulate"  # 'modulate' (StyleGAN2) | 'adain' (StyleGAN1, config A)
     progressive: bool = False  # ToRGB per resolution + fade-in (ProGAN-style growing)
+    num_fp16_res: int = 0  # the N highest resolutions compute in fp16_dtype (official: 4)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
     impl: str = "auto"  # op implementation
 
     @property
@@ -224,6 +231,8 @@ class SynthesisNetwork(nn.Module):
                 resample_filter=self.resample_filter, conv_clamp=self.conv_clamp,
                 use_noise=self.use_noise, demodulate=self.demodulate,
                 style_mode=self.style_mode, torgb=self.progressive, impl=self.impl,
+                dtype=precision.block_dtype(r, self.img_resolution, self.num_fp16_res,
+                                            self.fp16_dtype),
                 name=f"b{r}")
             block_ws = ws[:, w_idx:w_idx + block.num_conv + block.num_torgb]
             want = not self.progressive or init or r in (res, res // 2)
@@ -275,6 +284,8 @@ class Generator(nn.Module):
     # (use_fused of ops/modulated_conv2d.py: per backend, dtype and batch). False under batch
     # sharding.
     fused_modconv_default: Union[bool, str, None] = "auto"
+    num_fp16_res: int = 0  # the N highest synthesis resolutions in fp16_dtype (official: 4)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
     impl: str = "auto"  # op implementation
 
     def setup(self):
@@ -282,7 +293,8 @@ class Generator(nn.Module):
             self.w_dim, self.img_resolution, self.img_channels, self.channel_base,
             self.channel_max, self.architecture, self.resample_filter, self.conv_clamp,
             self.use_noise, self.demodulate, style_mode=self.style_mode,
-            progressive=self.progressive, impl=self.impl)
+            progressive=self.progressive, num_fp16_res=self.num_fp16_res,
+            fp16_dtype=self.fp16_dtype, impl=self.impl)
         self.mapping = MappingNetwork(
             self.z_dim, self.c_dim, self.w_dim, num_ws(self.img_resolution),
             num_layers=self.mapping_layers, embed_features=self.embed_features,

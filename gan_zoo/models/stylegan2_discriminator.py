@@ -13,7 +13,7 @@ import numpy as np
 from gan_zoo import checks, ops
 from gan_zoo.models import progan
 from gan_zoo.models.stylegan2_layers import DEFAULT_FILTER, Conv2dLayer, MappingNetwork
-from gan_zoo.nn import EqualizedDense
+from gan_zoo.nn import EqualizedDense, precision
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 
@@ -36,16 +36,20 @@ class DiscriminatorBlock(nn.Module):
     activation: str = "lrelu"  # bias_act activation
     resample_filter: Sequence[float] = DEFAULT_FILTER  # FIR taps
     conv_clamp: Optional[float] = None  # clamp conv outputs; None = off
+    dtype: str = "float32"  # compute dtype (reduced in the num_fp16_res blocks)
     impl: str = "auto"  # op implementation
 
     @nn.compact
     def __call__(self, x, img, alpha=None):
         conv = dict(activation=self.activation, conv_clamp=self.conv_clamp, impl=self.impl)
+        dtype = precision.as_dtype(self.dtype)  # float32 params, cast at use (official use_fp16)
+        x = None if x is None else x.astype(dtype)
         # FromRGB (first block, every block with input skips, the fading block of a growing D).
         if self.in_channels == 0 or self.architecture == "skip" or alpha is not None:
             checks.check_shape(f"DiscriminatorBlock b{self.resolution}: img", img,
                                [None, self.resolution, self.resolution, self.img_channels])
-            y = Conv2dLayer(self.tmp_channels, 1, name="fromrgb", **conv)(img.astype(jnp.float32))
+            img = img.astype(dtype)
+            y = Conv2dLayer(self.tmp_channels, 1, name="fromrgb", **conv)(img)
             x = _join(x, y, alpha)
             img = (ops.downsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl)
                    if self.architecture == "skip" else None)
@@ -60,6 +64,7 @@ class DiscriminatorBlock(nn.Module):
             x = y + conv1(conv0(x), gain=np.sqrt(0.5))
         else:
             x = conv1(conv0(x))
+        assert x.dtype == dtype, (self.name, x.dtype, dtype)
         return x, img
 
 
@@ -138,6 +143,8 @@ class Discriminator(nn.Module):
     mbstd_num_channels: int = 1  # minibatch-stddev features
     resample_filter: Sequence[float] = DEFAULT_FILTER  # FIR taps
     progressive: bool = False  # fromRGB per resolution, `res` / `alpha` select the stage (A-D)
+    num_fp16_res: int = 0  # the N highest resolutions compute in fp16_dtype (official: 4)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
     impl: str = "auto"  # op implementation
 
     @property
@@ -189,6 +196,8 @@ class Discriminator(nn.Module):
             x, img = DiscriminatorBlock(
                 self._channels(res_b) if res_b < r else 0, self._channels(res_b),
                 self._channels(res_b // 2), res_b, resample_filter=self.resample_filter,
+                dtype=precision.block_dtype(res_b, self.img_resolution, self.num_fp16_res,
+                                            self.fp16_dtype),
                 name=f"b{res_b}", **common)(x, block_img, block_alpha)
         # Label mapping for the projection output.
         cmap_dim = 0 if self.c_dim == 0 else (self.cmap_dim or self._channels(4))

@@ -250,7 +250,8 @@ class SynthesisLayer(nn.Module):
         # AdaIN (StyleGAN1 eq. 1): y_s,i (x_i - mu(x_i)) / sigma(x_i) + y_b,i, y = A(w).
         styles = EqualizedDense(2 * o, name="affine")(w)  # [N, 2 O]
         scale, shift = styles[:, None, None, :o], styles[:, None, None, o:]
-        return instance_norm(x.astype(jnp.float32)) * (scale + 1.0) + shift
+        # In float32 (normalisation), back to the block's compute dtype.
+        return (instance_norm(x.astype(jnp.float32)) * (scale + 1.0) + shift).astype(x.dtype)
 
     def _noise(self, n, noise_mode, channels=None):
         """Noise [N or 1, R, R, 1] scaled by the learned strength phi (StyleGAN2 §2.1: a scalar;

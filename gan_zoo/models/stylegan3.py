@@ -25,7 +25,7 @@ import numpy as np
 
 from gan_zoo import checks, ops
 from gan_zoo.models.stylegan2_layers import BUFFERS, EMA, MappingNetwork, lerp
-from gan_zoo.nn import EqualizedDense
+from gan_zoo.nn import EqualizedDense, precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +181,7 @@ class SynthesisLayer(nn.Module):
     conv_clamp: Optional[float] = 256  # clamp after the lrelu
     magnitude_ema_beta: float = 0.999  # EMA decay of the input magnitude
     impl: str = "auto"  # op implementation
+    dtype: str = "float32"  # compute dtype of the conv and lrelu (official use_fp16 layers)
 
     @nn.compact
     def __call__(self, x, w, update_emas=False, fused_modconv="auto"):
@@ -200,6 +201,7 @@ class SynthesisLayer(nn.Module):
         k = s.conv_kernel
         weight = self.param("weight", nn.initializers.normal(1.0),
                             (k, k, s.in_channels, s.out_channels))  # [k, k, I, O]
+        x = x.astype(precision.as_dtype(self.dtype))  # float32 params, cast at use
         x = ops.modulated_conv2d_sg3(x, weight, styles, demodulate=not s.is_torgb,
                                      padding=k - 1, input_gain=input_gain,
                                      fused_modconv=fused_modconv)
@@ -235,6 +237,8 @@ class SynthesisNetwork(nn.Module):
     conv_clamp: Optional[float] = 256  # clamp after every lrelu
     magnitude_ema_beta: float = 0.999  # magnitude EMA decay
     impl: str = "auto"  # op implementation
+    num_fp16_res: int = 0  # layers with sampling rate * 2^N > R compute in fp16_dtype (off: 4)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
 
     def specs(self):
         return layer_specs(self.img_resolution, self.img_channels, self.channel_base,
@@ -250,9 +254,12 @@ class SynthesisNetwork(nn.Module):
         ws = ws.astype(jnp.float32)
         x = SynthesisInput(inp, name="input")(ws[:, 0])
         for i, spec in enumerate(layers):
+            dtype = precision.sg3_layer_dtype(spec.out_sampling_rate, self.img_resolution,
+                                              self.num_fp16_res, self.fp16_dtype)
             x = SynthesisLayer(spec, self.conv_clamp, self.magnitude_ema_beta, self.impl,
-                               name=spec.name)(x, ws[:, i + 1], update_emas=update_emas,
-                                               fused_modconv=fused_modconv)
+                               dtype=dtype, name=spec.name)(x, ws[:, i + 1],
+                                                            update_emas=update_emas,
+                                                            fused_modconv=fused_modconv)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.astype(jnp.float32)
@@ -295,6 +302,8 @@ class Generator(nn.Module):
     # Modulated conv execution: True (grouped, as official) / False / "auto" (see
     # use_fused of ops/modulated_conv2d.py).
     fused_modconv_default: Union[bool, str, None] = "auto"
+    num_fp16_res: int = 0  # layers with sampling rate * 2^N > R in fp16_dtype (official: 4)
+    fp16_dtype: str = "bfloat16"  # reduced dtype: 'bfloat16' | 'float16' | 'float32' | 'auto'
 
     def setup(self):
         self.synthesis = SynthesisNetwork(
@@ -302,7 +311,8 @@ class Generator(nn.Module):
             self.channel_max, self.num_layers, self.num_critical, self.first_cutoff,
             self.first_stopband, self.last_stopband_rel, self.margin_size, self.output_scale,
             self.conv_kernel, self.filter_size, self.lrelu_upsampling, self.use_radial_filters,
-            self.conv_clamp, self.magnitude_ema_beta, self.impl)
+            self.conv_clamp, self.magnitude_ema_beta, self.impl,
+            num_fp16_res=self.num_fp16_res, fp16_dtype=self.fp16_dtype)
         self.mapping = MappingNetwork(
             self.z_dim, self.c_dim, self.w_dim, self.num_layers + 2,
             num_layers=self.mapping_layers, lr_multiplier=self.mapping_lr_multiplier,

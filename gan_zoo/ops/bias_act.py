@@ -81,7 +81,10 @@ def bias_act(x, b=None, dim=-1, act="linear", alpha=None, gain=None, clamp=None,
         if b.ndim != 1 or b.shape[0] != x.shape[dim]:
             raise ValueError(f"bias_act: b must have shape [{x.shape[dim]}] (x.shape[{dim}]), "
                              f"got {tuple(b.shape)}")
-        x = x + b.astype(x.dtype).reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+        # Broadcast, then cast: the bias gradient (the transposed broadcast, a sum over N, H, W)
+        # accumulates in b's float32, not in a reduced activation dtype.
+        b = jnp.broadcast_to(b.reshape([-1 if i == dim else 1 for i in range(x.ndim)]), x.shape)
+        x = x + b.astype(x.dtype)
     x = spec.func(x, alpha)
     if gain != 1:
         x = x * gain

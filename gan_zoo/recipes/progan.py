@@ -20,6 +20,7 @@ import optax
 
 from gan_zoo import losses
 from gan_zoo.models import progan as progan_models
+from gan_zoo.nn import precision
 from gan_zoo.recipes import growing
 from gan_zoo.recipes.base import GANState, Phase, Recipe
 from gan_zoo.recipes.growing import (  # noqa: F401  (re-exported: the ProGAN schedule API)
@@ -82,6 +83,11 @@ def _networks(config):
     over = {k: m[k] for k in _MODEL_OVERRIDES if m.get(k, 0)}
     g_over = {k: v for k, v in over.items() if k != "mbstd_group_size"}
     d_over = {k: v for k, v in over.items() if k != "latent_size"}
+    # Mixed precision of the highest resolutions (StyleGAN2-ADA num_fp16_res; clamp 0 = off).
+    prec = dict(num_fp16_res=m.get("num_fp16_res", 0), fp16_dtype=m.get("fp16_dtype", "auto"),
+                conv_clamp=m.get("conv_clamp", 0.0) or None)
+    g_over.update(prec)
+    d_over.update(prec)
     return (progan_models.make_generator(m.variant, m.n_classes, resolution=m.resolution,
                                          **g_over),
             progan_models.make_discriminator(m.variant, m.n_classes, resolution=m.resolution,
@@ -170,6 +176,9 @@ def make_recipe(config, networks=None, resolution: Optional[int] = None) -> Reci
         return generate(state.ema_params, key, labels, state.scalars["alpha"], labels.shape[0])
 
     phases = (Phase("d", d_loss, update="d"), Phase("g", g_loss, update="g", uses_real=False))
+    # Static loss scale of float16 layers (precision.loss_scaled; 1 otherwise).
+    phases = precision.loss_scaled_phases(
+        phases, precision.resolve_loss_scale(t.get("loss_scale", 0.0), G, D))
     return Recipe(init_state=init_state, phases=phases, optimizers=optimizers,
                   sample_fn=sample_fn, networks={"g": G, "d": D},
                   ema_decay=lambda step: jnp.float32(t.ema_decay),

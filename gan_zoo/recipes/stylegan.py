@@ -39,6 +39,7 @@ import optax
 from gan_zoo import losses, ops
 from gan_zoo.models import stylegan2, stylegan3
 from gan_zoo.models.stylegan2_layers import EMA
+from gan_zoo.nn import precision
 from gan_zoo.recipes import growing
 from gan_zoo.recipes.base import GANState, Phase, Recipe
 
@@ -138,6 +139,10 @@ def make_networks(config, family: str):
     d_over = {k: v for k, v in over.items() if k in ("channel_base", "channel_max")}
     d_over.update({k[2:]: m[k] for k in ("d_channel_base", "d_channel_max") if m.get(k, 0)})
     d_kw = dict(img_resolution=m.resolution, mbstd_group_size=m.mbstd_group_size, **d_over)
+    # Mixed precision of G's synthesis and D (official num_fp16_res; 'auto': bf16 on GPU/TPU).
+    prec = dict(num_fp16_res=m.get("num_fp16_res", 0), fp16_dtype=m.get("fp16_dtype", "auto"))
+    over.update(prec)
+    d_kw.update(prec)
     if family == "stylegan2":
         G = stylegan2.generator(m.variant, c_dim, img_resolution=m.resolution,
                                 fused_modconv_default=fused_modconv_setting(config), **over)
@@ -437,7 +442,9 @@ def _make_recipe(config, G, D, stage: Optional[GrowStage] = None) -> Recipe:
         post_step = functools.partial(growing.count_images, batch=stage.batch,
                                       growth=stage.growth)
     return Recipe(
-        init_state=init_state, phases=_phases(nets, t, nets.batch // t.grad_accum),
+        init_state=init_state, phases=precision.loss_scaled_phases(
+            _phases(nets, t, nets.batch // t.grad_accum),
+            precision.resolve_loss_scale(t.get("loss_scale", 0.0), G, D)),
         optimizers=optimizers, sample_fn=sample_fn,
         learning_rates={"g": optax.constant_schedule(lr_g), "d": optax.constant_schedule(lr_d)},
         networks={"g": G, "d": D},
