@@ -107,7 +107,7 @@ def _sg2_nets(args, item: str, training: bool):
 
 
 def build_sg2_g(args, item: str):
-    (G, _, g_vars, _), _, (g_fwd, z) = _sg2_nets(args, item, training=False)
+    (G, _, g_vars, _), (Gz, _), (g_fwd, z) = _sg2_nets(args, item, training=False)
     zt, ct = torch.from_numpy(z), torch.zeros([z.shape[0], 0])
 
     def theirs():
@@ -115,7 +115,9 @@ def build_sg2_g(args, item: str):
             G(zt, ct, noise_mode="const")
 
     return Bench(_blocking(lambda: g_fwd(g_vars, z)), theirs,
-                 f"batch {z.shape[0]}, {args.res}^2, channel_max {args.cmax}, noise const")
+                 f"batch {z.shape[0]}, {args.res}^2, channel_max {args.cmax}, noise const, "
+                 f"official fused (eval), gan_zoo fused_modconv_default="
+                 f"{getattr(Gz, 'fused_modconv_default', '?')}")
 
 
 def _load_state(state, recipe, g_vars, d_vars):
@@ -126,10 +128,10 @@ def _load_state(state, recipe, g_vars, d_vars):
         want, got = jax.tree.structure(state.params[k]), jax.tree.structure(params[k])
         if want != got:
             raise ValueError(f"converted {k} params do not fit the recipe's {k}: {got} vs {want}")
+    cols = {k: {**state.collections[k], **v} for k, v in (("g", g), ("d", d))}
     return state.replace(params=params,
                          opt_state={k: recipe.optimizers[k].init(params[k]) for k in params},
-                         ema_params=jax.tree.map(jnp.copy, params["g"]),
-                         collections={"g": g, "d": {**state.collections["d"], **d}})
+                         ema_params=jax.tree.map(jnp.copy, params["g"]), collections=cols)
 
 
 def _ours_step(recipe, state, batch):
