@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import progan as pg_config
 from configs import stylegan2 as sg2_config
 from configs import stylegan3 as sg3_config
 from gan_zoo import data as gdata
@@ -19,6 +20,7 @@ from gan_zoo.convert import stylegan2 as convert2
 from gan_zoo.convert import stylegan3 as convert3
 from gan_zoo.models import progan
 from gan_zoo.nn import precision
+from gan_zoo.recipes import progan as pg_recipe
 from gan_zoo.recipes import stylegan
 from gan_zoo.tools import golden as harness
 from gan_zoo.train import sharding
@@ -210,6 +212,28 @@ def test_progan_reduced_blocks():
     assert img_b.dtype == score_b.dtype == jnp.float32
     # Random init, |img| <= 1.9, |score| <= 0.7: measured max errors 0.013 (G), 0.0010 (D).
     assert 0 < np.abs(img_b - img).max() < 0.05 and 0 < np.abs(score_b - score).max() < 0.005
+
+
+# ----- Config wiring -----
+
+def test_configs_reach_the_networks_and_the_loss_scale():
+    """Official presets ask for 4 reduced resolutions, CPU presets for none; config.model
+    fields reach G and D (StyleGAN2/3 and ProGAN); float16 turns on the static loss scale."""
+    assert sg2_config.get_config("ffhq1024").model.num_fp16_res == 4
+    assert sg3_config.get_config("ffhq1024_t").model.num_fp16_res == 4
+    assert sg2_config.get_config("photos").model.num_fp16_res == 0
+    assert sg3_config.get_config("ffhq1024_t,smoke").model.num_fp16_res == 0
+    for family, module in (("stylegan2", sg2_config), ("stylegan3", sg3_config)):
+        c = module.get_config("photos")
+        c.model.update(num_fp16_res=3, fp16_dtype="float16")
+        for net in stylegan.make_networks(c, family):
+            assert (net.num_fp16_res, net.fp16_dtype) == (3, "float16"), (family, net)
+        assert precision.resolve_loss_scale(c.train.loss_scale, *stylegan.make_networks(
+            c, family)) == precision.FP16_LOSS_SCALE
+    c = pg_config.get_config("photos")
+    c.model.update(num_fp16_res=2, fp16_dtype="bfloat16", conv_clamp=256.0)
+    for net in pg_recipe._networks(c):
+        assert (net.num_fp16_res, net.fp16_dtype, net.conv_clamp) == (2, "bfloat16", 256.0)
 
 
 # ----- Training in bfloat16 -----
