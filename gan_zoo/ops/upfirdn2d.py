@@ -210,6 +210,7 @@ def upfirdn2d(x, f=None, up=1, down=1, padding=0, flip_filter=False, gain=1, imp
     downx, downy = checks.int_pair("upfirdn2d: down", down)
     x0, x1, y0, y1 = checks.padding4("upfirdn2d: padding", padding)
     f = np.ones([1, 1], np.float32) if f is None else f
+    f = f if hasattr(f, "ndim") else np.asarray(f, np.float32)  # a list of taps
     fw, fh = filter_size(f)
     if x.shape[2] * upx + x0 + x1 - fw + 1 < 1 or x.shape[1] * upy + y0 + y1 - fh + 1 < 1:
         raise ValueError(f"upfirdn2d: padding {padding} and a {fh}x{fw} filter leave no output "

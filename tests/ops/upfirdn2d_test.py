@@ -175,3 +175,9 @@ def test_low_precision_input_keeps_dtype():
     assert y.dtype == jnp.bfloat16
     want = ops.upsample2d(x.astype(jnp.float32), f)
     np.testing.assert_allclose(y.astype(jnp.float32), want, rtol=2e-2, atol=2e-2)
+
+
+def test_filter_as_list():
+    x = np.random.default_rng(4).standard_normal([1, 5, 5, 1]).astype(np.float32)
+    np.testing.assert_allclose(ops.upfirdn2d(x, [1.0, 2.0, 1.0], up=2, padding=1),
+                               ops.upfirdn2d(x, np.array([1.0, 2.0, 1.0]), up=2, padding=1))
