@@ -138,6 +138,26 @@ class MappingNetwork(nn.Module):
         return jax.lax.scan(step, w_avg, (jnp.argmax(c, axis=1), w))[0]
 
 
+class StyleSplit(nn.Module):
+    """Second-order style, StyleGAN-T (Sauer et al. 2023) §3.1 eq. 1: s = s1 * s2 + s3, the equal
+    thirds of one affine `proj` with 3 I outputs (bias init 1). w: [N, w_dim] -> [N, I]."""
+
+    features: int  # I
+
+    @nn.compact
+    def __call__(self, w):
+        m1, m2, m3 = jnp.split(EqualizedDense(3 * self.features, bias_init=1.0, name="proj")(w),
+                               3, axis=-1)
+        return m1 * m2 + m3
+
+
+def style_affine(w, features: int, style_split: bool = False):
+    """A layer's style affine named `affine`: dense, bias init 1 (StyleGAN2) or StyleSplit."""
+    if style_split:
+        return StyleSplit(features, name="affine")(w)
+    return EqualizedDense(features, bias_init=1.0, name="affine")(w)
+
+
 class Conv2dLayer(nn.Module):
     """Equalized-lr conv with optional FIR up/down-sampling. StyleGAN2 App. B (`Conv2dLayer`).
 
@@ -196,6 +216,7 @@ class SynthesisLayer(nn.Module):
     demodulate: bool = True  # eq. 3 (modulate mode)
     style_mode: str = "modulate"  # 'modulate' (StyleGAN2) | 'adain' (StyleGAN1, config A)
     impl: str = "auto"  # op implementation
+    style_split: bool = False  # affine = StyleSplit (StyleGAN-T eq. 1), modulate mode only
 
     @nn.compact
     def __call__(self, x, w, noise_mode="random", fused_modconv=True, gain=1.0):
@@ -208,7 +229,7 @@ class SynthesisLayer(nn.Module):
         if self.style_mode == "adain":
             return self._adain(x, w, noise_mode)
         # Style: s = A(w). [N, I]
-        styles = EqualizedDense(i, bias_init=1.0, name="affine")(w)
+        styles = style_affine(w, i, self.style_split)
         weight = self.param("weight", _normal, (self.kernel_size, self.kernel_size, i,
                                                 self.out_channels))  # [k, k, I, O]
         noise = self._noise(n, noise_mode) if self.use_noise else None
@@ -284,11 +305,12 @@ class ToRGBLayer(nn.Module):
     kernel_size: int = 1  # k
     conv_clamp: Optional[float] = None  # clamp the output to +-conv_clamp
     impl: str = "auto"  # op implementation
+    style_split: bool = False  # affine = StyleSplit (StyleGAN-T eq. 1)
 
     @nn.compact
     def __call__(self, x, w, fused_modconv=True):
         i, k = x.shape[-1], self.kernel_size
-        styles = EqualizedDense(i, bias_init=1.0, name="affine")(w) * (1 / np.sqrt(i * k * k))
+        styles = style_affine(w, i, self.style_split) * (1 / np.sqrt(i * k * k))
         weight = self.param("weight", _normal, (k, k, i, self.out_channels))
         x = ops.modulated_conv2d(x, weight, styles, demodulate=False,
                                  fused_modconv=fused_modconv, impl=self.impl)

@@ -52,6 +52,7 @@ RUNNERS = {
     "training.networks_stylegan2.Generator": "gan_zoo.convert.stylegan2:golden_generator",
     "training.networks_stylegan2.Discriminator": "gan_zoo.convert.stylegan2:golden_discriminator",
     "training.networks_stylegan3.Generator": "gan_zoo.convert.stylegan3:golden_generator",
+    "networks.generator.Generator": "gan_zoo.convert.stylegan_t:golden_generator",
     "torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3":
         "gan_zoo.convert.inception:golden_inception",
     "timm.models.efficientnet.EfficientNetFeatures": "gan_zoo.convert.efficientnet:golden_effnet",
