@@ -1,0 +1,135 @@
+"""Projected discriminator (gan_zoo.models.projected_d), StyleGAN-XL spec §1.4."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_zoo.models import projected_d as pd
+
+MUTABLE = ["batch_stats", "spectral_norm"]
+# Tiny ViT (12 blocks for taps 2/5/8/11, width 32); the EfficientNet has no smaller variant.
+TINY = dict(vit_overrides=(("width", 32), ("heads", 2)), c_dim=10, num_devices=1)
+
+
+def _n(tree):
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _shapes(d, res, batch=8):  # 8: the conftest's CPU devices (per-device BN)
+    x = jax.ShapeDtypeStruct((batch, res, res, 3), jnp.float32)
+    c = jax.ShapeDtypeStruct((batch, d.c_dim), jnp.float32) if d.c_dim else None
+    v = jax.eval_shape(lambda k, x, c: d.init(k, x, c, train=False), jax.random.PRNGKey(0), x, c)
+    out = jax.eval_shape(lambda v, x, c, k: d.apply(v, x, c, train=True, key=k, mutable=MUTABLE),
+                         v, x, c, jax.random.PRNGKey(1))
+    return v, out[0]
+
+
+def test_head_blocks_follow_the_official_channel_table():
+    # SingleDiscCond with nfc_midas {.., 16: 256, 32: 128, 64: 64, 128: 64}, end_sz 8.
+    assert pd.head_channels(128, 64) == [(128, 64, 64), (64, 64, 128), (32, 128, 256),
+                                         (16, 256, 512)]
+    assert pd.head_channels(64, 64) == [(64, 64, 128), (32, 128, 256), (16, 256, 512)]
+    assert pd.head_channels(32, 128) == [(32, 128, 256), (16, 256, 512)]
+    assert pd.head_channels(16, 256) == [(16, 256, 512)]
+
+
+def test_paper_scale_trainable_count():
+    # Per backbone, heads on CSM maps of 64/64/128/256 ch at nominal 128/64/32/16 (official):
+    # DownBlock(cin, cout) = 4x4 conv + bias + BN affine; cls 4x4 512 -> 64, no bias;
+    # embed 1000 x 320; embed_proj 320 -> 64 + bias.
+    chains = [[64, 64, 128, 256, 512], [64, 128, 256, 512], [128, 256, 512], [256, 512]]
+    down = sum(16 * a * b + 3 * b for ch in chains for a, b in zip(ch, ch[1:]))
+    per_head = 16 * 512 * 64 + 1000 * 320 + 320 * 64 + 64
+    expected = 2 * (down + 4 * per_head)
+    assert expected == 27_515_776
+    d = pd.ProjectedDiscriminator()
+    assert pd.trainable_param_count(d, 64) == expected
+
+
+@pytest.mark.parametrize("res,eff_side", [(16, 4), (32, 4), (64, 4), (224, 4), (256, 5)])
+def test_paper_scale_logit_shapes(res, eff_side):
+    d = pd.ProjectedDiscriminator()
+    v, (logits, aux) = _shapes(d, res)
+    # DeiT always sees 224 -> 4x4 per head; lite0 sees 224 below 224^2, else the raw image.
+    want = {f"{b}/{i}": (8, s, s) for b, s in ((pd.DEIT, 4), (pd.EFFNET, eff_side))
+            for i in range(4)}
+    assert {k: tuple(x.shape) for k, x in aux["logits"].items()} == want
+    assert logits.shape == (8, 4 * 16 + 4 * eff_side ** 2)
+    # CSM maps: 64/64/128/256 channels at twice the tap resolution (112/56/28/14 at 224).
+    chans = [f.shape[-1] for f in aux["features"][pd.DEIT]]
+    sides = [f.shape[1] for f in aux["features"][pd.DEIT]]
+    assert chans == [64, 64, 128, 256] and sides == [112, 56, 28, 14]
+    # DeiT-base without its two heads: 87,338,192 - 2 * (768 * 1000 + 1000) (timm count).
+    assert _n(v["frozen"][pd.DEIT + "_net"]) == 87_338_192 - 2 * 769_000
+    assert set(v["frozen"]) == {f"{b}_{p}" for b in pd.BACKBONES for p in ("net", "proj")} | {
+        pd.DEIT + "_reassemble"}
+
+
+def test_unconditional_heads_have_one_channel_and_no_embedding():
+    d = pd.ProjectedDiscriminator(**{**TINY, "c_dim": 0})
+    v, (logits, _) = _shapes(d, 16)
+    assert logits.shape == (8, 128)
+    assert not any("embed" in "/".join(map(str, p)) for p, _ in
+                   jax.tree_util.tree_flatten_with_path(v["params"])[0])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    d = pd.ProjectedDiscriminator(**TINY)
+    x = jax.random.uniform(jax.random.PRNGKey(2), (2, 16, 16, 3), minval=-1, maxval=1)
+    c = jax.nn.one_hot(jnp.array([3, 7]), 10)
+    init = jax.jit(lambda k: d.init(k, x, c, train=False))
+    return d, x, c, init(jax.random.PRNGKey(0)), init(jax.random.PRNGKey(1))
+
+
+@pytest.mark.slow  # ~3 min of compile on a loaded 2-core box (full lite0 at 224^2)
+def test_frozen_variables_are_seeded_by_proj_seed_not_the_init_rng(tiny):
+    _, _, _, v0, v1 = tiny
+    for a, b in zip(jax.tree_util.tree_leaves(v0["frozen"]),
+                    jax.tree_util.tree_leaves(v1["frozen"])):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(v0["params"][f"{pd.DEIT}_head0"]["cls"]["weight"],
+                              v1["params"][f"{pd.DEIT}_head0"]["cls"]["weight"])
+
+
+@pytest.mark.slow
+def test_gradient_skips_frozen_parts_and_a_step_leaves_them_unchanged(tiny):
+    d, x, c, v, _ = tiny
+    frozen0 = jax.tree_util.tree_map(np.asarray, v["frozen"])
+
+    def loss(params, frozen, state):
+        (logits, _), new = d.apply({"params": params, "frozen": frozen, **state}, x, c,
+                                   train=True, key=jax.random.PRNGKey(4), mutable=MUTABLE)
+        return jnp.mean(jax.nn.relu(1 + logits)), new  # hinge, fake side
+
+    state = {k: v[k] for k in MUTABLE}
+    step = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))
+    (g_params, g_frozen), new_state = step(v["params"], v["frozen"], state)
+    assert set(new_state) == set(MUTABLE)  # train mode writes only the heads' collections
+    assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree_util.tree_leaves(g_frozen))
+    assert jax.tree_util.tree_structure(g_params) == jax.tree_util.tree_structure(v["params"])
+    for name, g in g_params.items():  # every head is trained
+        assert float(sum(jnp.sum(jnp.abs(t)) for t in jax.tree_util.tree_leaves(g))) > 0, name
+    params = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, v["params"], g_params)
+    (_, g2), _ = step(params, v["frozen"], new_state)
+    for a, b in zip(jax.tree_util.tree_leaves(frozen0), jax.tree_util.tree_leaves(v["frozen"])):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(new_state["batch_stats"][f"{pd.EFFNET}_head3"]["down0_bn"][
+        "stored_mean"], state["batch_stats"][f"{pd.EFFNET}_head3"]["down0_bn"]["stored_mean"])
+
+
+def test_errors_name_the_problem():
+    d = pd.ProjectedDiscriminator(**TINY)
+    x = jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32)
+    c = jax.ShapeDtypeStruct((2, 10), jnp.float32)
+    v = jax.eval_shape(lambda x, c: d.init(jax.random.PRNGKey(0), x, c, train=False), x, c)
+    with pytest.raises(ValueError, match="key"):
+        jax.eval_shape(lambda v, x, c: d.apply(v, x, c, train=False), v, x, c)
+    bad = pd.ProjectedDiscriminator(backbones=("resnet50",), **TINY)
+    with pytest.raises(ValueError, match="resnet50"):
+        jax.eval_shape(lambda x, c: bad.init(jax.random.PRNGKey(0), x, c, train=False), x, c)
+    c5 = jax.ShapeDtypeStruct((2, 5), jnp.float32)
+    with pytest.raises(ValueError, match="one-hot"):
+        jax.eval_shape(lambda v, x, c: d.apply(v, x, c, train=False, key=jax.random.PRNGKey(0)),
+                       v, x, c5)
