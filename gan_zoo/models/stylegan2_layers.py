@@ -306,12 +306,14 @@ class ToRGBLayer(nn.Module):
     conv_clamp: Optional[float] = None  # clamp the output to +-conv_clamp
     impl: str = "auto"  # op implementation
     style_split: bool = False  # affine = StyleSplit (StyleGAN-T eq. 1)
+    weight_init: float = 1.0  # std of the stored weight at init (StyleGAN-T code: 0.1)
 
     @nn.compact
     def __call__(self, x, w, fused_modconv=True):
         i, k = x.shape[-1], self.kernel_size
         styles = style_affine(w, i, self.style_split) * (1 / np.sqrt(i * k * k))
-        weight = self.param("weight", _normal, (k, k, i, self.out_channels))
+        weight = self.param("weight", lambda key, shape: _normal(key, shape) * self.weight_init,
+                            (k, k, i, self.out_channels))
         x = ops.modulated_conv2d(x, weight, styles, demodulate=False,
                                  fused_modconv=fused_modconv, impl=self.impl)
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))

@@ -1,5 +1,6 @@
 """StyleGAN-T generator: public golden, parameter counts (spec §2.2), truncation of only the z
-part, the x_avg EMA, the StyleSplit affine against its formula, converter errors."""
+part, the x_avg EMA, the StyleSplit affine and the residual layer against their formulas, init
+values of the official code, converter errors."""
 
 import io
 import json
@@ -12,7 +13,7 @@ import pytest
 from gan_zoo.convert import stylegan2 as sg2_convert
 from gan_zoo.convert import stylegan_t as convert
 from gan_zoo.models import stylegan_t
-from gan_zoo.models.stylegan2_layers import StyleSplit
+from gan_zoo.models.stylegan2_layers import StyleSplit, SynthesisLayer
 from gan_zoo.tools import golden as harness
 
 CASE = "net_stylegant_G_res32_text16"
@@ -106,3 +107,40 @@ def test_image_shape_and_converter_errors(golden, micro):
                                     if k != "synthesis.b8.convs1.1.gamma"}, G32)
     with pytest.raises(ValueError, match="c_dim=16 needs a text embedding"):
         G32.apply(convert.convert_state_dict(state, G32), z[:, :1].repeat(32, 1), method="map")
+
+
+def test_residual_layer_formula():
+    """out = sqrt(2) (GN(x) + gamma * layer(GN(x))), GN over 32 groups with eps 1e-5 (spec §2.2)."""
+    x = jax.random.normal(jax.random.PRNGKey(0), [2, 8, 8, 64]) * 3 + 1
+    w = jax.random.normal(jax.random.PRNGKey(1), [2, 6])
+    res = stylegan_t.ResidualLayer(8, impl="xla")
+    v = jax.jit(lambda key: res.init(key, x, w, "none"))(jax.random.PRNGKey(2))
+    p = jax.tree_util.tree_map(np.asarray, v["params"])
+    rng = np.random.default_rng(0)
+    p["gamma"] = rng.normal(size=64).astype(np.float32)
+    p["norm"] = {"scale": rng.normal(size=64).astype(np.float32),
+                 "bias": rng.normal(size=64).astype(np.float32)}
+    g = np.asarray(x, np.float64).reshape(2, 8, 8, 32, 2)
+    mu, var = g.mean(axis=(1, 2, 4), keepdims=True), g.var(axis=(1, 2, 4), keepdims=True)
+    xn = ((g - mu) / np.sqrt(var + 1e-5)).reshape(2, 8, 8, 64) * p["norm"]["scale"] + \
+        p["norm"]["bias"]
+    layer = SynthesisLayer(64, 8, conv_clamp=256, style_split=True, impl="xla")
+    y = layer.apply({"params": p["conv"], "buffers": v["buffers"]["conv"]},
+                    jnp.asarray(xn, jnp.float32), w, "none", gain=np.sqrt(0.5))
+    want = np.sqrt(2) * (xn + p["gamma"] * np.asarray(y))
+    got = res.apply({"params": p, "buffers": v["buffers"]}, x, w, "none", gain=np.sqrt(0.5))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_init_values_of_the_official_code(micro):
+    G, variables, _, _ = micro
+    b8 = variables["params"]["synthesis"]["b8"]
+    np.testing.assert_array_equal(b8["convs1_1"]["gamma"], np.full(32, 1e-5, np.float32))
+    np.testing.assert_array_equal(b8["input"]["affine"]["weight"], 0.0)
+    np.testing.assert_array_equal(b8["input"]["affine"]["bias"], [1, 0, 0, 0])
+    for name in ("conv0", "convs1_0"):
+        np.testing.assert_array_equal(
+            variables["params"]["synthesis"]["b16"][name]["noise_strength"], 0.0)
+    std = [float(np.std(variables["params"]["synthesis"][b]["torgb"]["weight"]))
+           for b in ("b8", "b16")]
+    assert all(0.05 < s < 0.2 for s in std), std  # 0.1 * randn (official ToRGBLayer)
