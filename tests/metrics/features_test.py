@@ -74,3 +74,20 @@ def test_eigen_convs_equal_default_convs():
     want = features.sharded_batch_fn(conv, mesh, k)(x)
     got = features.sharded_batch_fn(conv, mesh, k, compiler_options=opts)(x)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_inception_features_match_the_golden(golden):
+    """The metrics path (chunked calls, CPU compile options) against torch-fidelity's pool3 and
+    sFID features of the golden case (rel-L2 within the golden's network tolerance)."""
+    from gan_zoo.convert import inception  # noqa: PLC0415
+    from gan_zoo.tools import golden as golden_tool  # noqa: PLC0415
+
+    with np.load(golden / "feat_inception_fid.npz") as d:
+        images = d["input/img_s64"].transpose(0, 2, 3, 1)  # NCHW -> NHWC
+        want = {"pool3": d["output/s64_pool3_2048"], "sfid": d["output/s64_sfid_spatial_2023"]}
+    variables = inception.load_inception(golden / "feat_inception_fid.npz")
+    mesh = features.data_mesh(jax.devices()[:1])
+    got = features.InceptionFeatures(variables, ("pool3", "sfid"), mesh)(images)
+    for k, ref in want.items():
+        err = np.linalg.norm(got[k] - ref) / np.linalg.norm(ref)
+        assert err <= golden_tool.TOL_NET_OUT, (k, err)
