@@ -228,6 +228,8 @@ class ProjectedDiscriminator(nn.Module):
     vit_hooks: tuple[int, ...] = vit.GAN_TAPS  # ViT blocks tapped (0-indexed)
     bn_group: str | int = "device"  # head BatchNorm statistics (official: per GPU)
     num_devices: Optional[int] = None  # devices for bn_group "device"
+    resize_to: int = VIT_INPUT  # input side of the ViT (and of the CNN when interp224); tests only
+    nominal_res: int = NOMINAL_RES  # input side the head depths are computed for; tests only
 
     def _vit(self):
         return vit.make(self.vit_variant, **{"num_classes": 0, **dict(self.vit_overrides)})
@@ -265,7 +267,7 @@ class ProjectedDiscriminator(nn.Module):
         x = _normalize((x + 1) / 2, backbone)
         interp = self.interp224 if self.interp224 is not None else x.shape[1] < VIT_INPUT
         if interp or backbone != EFFNET:
-            x = resize_bilinear(x, VIT_INPUT)
+            x = resize_bilinear(x, self.resize_to)
         return x
 
     @nn.compact
@@ -281,7 +283,7 @@ class ProjectedDiscriminator(nn.Module):
             feats = self._features(backbone, self._prepare(backbone, x, k))
             aux["features"][backbone] = feats
             for i, f in enumerate(feats):
-                size = NOMINAL_RES // 2 ** (i + 2) * 2  # tap stride 4..32, doubled by the CSM
+                size = self.nominal_res // 2 ** (i + 2) * 2  # tap stride 4..32, x2 by the CSM
                 head = DiscHead(size, self.c_dim, self.cmap_dim, self.embed_dim, self.bn_group,
                                 self.num_devices, name=f"{backbone}_head{i}")
                 out = aux["logits"][f"{backbone}/{i}"] = head(f, c, train=train)

@@ -8,8 +8,11 @@ import pytest
 from gan_zoo.models import projected_d as pd
 
 MUTABLE = ["batch_stats", "spectral_norm"]
-# Tiny ViT (12 blocks for taps 2/5/8/11, width 32); the EfficientNet has no smaller variant.
-TINY = dict(vit_overrides=(("width", 32), ("heads", 2)), c_dim=10, num_devices=1)
+# Tiny ViT (12 blocks for taps 2/5/8/11, width 32); the EfficientNet has no smaller variant, so
+# the tiny D runs both nets on 64^2 inputs with head depths computed for 64 (4x4 heads: 2, 1, 0,
+# 0 DownBlocks -> logits 5x5, 5x5, 5x5, 1x1).
+TINY = dict(vit_overrides=(("width", 32), ("heads", 2)), c_dim=10, num_devices=1,
+            interp224=False, resize_to=64, nominal_res=64)
 
 
 def _n(tree):
@@ -68,8 +71,8 @@ def test_paper_scale_logit_shapes(res, eff_side):
 
 def test_unconditional_heads_have_one_channel_and_no_embedding():
     d = pd.ProjectedDiscriminator(**{**TINY, "c_dim": 0})
-    v, (logits, _) = _shapes(d, 16)
-    assert logits.shape == (8, 128)
+    v, (logits, _) = _shapes(d, 64)
+    assert logits.shape == (8, 2 * (3 * 25 + 1))
     assert not any("embed" in "/".join(map(str, p)) for p, _ in
                    jax.tree_util.tree_flatten_with_path(v["params"])[0])
 
@@ -77,13 +80,13 @@ def test_unconditional_heads_have_one_channel_and_no_embedding():
 @pytest.fixture(scope="module")
 def tiny():
     d = pd.ProjectedDiscriminator(**TINY)
-    x = jax.random.uniform(jax.random.PRNGKey(2), (2, 16, 16, 3), minval=-1, maxval=1)
+    x = jax.random.uniform(jax.random.PRNGKey(2), (2, 64, 64, 3), minval=-1, maxval=1)
     c = jax.nn.one_hot(jnp.array([3, 7]), 10)
     init = jax.jit(lambda k: d.init(k, x, c, train=False))
     return d, x, c, init(jax.random.PRNGKey(0)), init(jax.random.PRNGKey(1))
 
 
-@pytest.mark.slow  # ~3 min of compile on a loaded 2-core box (full lite0 at 224^2)
+@pytest.mark.slow  # the fixture's jitted init compiles ~2 min on a loaded 2-core box
 def test_frozen_variables_are_seeded_by_proj_seed_not_the_init_rng(tiny):
     _, _, _, v0, v1 = tiny
     for a, b in zip(jax.tree_util.tree_leaves(v0["frozen"]),
@@ -93,7 +96,7 @@ def test_frozen_variables_are_seeded_by_proj_seed_not_the_init_rng(tiny):
                               v1["params"][f"{pd.DEIT}_head0"]["cls"]["weight"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ~1 min compile
 def test_gradient_skips_frozen_parts_and_a_step_leaves_them_unchanged(tiny):
     d, x, c, v, _ = tiny
     frozen0 = jax.tree_util.tree_map(np.asarray, v["frozen"])
@@ -115,13 +118,14 @@ def test_gradient_skips_frozen_parts_and_a_step_leaves_them_unchanged(tiny):
     (_, g2), _ = step(params, v["frozen"], new_state)
     for a, b in zip(jax.tree_util.tree_leaves(frozen0), jax.tree_util.tree_leaves(v["frozen"])):
         np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(new_state["batch_stats"][f"{pd.EFFNET}_head3"]["down0_bn"][
-        "stored_mean"], state["batch_stats"][f"{pd.EFFNET}_head3"]["down0_bn"]["stored_mean"])
+    bn = f"{pd.EFFNET}_head0"
+    assert not np.array_equal(new_state["batch_stats"][bn]["down0_bn"]["stored_mean"],
+                              state["batch_stats"][bn]["down0_bn"]["stored_mean"])
 
 
 def test_errors_name_the_problem():
     d = pd.ProjectedDiscriminator(**TINY)
-    x = jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32)
+    x = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
     c = jax.ShapeDtypeStruct((2, 10), jnp.float32)
     v = jax.eval_shape(lambda x, c: d.init(jax.random.PRNGKey(0), x, c, train=False), x, c)
     with pytest.raises(ValueError, match="key"):
