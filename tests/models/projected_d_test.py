@@ -137,3 +137,14 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="one-hot"):
         jax.eval_shape(lambda v, x, c: d.apply(v, x, c, train=False, key=jax.random.PRNGKey(0)),
                        v, x, c5)
+
+
+def test_csm_upsample_is_align_corners_linear_interpolation():
+    # align_corners=True keeps the corners and samples a ramp f(i) = i at j (n - 1) / (2n - 1).
+    n = 5
+    ramp = jnp.broadcast_to(jnp.arange(n, dtype=jnp.float32)[None, :, None, None], (1, n, 3, 2))
+    up = np.asarray(pd.upsample2_align_corners(ramp))
+    assert up.shape == (1, 2 * n, 6, 2)
+    np.testing.assert_allclose(up[0, :, 0, 0], np.arange(2 * n) * (n - 1) / (2 * n - 1),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(up[0, :, :, 0], np.broadcast_to(up[0, :, :1, 0], (2 * n, 6)))
