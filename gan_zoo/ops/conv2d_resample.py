@@ -25,10 +25,54 @@ def conv2d(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True,
     False flips the kernel spatially (a true convolution). padding: ((y0, y1), (x0, x1)) >= 0."""
     if not flip_weight:
         w = jnp.flip(w, axis=(0, 1))
+    w = w.astype(x.dtype)
+    if groups == 1 and lhs_dilation == 1 and not isinstance(padding, str):
+        padding = tuple(tuple(int(v) for v in p) for p in padding)
+        if min(min(p) for p in padding) >= 0:
+            return _conv(x, w, int(stride), padding)
     return jax.lax.conv_general_dilated(
-        x, w.astype(x.dtype), window_strides=(stride, stride), padding=padding,
+        x, w, window_strides=(stride, stride), padding=padding,
         lhs_dilation=(lhs_dilation, lhs_dilation), dimension_numbers=_DN,
         feature_group_count=groups)
+
+
+# Issue #20: XLA's own derivative of a strided conv's input gradient with respect to the kernel
+# (needed by R1, a gradient of a gradient) is a conv in a non-canonical layout (rhs_reversal,
+# lhs_dilate) that XLA:CPU runs very slowly: R1 of a 3x3/2 conv layer took 20x the time of this
+# VJP (benchmarks/RESULTS.md). This VJP uses only canonical NHWC convs and per-tap matmuls and is
+# itself differentiable, so second order goes through the same rule again. (custom_vjp: reverse
+# mode only; nothing here uses jvp.)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv(x, w, stride, padding):
+    """Correlation, groups=1. x: [N, H, W, I], w: [kh, kw, I, O], padding ((y0, y1), (x0, x1))."""
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=_DN)
+
+
+def _conv_fwd(x, w, stride, padding):
+    return _conv(x, w, stride, padding), (x, w)
+
+
+def _conv_bwd(stride, padding, res, g):
+    x, w = res
+    (y0, y1), (x0, x1) = padding
+    kh, kw = int(w.shape[0]), int(w.shape[1])
+    n_h, n_w = int(g.shape[1]), int(g.shape[2])
+    # Input gradient: the transposed conv, i.e. the flipped, I/O-swapped kernel correlated with
+    # g zero-upsampled by the stride (polyphase), cropped to the unpadded input.
+    w_t = jnp.flip(w, axis=(0, 1)).transpose(0, 1, 3, 2)  # [kh, kw, O, I]
+    crop = (kw - 1 - x0, x.shape[2] + x0 - n_w * stride,
+            kh - 1 - y0, x.shape[1] + y0 - n_h * stride)
+    dx = conv2d_up(g, w_t, stride, crop)
+    # Weight gradient: one matmul per tap of the strided window of padded x with g.
+    xp = jnp.pad(x, ((0, 0), (y0, y1), (x0, x1), (0, 0)))
+    taps = [[jnp.einsum("nhwi,nhwo->io", xp[:, ky:ky + stride * (n_h - 1) + 1:stride,
+                                            kx:kx + stride * (n_w - 1) + 1:stride], g)
+             for kx in range(kw)] for ky in range(kh)]
+    dw = jnp.stack([jnp.stack(row) for row in taps])  # [kh, kw, I, O]
+    return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 def resample_padding(padding, fw: int, fh: int, up: int, down: int) -> tuple:

@@ -7,6 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from gan_zoo import ops
+from gan_zoo.ops.conv2d_resample import conv2d
 from gan_zoo.ops.modulated_conv2d import demod_coefficients
 from tests.ops.reference_np import correlate_np, upfirdn2d_np
 
@@ -89,6 +90,31 @@ def test_conv2d_resample_first_and_second_order_gradients(up, down):
     want = jax.jit(jax.grad(lambda x, w: penalty(old, x, w), (0, 1)))(x, w)
     for g, v in zip(got, want):  # d/dx, d/dw
         np.testing.assert_allclose(g, v, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k,stride,pad", [
+    (3, 1, ((1, 1), (1, 1))), (3, 2, ((1, 1), (1, 1))), (3, 2, ((0, 0), (0, 0))),
+    (1, 2, ((0, 0), (0, 0))), (4, 2, ((2, 1), (0, 3))), (2, 3, ((1, 0), (2, 2))),
+])
+def test_conv2d_custom_vjp_first_and_second_order(k, stride, pad):
+    """conv2d's own VJP (issue #20: stride-1 convs + per-tap matmuls) vs jax's autodiff of the
+    plain lax conv, in float64: forward identical, grads and R1-style grads of grads to rounding."""
+    dn = ("NHWC", "HWIO", "NHWC")
+    plain = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), pad,
+                                                      dimension_numbers=dn)
+    new = lambda x, w: conv2d(x, w, stride, pad)
+    rng = np.random.default_rng(k + 7 * stride)
+    with jax.enable_x64(True):
+        x, w = jnp.asarray(rng.standard_normal([2, 9, 8, 3])), jnp.asarray(
+            rng.standard_normal([k, k, 3, 4]))
+        np.testing.assert_array_equal(new(x, w), plain(x, w))
+
+        def grads(op):
+            loss = lambda x, w: jnp.sum(jnp.sin(op(x, w)))
+            r1 = lambda x, w: jnp.sum(jnp.square(jax.grad(loss)(x, w)))  # d/dx, as R1
+            return jax.grad(loss, (0, 1))(x, w) + jax.grad(r1, (0, 1))(x, w)
+        for got, want in zip(grads(new), grads(plain)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_resample_bad_input():
