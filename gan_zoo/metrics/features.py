@@ -71,9 +71,10 @@ def _jit_sharded(fn: Callable, mesh: Mesh, with_params: bool, per_shard: bool = 
 
 def chunk_sizes(n: int, shards: int, max_chunks: int = 1) -> list:
     """Padded sizes of the calls that process a batch of n: each a power of two (rounded up to a
-    multiple of `shards`), so there are few distinct shapes and few compiles. Greedy: the largest power of two <= the
-    rest, up to max_chunks calls, the last one padded up. max_chunks=1: one call padded to the
-    next power of two (50 -> 64, 28% of the work wasted); 3: 50 -> 32 + 16 + 2, nothing wasted."""
+    multiple of `shards`), so there are few distinct shapes and few compiles. Greedy: the largest
+    power of two <= the rest, up to max_chunks calls, the last one padded up. max_chunks=1: one
+    call padded to the next power of two (50 -> 64, 28% of the work wasted); 3: 50 -> 32 + 16 + 2,
+    nothing wasted."""
     if n < 1 or shards < 1 or max_chunks < 1:
         raise ValueError(f"chunk_sizes: n, shards, max_chunks must be >= 1, got {n}, {shards}, "
                          f"{max_chunks}")
