@@ -107,8 +107,9 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
                                                    resample_filter, demodulate, flip_weight,
                                                    fused)
     _check(x, weight, styles)
-    styles = styles.astype(jnp.float32)
-    weight = weight.astype(jnp.float32)
+    ct = jnp.promote_types(x.dtype, jnp.float32)  # styles/demodulation in float32 (or wider)
+    styles = styles.astype(ct)
+    weight = weight.astype(ct)
     if x.dtype == jnp.float16 and demodulate:  # Official float16 overflow guard.
         kh, kw, i = weight.shape[:3]
         weight = weight * (1 / np.sqrt(i * kh * kw)
@@ -152,8 +153,9 @@ def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None,
     if not isinstance(padding, int):
         raise ValueError(f"modulated_conv2d_sg3: padding must be an int, got {padding!r}")
     n, i = x.shape[0], w.shape[2]
-    w = w.astype(jnp.float32)
-    s = s.astype(jnp.float32)
+    ct = jnp.promote_types(x.dtype, jnp.float32)  # float32 (or wider, e.g. float64 checks)
+    w = w.astype(ct)
+    s = s.astype(ct)
     if demodulate:
         w = w * jax.lax.rsqrt(jnp.mean(jnp.square(w), axis=(0, 1, 2), keepdims=True))
         s = s * jax.lax.rsqrt(jnp.mean(jnp.square(s)))
