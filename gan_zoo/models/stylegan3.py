@@ -251,18 +251,27 @@ class SynthesisNetwork(nn.Module):
     def __call__(self, ws, update_emas=False, fused_modconv="auto"):
         inp, layers = self.specs()
         checks.check_shape("SynthesisNetwork: ws", ws, [None, self.num_layers + 2, self.w_dim])
-        ws = ws.astype(jnp.float32)
-        x = SynthesisInput(inp, name="input")(ws[:, 0])
-        for i, spec in enumerate(layers):
-            dtype = precision.sg3_layer_dtype(spec.out_sampling_rate, self.img_resolution,
-                                              self.num_fp16_res, self.fp16_dtype)
-            x = SynthesisLayer(spec, self.conv_clamp, self.magnitude_ema_beta, self.impl,
-                               dtype=dtype, name=spec.name)(x, ws[:, i + 1],
-                                                            update_emas=update_emas,
-                                                            fused_modconv=fused_modconv)
-        if self.output_scale != 1:
-            x = x * self.output_scale
-        return x.astype(jnp.float32)
+        return run_synthesis(self, inp, layers, [self.img_resolution] * len(layers), ws,
+                             update_emas, fused_modconv)
+
+
+def run_synthesis(net, inp, layers, resolutions, ws, update_emas, fused_modconv):
+    """The body of a StyleGAN3-style synthesis network, called inside `net`'s compact
+    `__call__`: Fourier input from ws[:, 0], layer i from ws[:, i + 1] in the reduced dtype its
+    sampling rate and `resolutions[i]` give (`precision.sg3_layer_dtype`), times output_scale.
+    net: the calling module (fields conv_clamp, magnitude_ema_beta, impl, num_fp16_res,
+    fp16_dtype, output_scale). ws: [N, len(layers) + 2, w_dim] -> img [N, R, R, C] float32."""
+    ws = ws.astype(jnp.float32)
+    x = SynthesisInput(inp, name="input")(ws[:, 0])
+    for i, (spec, res) in enumerate(zip(layers, resolutions)):
+        dtype = precision.sg3_layer_dtype(spec.out_sampling_rate, res, net.num_fp16_res,
+                                          net.fp16_dtype)
+        x = SynthesisLayer(spec, net.conv_clamp, net.magnitude_ema_beta, net.impl, dtype=dtype,
+                           name=spec.name)(x, ws[:, i + 1], update_emas=update_emas,
+                                           fused_modconv=fused_modconv)
+    if net.output_scale != 1:
+        x = x * net.output_scale
+    return x.astype(jnp.float32)
 
 
 class Generator(nn.Module):

@@ -22,21 +22,13 @@ import functools
 from typing import Optional
 
 import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
 from gan_zoo import checks
+from gan_zoo.models import stylegan3
 from gan_zoo.models.stylegan2_layers import MappingNetwork
-from gan_zoo.models.stylegan3 import (
-    InputSpec,
-    LayerSpec,
-    SynthesisInput,
-    SynthesisLayer,
-    _layer_geometry,
-    layer_specs,
-)
-from gan_zoo.nn import precision
+from gan_zoo.models.stylegan3 import InputSpec, LayerSpec, _layer_geometry, layer_specs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,20 +172,10 @@ class SynthesisNetwork(nn.Module):
     def __call__(self, ws, update_emas=False, fused_modconv="auto"):
         t = self.table()
         checks.check_shape("stylegan_xl.SynthesisNetwork: ws", ws, [None, t.num_ws, self.w_dim])
-        ws = ws.astype(jnp.float32)
-        x = SynthesisInput(t.input, name="input")(ws[:, 0])
-        for i, (spec, res) in enumerate(zip(t.layers, t.stage)):
-            # A layer keeps the dtype of the stage that built it (official: the stem module is
-            # reused as is), so a frozen stem computes the same after growing.
-            dtype = precision.sg3_layer_dtype(spec.out_sampling_rate, res, self.num_fp16_res,
-                                              self.fp16_dtype)
-            x = SynthesisLayer(spec, self.conv_clamp, self.magnitude_ema_beta, self.impl,
-                               dtype=dtype, name=spec.name)(x, ws[:, i + 1],
-                                                            update_emas=update_emas,
-                                                            fused_modconv=fused_modconv)
-        if self.output_scale != 1:
-            x = x * self.output_scale
-        return x.astype(jnp.float32)
+        # A layer keeps the dtype of the stage that built it (official: the stem module is
+        # reused as is), so a frozen stem computes the same after growing.
+        return stylegan3.run_synthesis(self, t.input, t.layers, t.stage, ws, update_emas,
+                                       fused_modconv)
 
 
 class Generator(nn.Module):
