@@ -59,6 +59,11 @@ def run_base(recipe: str) -> ml_collections.ConfigDict:
     # Fine-tuning: a workdir (e.g. from gan_zoo.tools.convert) whose latest checkpoint's G, D and
     # G_ema start this run, with a fresh optimizer at step 0; only when --workdir has no checkpoint.
     c.init_from = ""
+    # Resuming with a config that changes the state's shapes: False = stop naming the keys;
+    # True = move the workdir's checkpoints aside (<step>.reset-<time>) and start from step 0.
+    c.allow_reset = False
+    # Take the workdir's run.lock even when its holder looks alive (a run on a lost machine).
+    c.force_unlock = False
     return c
 
 

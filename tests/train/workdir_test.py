@@ -1,0 +1,106 @@
+"""One run per workdir (run.lock) and config compatibility on resume (issue #19 items 2, 3)."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from gan_zoo.train import workdir as wd
+
+
+def _write_lock(workdir, **holder):
+    path = os.path.join(workdir, wd.LOCK_NAME)
+    with open(path, "w") as f:
+        json.dump(holder, f)
+    return path
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def _holder(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_lock_written_with_holder_and_released(tmp_path):
+    path = tmp_path / wd.LOCK_NAME
+    with wd.RunLock(str(tmp_path)):
+        holder = _holder(path)
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        assert holder["started"]
+    assert not path.exists()
+
+
+def test_lock_released_on_exception(tmp_path):
+    with pytest.raises(KeyError), wd.RunLock(str(tmp_path)):
+        raise KeyError("boom")
+    assert not (tmp_path / wd.LOCK_NAME).exists()
+
+
+def test_live_holder_on_this_host_refused_by_name(tmp_path):
+    ppid = os.getppid()  # alive: it runs this test
+    path = _write_lock(tmp_path, host=socket.gethostname(), pid=ppid, started="then",
+                       proc_start=wd._proc_start(ppid))
+    with pytest.raises(RuntimeError, match=rf"in use .*pid {ppid} on host "
+                                           rf"'{socket.gethostname()}'.*force_unlock"):
+        wd.RunLock(str(tmp_path)).acquire()
+    assert _holder(path)["pid"] == ppid  # untouched
+
+
+def test_second_lock_in_same_process_refused(tmp_path):
+    with wd.RunLock(str(tmp_path)), pytest.raises(RuntimeError, match=f"pid {os.getpid()}"):
+        wd.RunLock(str(tmp_path)).acquire()
+
+
+@pytest.mark.parametrize("case", ["dead_pid", "reused_pid", "garbled"])
+def test_stale_lock_on_this_host_taken_over(tmp_path, case):
+    path = tmp_path / wd.LOCK_NAME
+    if case == "garbled":
+        path.write_text('{"host": "x", "pi')
+    elif case == "dead_pid":
+        _write_lock(tmp_path, host=socket.gethostname(), pid=_dead_pid(), started="then")
+    else:  # a live pid whose process started at another time: the pid was reused
+        ppid = os.getppid()
+        _write_lock(tmp_path, host=socket.gethostname(), pid=ppid, started="then",
+                    proc_start=wd._proc_start(ppid) + 1)
+    with wd.RunLock(str(tmp_path)):
+        assert _holder(path)["pid"] == os.getpid()
+    assert not path.exists()
+
+
+def test_other_host_lock_refused_while_fresh_taken_when_old(tmp_path):
+    path = _write_lock(tmp_path, host="node-17", pid=4242, started="then")
+    with pytest.raises(RuntimeError, match=r"pid 4242 on host 'node-17'"):
+        wd.RunLock(str(tmp_path)).acquire()
+    old = time.time() - wd.STALE_AFTER_S - 60
+    os.utime(path, (old, old))
+    with wd.RunLock(str(tmp_path)):
+        assert _holder(path)["pid"] == os.getpid()
+
+
+def test_force_unlock_takes_a_live_lock(tmp_path):
+    path = _write_lock(tmp_path, host="node-17", pid=4242, started="then")
+    with wd.RunLock(str(tmp_path), force=True):
+        assert _holder(path)["pid"] == os.getpid()
+
+
+def test_release_leaves_a_lock_taken_by_another_run(tmp_path):
+    lock = wd.RunLock(str(tmp_path))
+    lock.acquire()
+    path = _write_lock(tmp_path, host="node-17", pid=4242, started="then")  # forced by another
+    lock.release()
+    assert _holder(path)["pid"] == 4242
+
+
+def test_config_changes_flatten_and_list_keys():
+    old = {"model": {"G_ch": 4, "D_ch": 4}, "train": {"num_steps": 6}, "seed": 0}
+    new = {"model": {"G_ch": 8, "D_ch": 4}, "train": {"num_steps": 9}, "seed": 0, "x": 1}
+    assert wd.config_changes(old, new) == [("model.G_ch", 4, 8), ("train.num_steps", 6, 9),
+                                           ("x", None, 1)]
