@@ -85,11 +85,19 @@ class Recipe:
     # read, so the trainer does not wait on the device every step).
     stage_fn: Optional[Callable] = None
     stage_recipe: Optional[Callable] = None  # (Stage.key) -> Recipe run in that stage
-    stage_start: Optional[Callable] = None  # (state) -> state when a new stage begins
+    # (state, new Stage) -> state when a new stage begins: called on the ending stage's state,
+    # returns a state shaped like the new stage recipe's init_state (stages may differ in shape:
+    # the trainer keeps abstract states and shardings per Stage.key).
+    stage_start: Optional[Callable] = None
     num_steps: int = 0  # run length set by the recipe (e.g. from images); 0: train.num_steps
     # W-space metrics (PPL): (state, G collections, batch_size) -> train.w_space.WSpace. None:
     # found from networks["g"] when it has StyleGAN's map + synthesize, else no W space.
     w_space: Optional[Callable] = None
+    # config.init_from: (fresh state, train.loop.SourceRun) -> state. None: the generic warm start
+    # (the source must have this run's shapes: networks, EMA and collections copied). A recipe
+    # sets it when a run starts from a run of another shape (StyleGAN-XL: the previous stage's
+    # G as the frozen stem); the source is read with its own saved config.
+    warm_start: Optional[Callable] = None
 
     @property
     def real_batches_per_step(self) -> int:

@@ -188,6 +188,6 @@ def staged(recipes: Mapping, growth: Growth, total_images: int, reset_opt: bool)
     return dataclasses.replace(
         base, stage_fn=lambda step: stage_at(images_at_step(step, growth), growth),
         stage_recipe=recipes.__getitem__,
-        stage_start=(lambda state: reset_optimizers(state, base.optimizers)) if reset_opt
+        stage_start=(lambda state, _: reset_optimizers(state, base.optimizers)) if reset_opt
         else None,
         num_steps=steps_for_images(total_images, growth))

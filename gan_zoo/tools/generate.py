@@ -1,4 +1,4 @@
-"""Images, style-mixing grids and latent interpolations from a StyleGAN2/3 generator.
+"""Images, style-mixing grids and latent interpolations from a StyleGAN2/3/XL generator.
 
     python -m gan_zoo.tools.generate --network=ffhq.npz --seeds=0-7,12 --trunc=0.7 --outdir=out
     python -m gan_zoo.tools.generate --network=ffhq.npz --latents=out/projected_w.npz --outdir=out
@@ -7,6 +7,9 @@
     python -m gan_zoo.tools.generate --network=ffhq.npz --mode=interp --seeds=1,2,3 --frames=16 \
         --outdir=out
     python -m gan_zoo.tools.generate --workdir=/tmp/run --config=configs/stylegan2.py:smoke ...
+
+Mix and interp (gan_zoo.tools.edit) take classes for a conditional G: `--row_classes`,
+`--col_classes`, and `--classes` for class interpolation between (seed, class) keyframes.
 
 Released networks: `--network` also takes the official files as they are: an NVlabs network
 pickle (`network-snapshot-*.pkl`, `stylegan2-ffhq-1024x1024.pkl`, StyleGAN2 or StyleGAN3) or a
@@ -37,6 +40,7 @@ projected_w.npz renders as its proj.png.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -160,12 +164,10 @@ def load_network(path, kwargs_text=None, arch: str = "auto", impl: str = "auto",
 
 def load_workdir(workdir: str, config) -> tuple:
     """(G, variables) of the EMA generator in the workdir's latest checkpoint."""
-    from gan_zoo.train import checkpoint, sharding
-    from gan_zoo.train.loop import build_state
+    from gan_zoo.train import sharding
+    from gan_zoo.train.loop import restore_run
 
-    mesh = sharding.make_mesh(config.mesh)
-    recipe, abstract, _, _ = build_state(config, mesh)
-    state = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).restore(abstract)
+    recipe, state, _ = restore_run(config, workdir, sharding.make_mesh(config.mesh))
     G = recipe.networks["g"]
     if not (hasattr(G, "map") and hasattr(G, "synthesize")):
         raise ValueError(f"--config: recipe {config.recipe!r} has no StyleGAN generator "
@@ -229,10 +231,16 @@ def map_z(G, variables, z, c, psi: float = 1.0, cutoff=None):
     return G.apply(variables, jnp.asarray(z), c, psi=psi, cutoff=cutoff, method="map")
 
 
+@functools.lru_cache(maxsize=4)
+def _synthesis_fn(G, noise_mode: str):
+    """Jitted (variables, ws, key) -> img, one per network and noise mode (reused by calls)."""
+    return jax.jit(lambda v, w, key: G.apply(v, w, noise_mode=noise_mode, rngs={"noise": key},
+                                             method="synthesize")[0])
+
+
 def synthesize(G, variables, ws, noise_mode: str = "const", seed: int = 0, batch: int = 8):
     """g(ws) in batches (padded to one shape: one compile) -> float [N, H, W, C] in ~[-1, 1]."""
-    fn = jax.jit(lambda w, key: G.apply(variables, w, noise_mode=noise_mode,
-                                        rngs={"noise": key}, method="synthesize")[0])
+    fn = functools.partial(_synthesis_fn(G, noise_mode), variables)
     ws = np.asarray(ws, np.float32)
     batch = min(batch, len(ws))
     out = []
@@ -380,48 +388,6 @@ def write_images(args, names, images) -> list:
     return paths
 
 
-def run_mix(args, G, variables) -> list:
-    """Style-mixing grid: top row the column seeds, left column the row seeds, cell (r, c) =
-    row seed's w with the --styles slots from column seed c (official style_mixing.py)."""
-    from gan_zoo.train import writers
-
-    rows = parse_range("--row_seeds", args.row_seeds)
-    cols = parse_range("--col_seeds", args.col_seeds)
-    styles = parse_range("--styles", args.styles, 0, G.num_ws - 1)
-    c_rows, c_cols = (class_labels(G, args.class_idx, len(s)) for s in (rows, cols))
-    w_rows = np.asarray(map_z(G, variables, seed_z(rows, G.z_dim), c_rows, args.trunc,
-                              args.trunc_cutoff))
-    w_cols = np.asarray(map_z(G, variables, seed_z(cols, G.z_dim), c_cols, args.trunc,
-                              args.trunc_cutoff))
-    mixed = mix_ws(w_rows, w_cols, styles).reshape(-1, G.num_ws, G.w_dim)
-    images = synthesize(G, variables, np.concatenate([w_rows, w_cols, mixed]), args.noise_mode,
-                        args.noise_seed, args.batch_size)
-    x = writers.to_uint8(images)
-    nr, nc = len(rows), len(cols)
-    cells = np.zeros((nr + 1, nc + 1) + x.shape[1:], np.uint8)  # [R+1, C+1, H, W, C]
-    cells[1:, 0], cells[0, 1:] = x[:nr], x[nr:nr + nc]
-    cells[1:, 1:] = x[nr + nc:].reshape((nr, nc) + x.shape[1:])
-    paths = []
-    if not args.no_singles:
-        for i, r in enumerate(rows):
-            for j, c in enumerate(cols):
-                paths.append(os.path.join(args.outdir, f"{r}-{c}.png"))
-                save_image(paths[-1], cells[i + 1, j + 1])
-    grid = cells.transpose(0, 2, 1, 3, 4).reshape(
-        (nr + 1) * x.shape[1], (nc + 1) * x.shape[2], x.shape[3])
-    paths.append(os.path.join(args.outdir, "grid.png"))
-    save_image(paths[-1], grid)
-    return paths
-
-
-def run_interp(args, G, variables) -> list:
-    """Lerp in W between consecutive latents: PNG frames and strip.png (one row)."""
-    check_frames(args.frames)
-    _, ws = latents_from_args(args, G, variables, n_min=2)
-    return write_frames(args, synthesize(G, variables, interp_ws(ws, args.frames),
-                                         args.noise_mode, args.noise_seed, args.batch_size))
-
-
 def check_frames(frames: int) -> None:
     if frames < 2:
         raise ValueError(f"--frames: expected >= 2 frames per segment, got {frames}")
@@ -442,7 +408,17 @@ def write_frames(args, images) -> list:
     return paths
 
 
-RUNNERS = {"images": run_images, "mix": run_mix, "interp": run_interp}
+def _edit_runner(name: str):
+    """The mix / interp runners live in gan_zoo.tools.edit (class-aware, StyleGAN-XL too)."""
+    def run(args, G, variables):
+        from gan_zoo.tools import edit
+
+        return getattr(edit, name)(args, G, variables)
+    return run
+
+
+RUNNERS = {"images": run_images, "mix": _edit_runner("run_mix"),
+           "interp": _edit_runner("run_interp")}
 
 
 def is_stylegan(G) -> bool:
@@ -474,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--col_seeds", help="mix: column seeds (their styles are copied)")
     parser.add_argument("--styles", default="0-6", help="mix: w slots copied from the columns")
     parser.add_argument("--frames", type=int, default=8, help="interp: frames per segment")
+    parser.add_argument("--classes", help="interp: keyframe classes, paired with --seeds")
+    parser.add_argument("--row_classes", help="mix: classes of the row seeds (cycled)")
+    parser.add_argument("--col_classes", help="mix: classes of the column seeds (cycled)")
+    parser.add_argument("--mp4", type=int, default=0, help="interp: also interp.mp4 at this "
+                        "fps (needs imageio-ffmpeg)")
     parser.add_argument("--batch_size", type=int, default=8)
     return parser
 

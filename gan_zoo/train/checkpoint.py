@@ -31,14 +31,19 @@ class Checkpointer:
                                                     config=args.JsonSave(config_dict)), force=True)
 
     def restore(self, abstract_state, step=None):
-        """The state at `step` (default: latest), placed with abstract_state's shardings."""
+        """The state at `step` (default: latest), placed with abstract_state's shardings.
+
+        abstract_state: the abstract GANState (ShapeDtypeStructs with shardings), or a callable
+        step -> abstract GANState when the state's shapes depend on the step (staged runs whose
+        stages differ in shape, e.g. StyleGAN-XL's growing generator)."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}; train first "
                                     "(--mode=train with the same --workdir)")
+        abstract = abstract_state(step) if callable(abstract_state) else abstract_state
         args = self._ocp.args
         out = self.manager.restore(step, args=args.Composite(
-            state=args.StandardRestore(abstract_state)))
+            state=args.StandardRestore(abstract)))
         return out.state
 
     def restore_config(self, step=None) -> dict:

@@ -271,12 +271,10 @@ def write_json(workdir: str, step: int, values: dict) -> str:
 
 def evaluate_checkpoint(config, workdir: str, networks=None, writer=None) -> dict:
     """config.eval for the latest checkpoint in workdir (the CLI's --mode=eval)."""
-    from gan_zoo.train.loop import build_state  # noqa: PLC0415
+    from gan_zoo.train.loop import restore_run  # noqa: PLC0415
 
     mesh = sharding.make_mesh(config.mesh)
-    recipe, abstract, _, _ = build_state(config, mesh, networks)
-    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False)
-    if ckpt.latest_step() is None:
+    if checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).latest_step() is None:
         raise FileNotFoundError(f"--mode=eval: no checkpoint in {workdir}; train first")
-    state = ckpt.restore(abstract)
+    recipe, state, _ = restore_run(config, workdir, mesh, networks)  # the checkpoint's stage
     return evaluate_state(recipe, state, config, workdir, mesh, writer)

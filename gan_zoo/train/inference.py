@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from gan_zoo.train import checkpoint, sharding
-from gan_zoo.train.loop import build_state, recipe_of, stage_of
+from gan_zoo.train import sharding
+from gan_zoo.train.loop import build_state, restore_run
 
 
 def even_labels(num: int, n_classes: int) -> np.ndarray:
@@ -23,10 +23,8 @@ def sample(config, workdir: str, num: int = 1000, labels=None, truncation=None,
     Returns (images uint8 [num, H, W, 3], labels int32 [num]).
     """
     mesh = sharding.make_mesh(config.mesh)
-    recipe, abstract, _, _ = build_state(config, mesh, networks)
-    state = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).restore(abstract)
-    if recipe.stage_fn is not None:  # the checkpoint's stage (ProGAN: its resolution and α)
-        recipe = recipe_of(recipe, stage_of(recipe, config, int(jax.device_get(state.step))))
+    # The recipe of the checkpoint's stage (ProGAN: its resolution and α).
+    recipe, state, _ = restore_run(config, workdir, mesh, networks)
     n_classes = max(recipe.n_classes, 1)
     labels = even_labels(num, n_classes) if labels is None else np.asarray(labels, np.int32)
     if labels.shape != (num,) or labels.min() < 0 or labels.max() >= n_classes:

@@ -1,11 +1,13 @@
 """The one training loop: `run(config, workdir)` trains any recipe, resuming from the workdir."""
 
+import dataclasses
 import functools
 import json
 import logging
 import os
 import signal
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -35,31 +37,125 @@ def maybe_init_distributed(config) -> None:
         jax.distributed.initialize(**args)
 
 
-def build_state(config, mesh, networks=None):
-    """(recipe, abstract state with shardings, init fn): shapes by eval_shape, then shardings.
-    networks: (G, D) modules; default: from config.networks (official kwargs) or config.model."""
+def make_run_recipe(config, networks=None):
+    """The recipe of config.recipe. networks: (G, D) modules; default: from config.networks
+    (official kwargs) or config.model."""
     if networks is None and config.get("networks", ""):
         from gan_zoo.convert import network_spec  # noqa: PLC0415
 
         networks = network_spec.load_networks(config.networks)
-    recipe = recipes.make_recipe(config, networks)
+    return recipes.make_recipe(config, networks)
+
+
+@dataclasses.dataclass(frozen=True)
+class StateLayout:
+    """A recipe's state layout: the abstract state (ShapeDtypeStructs with shardings), the
+    shardings, and init() -> a fresh placed state."""
+
+    abstract: Any
+    shardings: Any
+    init: Callable
+
+
+def state_layout(recipe, config, mesh) -> StateLayout:
+    """Shapes of recipe.init_state by eval_shape, then shardings from config.param_rules."""
     init = functools.partial(recipe.init_state, config=config)
     rng = jax.random.PRNGKey(config.seed)
     abstract = jax.eval_shape(init, rng)
     shardings = sharding.state_shardings(abstract, mesh, config.get("param_rules", ()))
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                             abstract, shardings)
-    return recipe, abstract, shardings, lambda: jax.jit(init, out_shardings=shardings)(rng)
+    return StateLayout(abstract, shardings,
+                       lambda: jax.jit(init, out_shardings=shardings)(rng))
 
 
-def restore_or_init(ckpt, abstract, init, init_from: str = ""):
+class StageLayouts:
+    """State layouts per Stage.key, computed at first use: the stages of a staged run may differ
+    in shape (StyleGAN-XL's generator grows; ProGAN's stages share one shape)."""
+
+    def __init__(self, recipe, config, mesh):
+        self.recipe, self.config, self.mesh, self._cache = recipe, config, mesh, {}
+
+    def __call__(self, stage: Stage) -> StateLayout:
+        if stage.key not in self._cache:
+            self._cache[stage.key] = state_layout(recipe_of(self.recipe, stage), self.config,
+                                                  self.mesh)
+        return self._cache[stage.key]
+
+    def at_step(self, step: int) -> StateLayout:
+        """The layout of the state saved after train step `step`."""
+        return self(stage_of(self.recipe, self.config, step))
+
+    def abstract_at(self, step: int):
+        return self.at_step(step).abstract
+
+
+def build_state(config, mesh, networks=None):
+    """(recipe, abstract state with shardings, shardings, init fn) of the run's base recipe
+    (staged runs: see StageLayouts for the state of each stage)."""
+    recipe = make_run_recipe(config, networks)
+    layout = state_layout(recipe, config, mesh)
+    return recipe, layout.abstract, layout.shardings, layout.init
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceRun:
+    """The latest checkpoint of another run (config.init_from), read with its own saved config:
+    `recipe` is the recipe of the stage that checkpoint is in."""
+
+    workdir: str
+    config: Any  # ml_collections.ConfigDict, from the checkpoint's saved config
+    recipe: Any
+    state: Any
+    step: int
+
+
+def restore_run(config, workdir: str, mesh, networks=None, step=None):
+    """(recipe of the checkpoint's stage, state, step) of the checkpoint at `step` (default:
+    the latest) in workdir, with the shapes of that step's stage. For sampling, eval and tools."""
+    recipe = make_run_recipe(config, networks)
+    layouts = StageLayouts(recipe, config, mesh)
+    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False)
+    try:
+        state = ckpt.restore(layouts.abstract_at, step)
+    finally:
+        ckpt.close()
+    step = int(jax.device_get(state.step))
+    return recipe_of(recipe, stage_of(recipe, config, step)), state, step
+
+
+def load_source_run(init_from: str, mesh) -> SourceRun:
+    """The latest checkpoint of workdir `init_from`, with the config saved beside it."""
+    import ml_collections  # noqa: PLC0415
+
+    src = checkpoint.Checkpointer(init_from, 1, False)
+    try:
+        step = src.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"config.init_from={init_from}: no checkpoint in "
+                                    f"{src.directory}")
+        src_config = ml_collections.ConfigDict(src.restore_config(step))
+    finally:
+        src.close()
+    recipe, state, step = restore_run(src_config, init_from, mesh)
+    return SourceRun(init_from, src_config, recipe, state, step)
+
+
+def restore_or_init(ckpt, abstract, init, init_from: str = "", recipe=None, mesh=None):
     """The latest checkpoint if there is one, else a fresh state (warm-started from the
-    networks of workdir `init_from` when given)."""
+    networks of workdir `init_from` when given: by recipe.warm_start when the recipe has one).
+    abstract: an abstract state, or step -> abstract state (staged runs)."""
     if ckpt.latest_step() is not None:
         log.info("Resuming from %s, step %d", ckpt.directory, ckpt.latest_step())
         return ckpt.restore(abstract)
     state = init()
-    return warm_start(state, abstract, init_from) if init_from else state
+    if not init_from:
+        return state
+    if recipe is not None and recipe.warm_start is not None:
+        src = load_source_run(init_from, mesh)
+        log.info("Starting from the networks of %s, step %d", init_from, src.step)
+        return recipe.warm_start(state, src)
+    return warm_start(state, abstract(0) if callable(abstract) else abstract, init_from)
 
 
 def warm_start(state, abstract, init_from: str):
@@ -193,13 +289,15 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             f.write(config.to_json_best_effort(indent=2))
 
     # ----- State -----
-    recipe, abstract, shardings, init = build_state(config, mesh, networks)
+    recipe = make_run_recipe(config, networks)
+    layouts = StageLayouts(recipe, config, mesh)  # abstract state + shardings per stage
     t = config.train
     num_steps = recipe.num_steps or t.num_steps
 
     # ----- Restore -----
     ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
-    state = restore_or_init(ckpt, abstract, init, config.get("init_from", ""))
+    state = restore_or_init(ckpt, layouts.abstract_at, layouts.at_step(0).init,
+                            config.get("init_from", ""), recipe, mesh)
     start = int(jax.device_get(state.step))
 
     # ----- Data -----
@@ -234,12 +332,16 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     def compiled_for(stage: Stage):
         if stage.key not in compiled:
             r = recipe_of(recipe, stage)
-            compiled[stage.key] = (step.make_train_step(r, t.grad_accum, shardings, in_sharding),
+            compiled[stage.key] = (step.make_train_step(r, t.grad_accum,
+                                                        layouts(stage).shardings, in_sharding),
                                    make_grid_fn(r, config))
         return compiled[stage.key]
 
-    sv_paths = {g: writers.monitored_kernels(state.params[g], config.log.sv_layers)
+    def sv_paths_of(state):  # kernels whose top singular values are logged
+        return {g: writers.monitored_kernels(state.params[g], config.log.sv_layers)
                 for g in state.params}
+
+    sv_paths = sv_paths_of(state)
     writer = writers.make_writer(workdir, is_main)
 
     # ----- Loop -----
@@ -267,7 +369,10 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                     _write_grid(writer, workdir, done, compiled_for(new)[1](state), is_main,
                                 f"_end_{stage.name}")
                     if recipe.stage_start is not None:
-                        state = jax.device_put(recipe.stage_start(state), shardings)
+                        state = jax.device_put(recipe.stage_start(state, new),
+                                               layouts(new).shardings)
+                        if new.key != stage.key:
+                            sv_paths = sv_paths_of(state)
                 if new.batch_size != stage.batch_size:
                     batches.close()
                     batches = None  # reopened with the new layout by the next step
