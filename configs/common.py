@@ -79,7 +79,10 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
         dtype=p.get("dtype", "float32")))
     c.data = ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p.get("flip", False),
-        shuffle_buffer=10_000, prefetch=2))
+        shuffle_buffer=10_000, prefetch=2,
+        # undecodable images skipped (each logged) before the run stops: < 1 a fraction of the
+        # dataset, >= 1 a count
+        max_bad_records=0.001))
     c.train = ml_collections.ConfigDict(dict(
         num_steps=p["steps"], batch_size=p["batch"], d_steps=2, grad_accum=1,
         lr_g=p["lr_g"], lr_d=p["lr_d"], b1=0.0, b2=0.999, adam_eps=p.get("adam_eps", 1e-8),

@@ -5,11 +5,18 @@ always gives the same batch, so a resumed run reads exactly what an uninterrupte
 """
 
 import dataclasses
+import logging
 from typing import Callable, Iterator
 
 import numpy as np
 
 from gan_zoo.data import builtin
+
+log = logging.getLogger("gan_zoo.data")
+
+# data.max_bad_records when a config has none: below 1 a fraction of the dataset's records,
+# from 1 on a count.
+DEFAULT_MAX_BAD_RECORDS = 0.001
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +73,65 @@ class InMemorySource:
             yield {"image": to_float(images).reshape(local + images.shape[1:]),
                    "label": labels.astype(np.int32).reshape(local)}
             step += 1
+
+
+class BadRecordsError(ValueError):
+    """More undecodable records than data.max_bad_records allows."""
+
+
+class BadRecords:
+    """Undecodable records of one host's stream: each is logged once (with its path or record
+    id) and replaced in its batch by the batch's good examples, taken in turn (so a batch's
+    content depends only on its step: resume stays exact). More than `limit` distinct bad
+    records, or a batch with no good one, stop the run naming the first bad ones."""
+
+    SHOWN = 5  # bad ids named in the error
+
+    def __init__(self, limit: int, where: str):
+        self.limit, self.where, self.ids = limit, where, {}  # ids: first-seen order
+
+    def _error(self, why: str) -> BadRecordsError:
+        first = ", ".join(list(self.ids)[:self.SHOWN])
+        more = f" and {len(self.ids) - self.SHOWN} more" if len(self.ids) > self.SHOWN else ""
+        return BadRecordsError(f"{self.where}: {why}; undecodable: {first}{more}. Remove or "
+                               "fix them, or raise data.max_bad_records")
+
+    def add(self, record_id: str) -> None:
+        if record_id in self.ids:
+            return
+        self.ids[record_id] = None
+        log.warning("%s: undecodable record skipped (%d so far, data.max_bad_records allows "
+                    "%d): %s", self.where, len(self.ids), self.limit, record_id)
+        if len(self.ids) > self.limit:
+            raise self._error(f"{len(self.ids)} undecodable records, more than "
+                              f"data.max_bad_records allows ({self.limit})")
+
+    def fill(self, batch: dict, ok: np.ndarray, ids: np.ndarray, lead: int) -> dict:
+        """batch with its bad examples (ok False) replaced; `lead` batch axes (e.g. S, A, b)."""
+        flat_ok = ok.reshape(-1)
+        if flat_ok.all():
+            return batch
+        for i in np.flatnonzero(~flat_ok):
+            rid = ids.reshape(-1)[i]
+            self.add(rid.decode(errors="replace") if isinstance(rid, bytes) else str(rid))
+        good, bad = np.flatnonzero(flat_ok), np.flatnonzero(~flat_ok)
+        if not len(good):
+            raise self._error("a whole batch is undecodable")
+        out = {}
+        for k, v in batch.items():
+            flat = v.reshape((-1,) + v.shape[lead:]).copy()
+            flat[bad] = flat[good[np.arange(len(bad)) % len(good)]]
+            out[k] = flat.reshape(v.shape)
+        return out
+
+
+def bad_record_limit(data_cfg, num_records: int) -> int:
+    """data.max_bad_records as a count: a value below 1 is a fraction of num_records."""
+    value = data_cfg.get("max_bad_records", DEFAULT_MAX_BAD_RECORDS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"data.max_bad_records={value!r}: expected a count (>= 1), a fraction "
+                         "of the dataset (< 1), or 0")
+    return int(value) if value >= 1 else int(value * num_records)
 
 
 def digits_source(data_cfg, resolution: int, seed: int) -> InMemorySource:

@@ -14,6 +14,11 @@ So the batches from step k are the same whether the iterator started at 0 or at 
   examples when it prepares a dataset) through a shuffle buffer seeded by (seed, e) and not
   reshuffled; starting at step k skips the first k * E mod n records of the epoch, still
   encoded (images are decoded after the skip), i.e. it reads at most one epoch of raw records.
+
+Bad input. An example whose image does not decode (empty, not an image, truncated) is flagged
+rather than failing the pipeline, then counted, logged with its path (folders) or TFDS record
+id, and replaced in its batch by the batch's good examples (sources.BadRecords), up to
+data.max_bad_records.
 """
 
 import dataclasses
@@ -22,7 +27,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from gan_zoo.data.sources import Layout
+from gan_zoo.data.sources import BadRecords, Layout, bad_record_limit
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _END = 2**62  # "forever" for tf.data ranges
@@ -42,12 +47,27 @@ def _preprocess(encoded, label, resolution: int, flip: bool, seed):
     return {"image": tf.cast(image, tf.float32) / 127.5 - 1.0, "label": tf.cast(label, tf.int32)}
 
 
+def _decoded_or_flagged(record, resolution: int, flip: bool, seed):
+    """(encoded, label, id) -> a one-example dataset: the preprocessed example with ok=True, or,
+    when decoding fails, a zero image with ok=False (decode errors cannot be caught inside a
+    graph function; ignore_errors on a one-element dataset can)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    encoded, label, record_id = record
+    good = tf.data.Dataset.from_tensors((encoded, label)).map(
+        lambda e, y: dict(_preprocess(e, y, resolution, flip, seed), ok=True, id=record_id))
+    bad = tf.data.Dataset.from_tensors(dict(
+        image=tf.zeros([resolution, resolution, 3], tf.float32), label=tf.cast(label, tf.int32),
+        ok=False, id=record_id))
+    return good.ignore_errors().concatenate(bad).take(1)
+
+
 @dataclasses.dataclass
 class TFSource:
     """A tf.data source read by example index (see the module docstring).
 
-    records(layout, start) -> tf.data.Dataset of (encoded image, label): this host's example
-    stream from stream index `start` on.
+    records(layout, start) -> tf.data.Dataset of (encoded image, label, record id): this
+    host's example stream from stream index `start` on.
     """
 
     records: Callable
@@ -55,6 +75,8 @@ class TFSource:
     data_cfg: object
     resolution: int
     seed: int
+    num_records: int = 0  # the dataset's size (data.max_bad_records may be a fraction of it)
+    where: str = "data"  # names the dataset in messages
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
         import tensorflow as tf  # noqa: PLC0415
@@ -63,12 +85,17 @@ class TFSource:
         start = start_step * layout.sub_batches * layout.accum * layout.local_batch
         ds = tf.data.Dataset.zip(self.records(layout, start), tf.data.Dataset.range(start, _END))
         flip_key = self.seed * 65_536 + layout.process_index  # (seed, host); i is the stream index
-        ds = ds.map(lambda ex, i: _preprocess(ex[0], ex[1], self.resolution, self.data_cfg.flip,
-                                              tf.stack([tf.constant(flip_key, tf.int64), i])),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # One-example datasets in, one example out each: deterministic interleave keeps the order.
+        ds = ds.interleave(lambda ex, i: _decoded_or_flagged(
+            ex, self.resolution, self.data_cfg.flip, tf.stack([tf.constant(flip_key, tf.int64),
+                                                               i])),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(layout.local_batch, drop_remainder=True).batch(layout.accum)
         ds = ds.batch(layout.sub_batches).prefetch(tf.data.AUTOTUNE)
-        return ds.as_numpy_iterator()
+        bad = BadRecords(bad_record_limit(self.data_cfg, self.num_records), self.where)
+        for batch in ds.as_numpy_iterator():
+            ok, ids = batch.pop("ok"), batch.pop("id")
+            yield bad.fill(batch, ok, ids, lead=3)  # [S, A, b, ...]
 
 
 def _tfds_missing(name: str, data_dir: str) -> FileNotFoundError:
@@ -108,15 +135,19 @@ def tfds_source(data_cfg, resolution: int, seed: int) -> TFSource:
                              f"{layout.process_index}/{layout.process_count} has no examples")
         # Encoded images in the stored order (deterministic: files and records not shuffled).
         ds = builder.as_dataset(split=split, shuffle_files=False,
-                                decoders={"image": tfds.decode.SkipDecoding()})
-        ds = ds.map(lambda ex: (ex["image"], ex[label_key] if label_key else tf.constant(0)))
+                                decoders={"image": tfds.decode.SkipDecoding()},
+                                read_config=tfds.ReadConfig(add_tfds_id=True))
+        ds = ds.map(lambda ex: (ex["image"], ex[label_key] if label_key else tf.constant(0),
+                                ex["tfds_id"]))
         buffer = max(min(data_cfg.shuffle_buffer, n), 1)
 
         def epoch(e):  # the epoch's order: a shuffle buffer seeded by (seed, e), not reshuffled
             return ds.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
         first, skip = divmod(start, n)
         return tf.data.Dataset.range(first, _END).flat_map(epoch).skip(skip)
-    return TFSource(records, n_classes, data_cfg, resolution, seed)
+    total = builder.info.splits[data_cfg.split].num_examples
+    return TFSource(records, n_classes, data_cfg, resolution, seed, total,
+                    f"data.name={name!r} split {data_cfg.split!r}")
 
 
 def list_folder(root: str) -> tuple[list, list, list]:
@@ -162,7 +193,8 @@ def folder_source(data_cfg, resolution: int, seed: int) -> TFSource:
         def pick(i):  # stream index i -> file index_shuffle(i mod n) of epoch i // n
             key = tf.stack([tf.constant(seed * 65_536 + layout.process_index, tf.int64), i // n])
             j = tf.random.experimental.index_shuffle(i % n, key, n - 1)
-            return tf.io.read_file(p[j]), y[j]
+            return tf.io.read_file(p[j]), y[j], p[j]
         return tf.data.Dataset.range(start, _END).map(
             pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return TFSource(records, len(classes), data_cfg, resolution, seed)
+    return TFSource(records, len(classes), data_cfg, resolution, seed, len(paths),
+                    f"data.data_dir={data_cfg.data_dir!r}")
