@@ -1,10 +1,19 @@
 """Orbax checkpoints in <workdir>/checkpoints: the GANState and the config (JSON) per step.
 
 Saves are asynchronous and atomic (Orbax writes to a temporary folder and renames it); the K
-newest are kept. Restore uses an abstract state carrying the target shardings.
+newest are kept. Restore uses an abstract state carrying the target shardings; a checkpoint
+that cannot be read is moved aside to <step>.corrupt and the next older one is used.
 """
 
+import logging
 import os
+
+import jax
+import numpy as np
+
+from gan_zoo.train import workdir
+
+log = logging.getLogger("gan_zoo.train")
 
 
 class Checkpointer:
@@ -31,20 +40,91 @@ class Checkpointer:
                                                     config=args.JsonSave(config_dict)), force=True)
 
     def restore(self, abstract_state, step=None):
-        """The state at `step` (default: latest), placed with abstract_state's shardings.
+        """The state of the newest checkpoint that restores (or of `step`), placed with
+        abstract_state's shardings.
 
         abstract_state: the abstract GANState (ShapeDtypeStructs with shardings), or a callable
         step -> abstract GANState when the state's shapes depend on the step (staged runs whose
-        stages differ in shape, e.g. StyleGAN-XL's growing generator)."""
-        step = self.latest_step() if step is None else step
-        if step is None:
+        stages differ in shape, e.g. StyleGAN-XL's growing generator).
+
+        A checkpoint that cannot be read (missing or garbled files or metadata, an empty folder)
+        is reported in one log line, moved aside to <step>.corrupt (never deleted) and the next
+        older one is tried; FileNotFoundError lists what was tried when none restores. A given
+        `step` is the only one tried. A checkpoint of other shapes than abstract_state raises
+        workdir.IncompatibleState and stays where it is. Multi-host: every host tries each step,
+        the hosts agree (all must succeed), the main process moves folders, the others wait.
+        """
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
             raise FileNotFoundError(f"no checkpoint in {self.directory}; train first "
                                     "(--mode=train with the same --workdir)")
-        abstract = abstract_state(step) if callable(abstract_state) else abstract_state
-        args = self._ocp.args
-        out = self.manager.restore(step, args=args.Composite(
-            state=args.StandardRestore(abstract)))
-        return out.state
+        if step is not None:
+            if step not in steps:
+                raise FileNotFoundError(f"no checkpoint at step {step} in {self.directory} "
+                                        f"(it has steps {sorted(steps)})")
+            steps = [step]
+        tried = []
+        for s in steps:
+            abstract = abstract_state(s) if callable(abstract_state) else abstract_state
+            state, reason = self._try_restore(s, abstract)
+            if _all_hosts(reason is None):
+                return state
+            reason = reason or "another host could not restore it"
+            aside = self.move_aside(s, "corrupt")
+            log.warning("Checkpoint %s cannot be restored (%s); moved it to %s%s",
+                        self.step_path(s), reason, aside,
+                        "; trying the next older one" if s != steps[-1] else "")
+            tried.append(f"step {s} ({reason})")
+        raise FileNotFoundError(
+            f"no checkpoint in {self.directory} could be restored; tried {'; '.join(tried)}. "
+            f"Each was moved to <step>.corrupt there (nothing was deleted); a new training run "
+            f"in this workdir would start from step 0.")
+
+    def _try_restore(self, step: int, abstract):
+        """(state, None), or (None, reason) when checkpoint `step` cannot be read."""
+        try:
+            self._check_shapes(step, abstract)
+            args = self._ocp.args
+            out = self.manager.restore(step, args=args.Composite(
+                state=args.StandardRestore(abstract)))
+            return out.state, None
+        except (workdir.IncompatibleState, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001  (Orbax/TensorStore raise many kinds)
+            if any(tag in str(e) for tag in _NOT_CORRUPTION):
+                raise
+            return None, _reason(e)
+
+    def _check_shapes(self, step: int, abstract) -> None:
+        """Raises IncompatibleState when the saved tree differs from abstract in leaves, shapes
+        or dtypes (read from the checkpoint's metadata; raises as corrupt when unreadable)."""
+        from etils import epath  # noqa: PLC0415
+
+        meta = self._ocp.StandardCheckpointHandler().metadata(
+            epath.Path(self.step_path(step)) / "state")
+        differences = workdir.tree_differences(getattr(meta, "tree", meta), abstract)
+        if differences:
+            raise workdir.IncompatibleState(self.step_path(step), step, differences)
+
+    def step_path(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def move_aside(self, step: int, tag: str) -> str:
+        """Renames checkpoint `step` to <step>.<tag> (a name Orbax does not read as a step;
+        <step>.<tag>1, ... when taken); returns the new path."""
+        src = self.step_path(step)
+        dst, i = f"{src}.{tag}", 1
+        while os.path.exists(dst):
+            dst, i = f"{src}.{tag}{i}", i + 1
+        if jax.process_index() == 0:
+            os.rename(src, dst)
+        _sync_hosts(f"gan_zoo_move_aside_{step}_{tag}")
+        self.manager.reload()
+        return dst
+
+    def move_all_aside(self, tag: str) -> list:
+        """Moves every checkpoint aside (see move_aside); returns the new paths."""
+        return [self.move_aside(s, tag) for s in sorted(self.manager.all_steps())]
 
     def restore_config(self, step=None) -> dict:
         step = self.latest_step() if step is None else step
@@ -57,3 +137,31 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
+
+
+# Errors that say nothing about the checkpoint's files: re-raised, never moved aside.
+_NOT_CORRUPTION = ("RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "UNAVAILABLE", "PERMISSION_DENIED")
+
+
+def _reason(e: BaseException) -> str:
+    """One line: the innermost error (TensorStore's names the file) as 'Type: message'."""
+    while e.__cause__ is not None or (e.__context__ is not None and not e.__suppress_context__):
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(e).split()).split(" See full TensorStore details")[0]
+    return f"{type(e).__name__}: {text[:240]}"
+
+
+def _all_hosts(ok: bool) -> bool:
+    """Whether `ok` holds on every host (multi-host: all-gathered)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+
+
+def _sync_hosts(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+
+        multihost_utils.sync_global_devices(name)

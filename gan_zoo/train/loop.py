@@ -16,6 +16,7 @@ from gan_zoo import data as gdata
 from gan_zoo import recipes
 from gan_zoo.recipes.base import Stage
 from gan_zoo.train import checkpoint, evaluation, sharding, step, writers
+from gan_zoo.train import workdir as workdir_lib
 
 log = logging.getLogger("gan_zoo.train")
 
@@ -118,6 +119,8 @@ def restore_run(config, workdir: str, mesh, networks=None, step=None):
     ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False)
     try:
         state = ckpt.restore(layouts.abstract_at, step)
+    except workdir_lib.IncompatibleState as e:
+        raise workdir_lib.incompatible_error(e, config, ckpt) from None
     finally:
         ckpt.close()
     step = int(jax.device_get(state.step))
@@ -146,8 +149,9 @@ def restore_or_init(ckpt, abstract, init, init_from: str = "", recipe=None, mesh
     networks of workdir `init_from` when given: by recipe.warm_start when the recipe has one).
     abstract: an abstract state, or step -> abstract state (staged runs)."""
     if ckpt.latest_step() is not None:
-        log.info("Resuming from %s, step %d", ckpt.directory, ckpt.latest_step())
-        return ckpt.restore(abstract)
+        state = ckpt.restore(abstract)  # the newest checkpoint that restores
+        log.info("Resuming from %s, step %d", ckpt.directory, int(jax.device_get(state.step)))
+        return state
     state = init()
     if not init_from:
         return state
@@ -270,6 +274,18 @@ def _write_scalars(writer, step_no: int, metrics: dict, ips: float, eta_s: float
     writer.write_scalars(step_no, scalars)
 
 
+def _holding_workdir_lock(train_fn):
+    """train_fn holding <workdir>/run.lock (workdir.RunLock): one training run per workdir."""
+
+    @functools.wraps(train_fn)
+    def locked(config, workdir: str, *args, **kwargs):
+        maybe_init_distributed(config)  # before jax.process_index() in lock_for
+        with workdir_lib.lock_for(config, workdir):
+            return train_fn(config, workdir, *args, **kwargs)
+    return locked
+
+
+@_holding_workdir_lock
 def run(config, workdir: str, networks=None, stop_after: int = 0):
     """Trains config.recipe for config.train.num_steps steps in workdir; resumes automatically.
 
@@ -283,10 +299,6 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
         jax.config.update("jax_default_matmul_precision", config.matmul_precision)
     mesh = sharding.make_mesh(config.mesh)
     is_main = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    if is_main:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
 
     # ----- State -----
     recipe = make_run_recipe(config, networks)
@@ -296,9 +308,11 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
 
     # ----- Restore -----
     ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
-    state = restore_or_init(ckpt, layouts.abstract_at, layouts.at_step(0).init,
-                            config.get("init_from", ""), recipe, mesh)
+    state = workdir_lib.restore_checked(  # other shapes: stop naming the keys, or allow_reset
+        lambda: restore_or_init(ckpt, layouts.abstract_at, layouts.at_step(0).init,
+                                config.get("init_from", ""), recipe, mesh), config, ckpt)
     start = int(jax.device_get(state.step))
+    workdir_lib.record_config(config, workdir, start, is_main)  # config.json after the checks
 
     # ----- Data -----
     source = gdata.make_source(config.data, config.model.resolution, config.seed)

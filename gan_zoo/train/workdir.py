@@ -87,6 +87,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Takes the lock, or raises RuntimeError naming its live holder."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         for _ in range(3):  # a stale lock is removed, then the link is tried again
             if self._try_link():
                 self._start_heartbeat()
@@ -259,24 +260,46 @@ def saved_config(ckpt, step: int):
         return None
 
 
+def _changed_keys(err: IncompatibleState, config, ckpt) -> str:
+    """'config keys that differ from the checkpoint's: model.G_ch: 8 -> 4, ...' (harmless
+    keys left out when others differ)."""
+    old = saved_config(ckpt, err.step)
+    changes = config_changes(old, json.loads(config.to_json_best_effort())) if old else []
+    keys = [c for c in changes if not _harmless(c[0])] or changes
+    if not keys:
+        return "config equals the checkpoint's (a changed networks file or recipe code?)"
+    return f"config keys that differ from the checkpoint's: {_format(keys)}"
+
+
+def incompatible_error(err: IncompatibleState, config, ckpt) -> ValueError:
+    """For sampling and eval: err plus the differing config keys."""
+    return ValueError(f"{err}.\nThe {_changed_keys(err, config, ckpt)}; use the config the "
+                      f"run was trained with (its config.json).")
+
+
 def reset_or_raise(err: IncompatibleState, config, ckpt) -> None:
     """On a resume whose config changes the state's shapes: a ValueError naming the config keys
     that differ from the checkpoint's and the way forward; with config.allow_reset=True, moves
     every checkpoint aside (<step>.reset-<time>, never deleted) so the run starts fresh."""
-    old = saved_config(ckpt, err.step)
-    new = json.loads(config.to_json_best_effort())
-    changes = config_changes(old, new) if old is not None else []
-    keys = [c for c in changes if not _harmless(c[0])] or changes
-    what = (f"config keys that differ from the checkpoint's: {_format(keys)}" if keys else
-            "no saved config to compare with (a changed model or networks file?)")
+    what = _changed_keys(err, config, ckpt)
     if not config.get("allow_reset", False):
         raise ValueError(
             f"cannot resume: {err}.\nThe {what}.\nEither restore those values, use a new "
             f"--workdir, or pass --config.allow_reset=True to start from step 0 in this "
             f"workdir (its checkpoints are moved aside, not deleted).") from None
-    moved = ckpt.move_all_aside("reset")
+    moved = ckpt.move_all_aside(time.strftime("reset-%Y%m%dT%H%M%S"))
     log.warning("config.allow_reset=True: the %s; moved the old checkpoints aside (%s) and "
                 "starting from step 0", what, ", ".join(moved))
+
+
+def restore_checked(restore, config, ckpt):
+    """restore() (a resume or a fresh state); when the checkpoint's shapes differ from this
+    config's: reset_or_raise, then restore() again (it starts fresh after a reset)."""
+    try:
+        return restore()
+    except IncompatibleState as e:
+        reset_or_raise(e, config, ckpt)
+        return restore()
 
 
 def _write_atomic(path: str, text: str) -> None:

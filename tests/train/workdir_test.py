@@ -1,6 +1,7 @@
 """One run per workdir (run.lock) and config compatibility on resume (issue #19 items 2, 3)."""
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -8,7 +9,11 @@ import time
 
 import pytest
 
+from gan_zoo import train
+from gan_zoo.train import checkpoint, loop
 from gan_zoo.train import workdir as wd
+from tests.train._ckpt import copy_run, tiny_layout
+from tests.train._tiny import tiny_config, tiny_networks
 
 
 def _write_lock(workdir, **holder):
@@ -104,3 +109,68 @@ def test_config_changes_flatten_and_list_keys():
     new = {"model": {"G_ch": 8, "D_ch": 4}, "train": {"num_steps": 9}, "seed": 0, "x": 1}
     assert wd.config_changes(old, new) == [("model.G_ch", 4, 8), ("train.num_steps", 6, 9),
                                            ("x", None, 1)]
+
+
+# ----- In the trainer: lock, shape check and config.json around train.run -----
+
+
+def _run(config, workdir):
+    return train.run(config, str(workdir), networks=tiny_networks(config))
+
+
+def test_run_refused_while_another_holds_the_workdir(tmp_path):
+    workdir = copy_run(tmp_path / "run")
+    before = (workdir / "config.json").read_bytes()
+    ppid = os.getppid()
+    _write_lock(workdir, host=socket.gethostname(), pid=ppid, started="then",
+                proc_start=wd._proc_start(ppid))
+    with pytest.raises(RuntimeError, match=f"in use by another training run .*pid {ppid}"):
+        _run(tiny_config(), workdir)
+    assert (workdir / "config.json").read_bytes() == before
+    assert _holder(workdir / wd.LOCK_NAME)["pid"] == ppid
+
+
+def test_shape_change_stops_naming_config_keys(tmp_path):
+    workdir = copy_run(tmp_path / "run")
+    before = (workdir / "config.json").read_bytes()
+    config = tiny_config(**{"model.G_ch": 4, "model.D_ch": 4, "train.num_steps": 9})
+    with pytest.raises(ValueError, match=r"(?s)other shapes.*saved \(1, 8\) float32, now "
+                                         r"\(1, 4\) float32.*differ from the checkpoint's: "
+                                         r"model\.D_ch: 8 -> 4, model\.G_ch: 8 -> 4\..*"
+                                         r"allow_reset") as err:
+        _run(config, workdir)
+    assert "num_steps" not in str(err.value)  # harmless keys are not blamed
+    assert (workdir / "config.json").read_bytes() == before
+    assert sorted(p.name for p in workdir.iterdir()) == ["checkpoints", "config.json",
+                                                        "config_0.json"]
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
+
+
+def test_allow_reset_moves_checkpoints_aside_and_starts_fresh(tmp_path):
+    workdir = copy_run(tmp_path / "run")
+    config = tiny_config(**{"model.G_ch": 4, "allow_reset": True})
+    abstract, _ = tiny_layout(config)
+    ckpt = checkpoint.Checkpointer(str(workdir), 3, False)
+    state = wd.restore_checked(lambda: loop.restore_or_init(ckpt, abstract, lambda: "fresh"),
+                               config, ckpt)
+    assert state == "fresh" and ckpt.latest_step() is None
+    names = sorted(os.listdir(workdir / "checkpoints"))
+    assert [n.split(".")[0] for n in names] == ["3", "6"]
+    assert all(n.split(".")[1].startswith("reset-") for n in names)
+    ckpt.close()
+
+
+def test_harmless_change_resumes_and_keeps_each_config(tmp_path, caplog):
+    workdir = copy_run(tmp_path / "run")
+    config = tiny_config(**{"train.num_steps": 5, "log.every_steps": 2})  # 6 done: no steps
+    with caplog.at_level(logging.INFO, logger="gan_zoo.train"):
+        state, _ = _run(config, workdir)
+    assert int(state.step) == 6
+    changes = [r.getMessage() for r in caplog.records if "config changes" in r.getMessage()]
+    assert len(changes) == 1
+    assert "log.every_steps: 1 -> 2" in changes[0] and "train.num_steps: 6 -> 5" in changes[0]
+    for name in ("config.json", "config_6.json"):
+        saved = json.loads((workdir / name).read_text())
+        assert saved["train"]["num_steps"] == 5 and saved["log"]["every_steps"] == 2
+    assert json.loads((workdir / "config_0.json").read_text())["train"]["num_steps"] == 6
+    assert not (workdir / wd.LOCK_NAME).exists()
