@@ -1,0 +1,131 @@
+"""StyleGAN-XL (Sauer, Schwarz, Geiger, SIGGRAPH 2022), spec stylegan_xl_and_t.md §1.
+
+    python experiments/main.py --config=configs/stylegan_xl.py:digits --workdir=/tmp/sgxl_digits
+
+Args (after the colon, comma separated): a preset name, then `res=` (the final stage; the run
+trains every stage from the 16^2 stem up to it in one workdir), `batch=` (every stage),
+`kimg=` (every stage's length), `smoke`. A stage can also start from another run, the way the
+official `--superres --path_stem` does:
+
+    python experiments/main.py --config=configs/stylegan_xl.py:imagenet,res=64 \
+        --config.init_from=<workdir of the 32^2 run> --workdir=...
+
+Feature-network weights are local timm state dicts (.safetensors / .npz): --config.model.
+effnet_weights (tf_efficientnet_lite0), deit_weights (deit_base_distilled_patch16_224),
+clf_weights (deit_small_distilled_patch16_224, the guidance classifier, stages above 32^2).
+"""
+
+import ml_collections
+
+from configs import common
+
+# Paper / official settings (spec §1.7): batch 2048 (16^2, 32^2), 256 (64^2-256^2), 128 (512^2,
+# 1024^2) [P]; Adam(0, 0.99) G lr 0.0025, D lr 0.002 with the lazy rescaling (G interval 4,
+# D 16) [C]; EMA half-life batch·10/32 kimg, ramp-up 0.05 [C]; D blur σ 2 over 300 kimg [C];
+# path length 2 from 1M images, stem only [C]; guidance λ 8 above 32^2 [P]; fp16 in the 4
+# highest-rate layers [C]. The paper trains each stage until FID stops improving (no fixed
+# length); stage_kimg holds the official train.py default --kimg 25000 per stage run.
+_IMAGENET_BATCH = {16: 2048, 32: 2048, 64: 256, 128: 256, 256: 256, 512: 128, 1024: 128}
+_ALL_RES = (16, 32, 64, 128, 256, 512, 1024)
+_BASE = dict(variant="imagenet", n_classes=1000, data="imagenet2012", flip=True,
+             batch=2048, batch_sizes=_IMAGENET_BATCH, stage_kimg=dict.fromkeys(_ALL_RES, 25_000),
+             num_fp16_res=4, feature_nets="pretrained", cls_weight=8.0,
+             metrics="fid,sfid,rfid,is,pr,eqt_int")
+# FFHQ / Pokemon: the official README's settings for small or curated datasets (cbase 16384,
+# cmax 256 before train.py doubles them, 7 stem layers, 4-layer heads: variant "small"), and its
+# command lines (batch 64, --mirror=1, --kimg 10000); unconditional, so no guidance.
+_SMALL = dict(_BASE, variant="small", n_classes=0, batch=64, batch_sizes={},
+              stage_kimg=dict.fromkeys(_ALL_RES, 10_000), cls_weight=0.0,
+              metrics="fid,sfid,rfid,pr,eqt_int")
+PRESETS = {
+    "imagenet": dict(_BASE, resolution=1024),
+    "ffhq": dict(_SMALL, resolution=1024, data="ffhq"),
+    # An image folder (data.data_dir) of the Pokemon set the paper uses.
+    "pokemon": dict(_SMALL, resolution=1024, data="folder"),
+    # CIFAR-10 (README checkpoint, FID 1.85): the ImageNet model with 10 classes at 16^2 + 32^2;
+    # the guidance never runs (32^2 is not above 32^2).
+    "cifar10": dict(_BASE, resolution=32, n_classes=10, data="cifar10", flip=False,
+                    stage_kimg=dict.fromkeys(_ALL_RES, 10_000)),
+    # 2-core CPU: scikit-learn digits (10 classes) at 32^2, a 16^2 stem then a 32^2 stage in one
+    # run; tiny G (imagenet_test widths) and D (a 4-block width-32 ViT tapped at every block and
+    # the EfficientNet, both at 64^2 with random weights: feature_nets=random, logged).
+    "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
+                   flip=False, batch=16, batch_sizes={}, stage_kimg={16: 3.2, 32: 3.2},
+                   num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
+                   embed_dim=16, d_vit=(32, 4, 2), d_vit_hooks="0,1,2,3", d_resize_to=64,
+                   d_nominal_res=64, d_interp224="true", ema_kimg=0.5, blur_fade_kimg=1.0,
+                   ckpt_every=100, log_every=10, image_every=100, grid=20,
+                   metrics="fid,kid,is,rfid,pr"),
+}
+
+
+def base(p: dict) -> ml_collections.ConfigDict:
+    """The full StyleGAN-XL config for a preset dict `p`."""
+    c = common.run_base("stylegan_xl")
+    vit_w, vit_d, vit_h = p.get("d_vit", (0, 0, 0))
+    c.model = ml_collections.ConfigDict(dict(
+        variant=p["variant"], resolution=p["resolution"], n_classes=p["n_classes"],
+        stem_resolution=16,
+        # G sizes; 0 = the stylegan_xl.VARIANTS row's value.
+        z_dim=p.get("z_dim", 0), w_dim=p.get("w_dim", 0), channel_base=p.get("channel_base", 0),
+        channel_max=p.get("channel_max", 0), stem_layers=p.get("stem_layers", 0),
+        head_layers=p.get("head_layers", 0), embed_rows=p.get("embed_rows", 0),
+        embed_dim=p.get("embed_dim", 0),
+        num_fp16_res=p["num_fp16_res"], fp16_dtype="auto", fused_modconv="auto",
+        # Projected D (spec §1.4): backbones in logit order; ViT sizes 0 = DeiT-base's.
+        d_backbones="deit_base_distilled_patch16_224,tf_efficientnet_lite0",
+        d_vit_width=vit_w, d_vit_depth=vit_d, d_vit_heads=vit_h,
+        d_vit_hooks=p.get("d_vit_hooks", "2,5,8,11"), d_resize_to=p.get("d_resize_to", 224),
+        d_nominal_res=p.get("d_nominal_res", 256), d_interp224=p.get("d_interp224", "auto"),
+        d_cmap_dim=64, d_embed_dim=p.get("embed_dim", 0) or 320, d_diffaug=True, d_proj_seed=0,
+        d_bn_group="device",  # "device" (official: per GPU), "global" or k samples per group
+        # "pretrained": the weight files below must exist; "random": seeded random nets.
+        feature_nets=p["feature_nets"], effnet_weights="", deit_weights="", clf_weights="",
+        clf_width=vit_w, clf_depth=vit_d, clf_heads=vit_h,  # 0 = DeiT-small's
+        clf_input=p.get("d_resize_to", 224)))
+    c.data = ml_collections.ConfigDict(dict(
+        name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,
+        prefetch=2))
+    c.train = ml_collections.ConfigDict(dict(
+        num_steps=0,  # set by the stages (stage_kimg)
+        batch_size=p["batch"], grad_accum=1,
+        batch_sizes={str(r): b for r, b in p["batch_sizes"].items() if r <= p["resolution"]},
+        stage_kimg={str(r): k for r, k in p["stage_kimg"].items() if r <= p["resolution"]},
+        start_res=0,  # first stage; 0 = the stem, or the final stage with init_from
+        lr_g=0.0025, lr_d=0.002, b1=0.0, b2=0.99, adam_eps=1e-8,
+        g_reg_interval=4, d_reg_interval=16,  # lazy rescaling (D has no regulariser)
+        pl_weight=2.0, pl_start_kimg=1000.0, pl_decay=0.01, pl_batch_shrink=2,
+        cls_weight=p["cls_weight"], cls_min_res=32,  # guidance in stages above cls_min_res
+        blur_sigma=2.0, blur_fade_kimg=p.get("blur_fade_kimg", 300.0),
+        ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
+    c.sample = ml_collections.ConfigDict(dict(
+        truncation=1.0,  # ψ toward the class's w_avg; 1 (or <= 0) = none
+        standing_stats_batch_size=min(p["batch"], 32)))
+    c.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
+    c.log = ml_collections.ConfigDict(dict(
+        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
+        sv_every_steps=0, sv_layers=".", grid_size=p.get("grid", 64)))
+    c.eval = common.eval_config(p)
+    c.eval.metrics = p["metrics"]
+    c.mesh = ml_collections.ConfigDict({"data": -1})
+    c.param_rules = ()
+    return c
+
+
+def get_config(arg=None):
+    a = common.parse_arg(arg, preset="imagenet", res=0, batch=0, kimg=0.0, smoke=False)
+    p = dict(common.check_preset(a.preset, PRESETS))
+    if a.res:
+        p["resolution"] = a.res
+    if a.batch:
+        p.update(batch=a.batch, batch_sizes={})
+    if a.kimg:
+        p["stage_kimg"] = dict.fromkeys(_ALL_RES, a.kimg)
+    if a.smoke:  # a few CPU steps of the digits model, two stages
+        p.update({k: v for k, v in PRESETS["digits"].items() if k not in ("data",)})
+        p.update(batch=8, stage_kimg={16: 0.016, 32: 0.016}, ckpt_every=2, log_every=1,
+                 image_every=0, grid=4, data="digits")
+    c = base(p)
+    c.preset = a.preset
+    return c

@@ -1,0 +1,179 @@
+"""StyleGAN-XL networks from a config: the generator of each stage, the projected discriminator,
+the guidance classifier, and the frozen feature-network weights (spec stylegan_xl_and_t.md §1.3,
+§1.4, §1.5, §4).
+
+Feature-network weights are local files named by config fields (timm state dicts saved as
+.safetensors / .npz; read by gan_zoo.convert.{efficientnet,vit}). config.model.feature_nets:
+"pretrained" (the paper: every file must exist, else FileNotFoundError naming the field and the
+timm id) or "random" (CPU presets and tests: the nets keep their seeded random init at the
+configured sizes; a given file is still loaded). The run logs which nets are loaded and which
+are random.
+"""
+
+import dataclasses
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from gan_zoo.feature_nets import vit
+from gan_zoo.models import projected_d as pd
+from gan_zoo.models import stylegan_xl as xl
+
+log = logging.getLogger("gan_zoo.recipes.stylegan_xl")
+
+CLF_VARIANT = "deit_small_distilled_patch16_224"  # SG-XL §3.4 [C]: the guidance classifier
+# (config field, timm id, what it is) of every weight file.
+WEIGHT_FIELDS = {
+    "effnet": ("effnet_weights", pd.EFFNET, "D feature net F1"),
+    "deit": ("deit_weights", pd.DEIT, "D feature net F2"),
+    "clf": ("clf_weights", CLF_VARIANT, "classifier guidance CLF"),
+}
+_G_KEYS = ("z_dim", "w_dim", "channel_base", "channel_max", "stem_layers")
+
+
+def _ints(text) -> tuple:
+    """"2,5,8,11" (or a list from a saved config) -> (2, 5, 8, 11)."""
+    if isinstance(text, str):
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    return tuple(int(v) for v in text)
+
+
+def make_generator(config) -> xl.Generator:
+    """The final-stage G of config.model: a stylegan_xl.VARIANTS row, non-zero size overrides."""
+    m = config.model
+    over = {k: m[k] for k in _G_KEYS if m.get(k, 0)}
+    if m.get("head_layers", 0):
+        over["head_layers_default"] = int(m.head_layers)
+    if m.get("embed_rows", 0):
+        over["embed_table"] = (int(m.embed_rows), int(m.embed_dim))
+    over.update(num_fp16_res=m.get("num_fp16_res", 0), stem_resolution=m.stem_resolution)
+    if m.get("fp16_dtype", "auto") != "auto":
+        over["fp16_dtype"] = m.fp16_dtype
+    return xl.generator(m.variant, m.resolution, c_dim=m.n_classes, **over)
+
+
+def stage_generator(G: xl.Generator, res: int) -> xl.Generator:
+    """G grown up to stage `res` only (the first heads of G's head_layers)."""
+    kw = dict(G.synthesis_kwargs)
+    stem = kw.get("stem_resolution", 16)
+    n_heads = len(xl.stage_resolutions(res, stem)) - 1
+    if kw.get("head_layers") is not None:
+        kw["head_layers"] = tuple(kw["head_layers"])[:n_heads]
+    return G.clone(img_resolution=res, synthesis_kwargs=tuple(sorted(kw.items())))
+
+
+def _vit_overrides(m, prefix: str) -> tuple:
+    return tuple((k, int(m[f"{prefix}_{k}"])) for k in ("width", "depth", "heads")
+                 if m.get(f"{prefix}_{k}", 0))
+
+
+def make_discriminator(config, data_devices: int) -> pd.ProjectedDiscriminator:
+    """The projected D of config.model.d_* (spec §1.4). BatchNorm groups: d_bn_group "device"
+    (official, per GPU: the 'data' devices) or a number k of samples per group."""
+    m = config.model
+    group = str(m.d_bn_group)
+    interp = {"auto": None, "true": True, "false": False}[str(m.d_interp224).lower()]
+    return pd.ProjectedDiscriminator(
+        backbones=tuple(b for b in str(m.d_backbones).split(",") if b), c_dim=m.n_classes,
+        cmap_dim=m.d_cmap_dim, embed_dim=m.d_embed_dim, diffaug=m.d_diffaug,
+        interp224=interp, proj_seed=m.d_proj_seed, vit_variant=pd.DEIT,
+        vit_overrides=_vit_overrides(m, "d_vit"), vit_hooks=_ints(m.d_vit_hooks),
+        bn_group=group if group in ("device", "global") else int(group),
+        num_devices=data_devices, resize_to=m.d_resize_to, nominal_res=m.d_nominal_res)
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+    """The frozen guidance classifier: a DeiT (feature_nets.vit) on `side`^2 inputs."""
+
+    net: vit.VisionTransformer
+    side: int  # input side (224 for the pretrained DeiT-small)
+
+    def logits(self, variables, img):
+        """img [N, H, W, 3] in [-1, 1] -> logits [N, classes] (SG-XL §3.4 [C]: [0, 1], ImageNet
+        mean/std, bilinear resize to 224 (align_corners=False); frozen: stop_gradient)."""
+        x = (img.astype(jnp.float32) + 1) / 2
+        x = (x - jnp.asarray(vit.IMAGENET_MEAN)) / jnp.asarray(vit.IMAGENET_STD)
+        x = pd.resize_bilinear(x, self.side)
+        variables = jax.tree.map(jax.lax.stop_gradient, variables)
+        return self.net.apply(variables, x)[0]
+
+
+def make_classifier(config) -> Classifier:
+    """DeiT-small (1000 ImageNet classes) or, for feature_nets="random", a random ViT of the
+    configured size with max(n_classes, 1) outputs."""
+    m = config.model
+    classes = 1000 if m.feature_nets == "pretrained" or m.clf_weights else max(m.n_classes, 1)
+    over = dict(_vit_overrides(m, "clf"), num_classes=classes, image_size=m.clf_input)
+    return Classifier(vit.make(CLF_VARIANT, **over), int(m.clf_input))
+
+
+def check_weight_files(config, need_clf: bool) -> None:
+    """feature_nets="pretrained": every needed weight file must exist (spec §4 names)."""
+    m = config.model
+    if m.feature_nets not in ("pretrained", "random"):
+        raise ValueError(f"config.model.feature_nets: expected 'pretrained' or 'random', got "
+                         f"{m.feature_nets!r}")
+    for what, (field, timm_id, role) in _needed(config, need_clf).items():
+        path = m.get(field, "")
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f"config.model.{field}={path}: no such file (the {role}, "
+                                    f"timm {timm_id!r})")
+        if not path and m.feature_nets == "pretrained":
+            raise FileNotFoundError(
+                f"config.model.{field} is empty: the {role} needs the weights of timm "
+                f"{timm_id!r} (a .safetensors/.npz state dict; or set "
+                f"config.model.feature_nets=random for random nets)")
+        log.info("StyleGAN-XL %s (%s): %s", role, timm_id,
+                 f"weights from {path}" if path else "RANDOM init (no weight file)")
+
+
+def _needed(config, need_clf: bool) -> dict:
+    backbones = str(config.model.d_backbones).split(",")
+    out = {k: v for k, v in WEIGHT_FIELDS.items() if v[1] in backbones}
+    if need_clf:
+        out["clf"] = WEIGHT_FIELDS["clf"]
+    return out
+
+
+def load_d_weights(config, d_vars: dict) -> dict:
+    """d_vars with frozen/<backbone>_net replaced by the configured weight files."""
+    m, frozen = config.model, dict(d_vars[pd.FROZEN_COLLECTION])
+    if m.get("effnet_weights", "") and pd.EFFNET + "_net" in frozen:
+        from gan_zoo.convert import efficientnet as conv_eff  # noqa: PLC0415
+
+        frozen[pd.EFFNET + "_net"] = conv_eff.load_efficientnet(m.effnet_weights)
+    if m.get("deit_weights", "") and pd.DEIT + "_net" in frozen:
+        from gan_zoo.convert import vit as conv_vit  # noqa: PLC0415
+
+        _, variables = conv_vit.load_vit(m.deit_weights, pd.DEIT,
+                                         **dict(_vit_overrides(m, "d_vit")))
+        params = {k: v for k, v in variables["params"].items()
+                  if k not in ("head", "head_dist")}  # D uses the taps only (num_classes 0)
+        frozen[pd.DEIT + "_net"] = {"params": params}
+    _check_same_shapes(d_vars[pd.FROZEN_COLLECTION], frozen, "config.model weight files")
+    return {**d_vars, pd.FROZEN_COLLECTION: frozen}
+
+
+def classifier_variables(config, clf: Classifier, key) -> dict:
+    """The classifier's variables: config.model.clf_weights, else a random init from `key`."""
+    if config.model.get("clf_weights", ""):
+        from gan_zoo.convert import vit as conv_vit  # noqa: PLC0415
+
+        return conv_vit.convert_state_dict(conv_vit.read_state_dict(config.model.clf_weights),
+                                           clf.net, source=config.model.clf_weights)
+    x = jnp.zeros((1, clf.side, clf.side, 3), jnp.float32)
+    return clf.net.init(key, x)
+
+
+def _check_same_shapes(want, got, what: str) -> None:
+    a = traverse_util.flatten_dict(want, sep="/")
+    b = traverse_util.flatten_dict(got, sep="/")
+    for k in sorted(set(a) | set(b)):
+        if k not in a or k not in b or a[k].shape != b[k].shape:
+            raise ValueError(f"{what}: frozen/{k} has shape "
+                             f"{getattr(b.get(k), 'shape', None)}, the D expects "
+                             f"{getattr(a.get(k), 'shape', None)}")
