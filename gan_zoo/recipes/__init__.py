@@ -18,7 +18,12 @@ def _stylegan(config, networks=None):
     return stylegan.make_recipe(config, networks)
 
 
-RECIPES = {"biggan": _biggan, "progan": _progan}
+def _stylegan_xl(config, networks=None):
+    from gan_zoo.recipes import stylegan_xl  # noqa: PLC0415
+    return stylegan_xl.make_recipe(config, networks)
+
+
+RECIPES = {"biggan": _biggan, "progan": _progan, "stylegan_xl": _stylegan_xl}
 RECIPES.update(stylegan2=_stylegan, stylegan3=_stylegan)  # the family is config.recipe
 
 
