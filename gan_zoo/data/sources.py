@@ -162,6 +162,10 @@ def make_source(data_cfg, resolution: int, seed: int):
     name = data_cfg.name
     if name in BUILTIN:
         return BUILTIN[name](data_cfg, resolution, seed)
+    from gan_zoo.data import captions  # noqa: PLC0415 (image-caption sources, StyleGAN-T)
+
+    if name in captions.SOURCES:
+        return captions.SOURCES[name](data_cfg, resolution, seed)
     from gan_zoo.data import tf_sources  # noqa: PLC0415 (imports TensorFlow)
 
     if name == "folder":

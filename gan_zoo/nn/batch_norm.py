@@ -77,10 +77,15 @@ class _BatchNormBase(nn.Module):
     reduction_group: ReductionGroup = "global"  # "global", "device" or a group size k
     num_devices: Optional[int] = None  # devices for "device"; None: jax.device_count()
     dtype: Optional[Dtype] = None  # output dtype; None: the input dtype
+    # False: no `batch_stats`; batch statistics in train AND eval mode (StyleGAN-T §3.2
+    # BatchNormLocal, "virtual batch norm" without running statistics).
+    running_stats: bool = True
 
     def _normalize(self, x, train: bool):
         """(x - mean) / sqrt(var + eps) in float32: batch stats in train mode, stored in eval."""
         name = type(self).__name__
+        if not self.running_stats:
+            return self._batch_normalize(x, name)[0]
         c = x.shape[-1]
         mean_v = self.variable(BN_COLLECTION, "stored_mean", lambda: jnp.zeros((c,), jnp.float32))
         var_v = self.variable(BN_COLLECTION, "stored_var", lambda: jnp.ones((c,), jnp.float32))
@@ -88,6 +93,13 @@ class _BatchNormBase(nn.Module):
             # Eval: the stored statistics.
             return (x.astype(jnp.float32) - mean_v.value) * jax.lax.rsqrt(var_v.value + self.eps)
         # Train: per-group batch statistics.
+        y, mean, var, n = self._batch_normalize(x, name)
+        if not self.is_initializing():
+            self._update_stats(mean_v, var_v, mean, var * (n / (n - 1)), name)
+        return y
+
+    def _batch_normalize(self, x, name: str):
+        """x normalised with its per-group statistics -> (y, mean, biased var, values/group)."""
         k = resolve_group_size(self.reduction_group, x.shape[0], self.num_devices, name)
         n = k * int(np.prod(x.shape[1:-1]))  # values per channel per group
         if n < 2:
@@ -95,10 +107,7 @@ class _BatchNormBase(nn.Module):
                              f"got group size {k} and input shape {tuple(x.shape)}")
         mean, var = grouped_moments(x, k)
         xg = x.astype(jnp.float32).reshape(mean.shape[:1] + (k,) + x.shape[1:])
-        y = ((xg - mean) * jax.lax.rsqrt(var + self.eps)).reshape(x.shape)
-        if not self.is_initializing():
-            self._update_stats(mean_v, var_v, mean, var * (n / (n - 1)), name)
-        return y
+        return ((xg - mean) * jax.lax.rsqrt(var + self.eps)).reshape(x.shape), mean, var, n
 
     def _update_stats(self, mean_v, var_v, mean, var_unbiased, name: str) -> None:
         """Running-stat update with the group-averaged batch mean and unbiased variance."""
