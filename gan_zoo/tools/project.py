@@ -5,6 +5,9 @@
         --lpips=vgg16_lpips.npz                   # the paper's distance (needs LPIPS-VGG16)
     python -m gan_zoo.tools.generate --network=ffhq.npz --latents=out/projected_w.npz --outdir=out
     (generate renders w with the optimised noise maps stored beside it: proj.png again)
+    python -m gan_zoo.tools.project --workdir=/tmp/xl --config=configs/stylegan_xl.py:imagenet \
+        --target=jay.png --outdir=out --lpips=vgg16_lpips.npz --classifier=deit_base.safetensors \
+        --pti                                      # StyleGAN-XL + Pivotal Tuning Inversion
 
 The network is `--network` (an NVlabs StyleGAN2/3 .pkl read without executing it, or a state
 dict .npz + kwargs) or a training checkpoint (`--workdir` + `--config`), as in
@@ -15,9 +18,19 @@ projection, noise_mode 'const' with the optimised noise maps), projected_w.npz (
 `synthesis.b8.conv0.noise_const`; StyleGAN3 has no noise inputs, so only `w`), projection_log.npz
 (`dist`, `reg`, `w` per step) and, with --save_frames, frames/step*.png (target | projection).
 
+StyleGAN-XL (SG-XL §4.2, spec stylegan_xl_and_t.md §1.9, official run_inversion.py): no latent
+noise and no noise regulariser (projector.xl_config); a conditional G without --class starts
+from the mean of f(z, c) over 10k z (seed 123) with classes c drawn from the softmax of DeiT-base
+(`--classifier`: a local timm deit_base_distilled_patch16_224 .safetensors / .npz) on the target.
+
+`--pti` then runs Pivotal Tuning Inversion (gan_zoo.tools.pti: 350 Adam steps, lr 3e-4, MSE +
+LPIPS + locality regulariser) around the projected w and writes proj_pti.png, pti_log.npz and the
+tuned G: `pti_workdir/` for a --workdir source (generate --workdir=out/pti_workdir with the same
+--config), G_pti.npz + G_pti.json for a --network source (generate --network=out/G_pti.npz).
+
 Distance: with --lpips=WEIGHTS.npz, LPIPS-VGG16 (images in [0, 255], box-downsampled to 256²), as
-in the paper. gan_zoo does not ship LPIPS-VGG16 yet: the flag then fails with a message. Without
-it, the fallback is `projector.pixel_pyramid_features`: the sum over a 2x2-mean image pyramid
+in the paper (weights: gan_zoo.convert.vgg16, lpips package names). Without it, the fallback
+is `projector.pixel_pyramid_features`: the sum over a 2x2-mean image pyramid
 (full size down to 8²) of the per-level MSE of the images in [-1, 1]. It recovers images of the
 generator itself well; for real photos expect blurrier matches than LPIPS.
 """
@@ -29,9 +42,10 @@ import sys
 import jax
 import numpy as np
 
-from gan_zoo.tools import generate, projector
+from gan_zoo.tools import generate, projector, pti
 
 SEED = 303  # official projector default
+CLASSIFIER = "deit_base_distilled_patch16_224"  # timm id of StyleGAN-XL's class predictor
 
 
 def load_target(path, resolution: int, channels: int = 3) -> np.ndarray:
@@ -100,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lpips", help="LPIPS-VGG16 weights .npz (default: pixel pyramid)")
     parser.add_argument("--class", dest="class_idx", type=int, default=None,
                         help="class of a conditional G (for the w statistics)")
+    parser.add_argument("--classifier", help="StyleGAN-XL: DeiT-base weights (timm "
+                        f"{CLASSIFIER}, .safetensors / .npz) to infer the target's class")
+    parser.add_argument("--pti", action="store_true", help="then Pivotal Tuning Inversion")
+    parser.add_argument("--pti_steps", type=int, default=pti.PTIConfig.num_steps)
+    parser.add_argument("--pti_learning_rate", type=float, default=pti.PTIConfig.learning_rate)
     parser.add_argument("--seed", type=int, default=SEED, help="noise init / latent noise key")
     parser.add_argument("--log_every", type=int, default=100, help="progress line every N steps")
     parser.add_argument("--save_frames", type=int, default=0,
@@ -107,29 +126,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args) -> list:
-    """Loads the network and target, projects, writes the outputs; returns the written paths."""
+def load_classifier(path):
+    """fn(images [N, 224, 224, 3]) -> logits [N, 1000] of DeiT-base from a local file."""
+    if not path:
+        raise ValueError(f"--classifier: a conditional StyleGAN-XL generator needs the target's "
+                         f"class: give --class, or the weights of timm {CLASSIFIER} "
+                         "(.safetensors / .npz) to infer it")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--classifier: {path} not found (weights of timm {CLASSIFIER})")
+    from gan_zoo.convert import vit
+
+    module, variables = vit.load_vit(path, CLASSIFIER)
+    return jax.jit(lambda x: module.apply(variables, x)[0])
+
+
+def start_labels(args, G, target, classifier_fn=None, num_samples: int = 10000):
+    """Labels of the w statistics: None (unconditional G), one-hot [c_dim] (--class), or for
+    StyleGAN-XL [num_samples, c_dim] drawn from the classifier's softmax on the target."""
+    if G.c_dim == 0 or args.class_idx is not None or not is_stylegan_xl(G):
+        c = generate.class_labels(G, args.class_idx, 1)
+        return None if c is None else c[0]
+    probs = projector.class_probs(classifier_fn or load_classifier(args.classifier), target)
+    if len(probs) != G.c_dim:
+        raise ValueError(f"--classifier: predicts {len(probs)} classes; the generator has "
+                         f"c_dim={G.c_dim} (give --class instead)")
+    print(f"main class {int(probs.argmax())}, confidence {probs.max():.4f}", flush=True)
+    return projector.sample_classes(probs, num_samples)
+
+
+def is_stylegan_xl(G) -> bool:
+    from gan_zoo.models import stylegan_xl
+
+    return isinstance(G, stylegan_xl.Generator)
+
+
+def projector_config(args, G) -> projector.ProjectorConfig:
+    """The official constants with the flags; StyleGAN-XL's variant for its generators."""
+    kw = dict(num_steps=args.num_steps, w_avg_samples=args.w_avg_samples,
+              initial_learning_rate=args.initial_learning_rate)
+    if is_stylegan_xl(G):
+        return projector.xl_config(**kw)
+    return projector.ProjectorConfig(**kw, regularize_noise_weight=args.regularize_noise_weight,
+                                     noise_pyramid_gain=args.noise_pyramid_gain)
+
+
+def run(args, classifier_fn=None) -> list:
+    """Loads the network and target, projects (then --pti), writes the outputs; returns the
+    written paths. classifier_fn overrides --classifier (tests)."""
     if args.num_steps < 1 or args.w_avg_samples < 1:
         raise ValueError("--num_steps / --w_avg_samples: expected positive integers")
+    if args.pti and args.pti_steps < 1:
+        raise ValueError(f"--pti_steps: expected a positive integer, got {args.pti_steps}")
     feature_fn = lpips_feature_fn(args.lpips) if args.lpips else projector.pixel_pyramid_features
     G, variables = generate.network_from_args(args)
     if not generate.is_stylegan(G):
         raise ValueError(f"--network: projection needs a StyleGAN2/3 W space; the network is a "
                          f"{type(G).__name__} from {G.__module__}")
     target = load_target(args.target, G.img_resolution, G.img_channels)
-    cfg = projector.ProjectorConfig(
-        num_steps=args.num_steps, w_avg_samples=args.w_avg_samples,
-        initial_learning_rate=args.initial_learning_rate,
-        regularize_noise_weight=args.regularize_noise_weight,
-        noise_pyramid_gain=args.noise_pyramid_gain)
-    c = generate.class_labels(G, args.class_idx, 1)
-    w_avg, w_std = projector.w_stats(G, variables, cfg.w_avg_samples,
-                                     c=None if c is None else c[0])
+    cfg = projector_config(args, G)
+    c = start_labels(args, G, target, classifier_fn, cfg.w_avg_samples)
+    w_avg, w_std = projector.w_stats(G, variables, cfg.w_avg_samples, c=c)
     log = lambda step, dist, reg: print(f"step {step + 1:5d}/{cfg.num_steps}: dist {dist:.6g} "
                                         f"noise_reg {reg:.3g}", flush=True)
     out = projector.project(G, variables, target, feature_fn, jax.random.PRNGKey(args.seed), cfg,
                             w_avg, w_std, chunk=args.log_every, log=log)
-    return write_outputs(args.outdir, G, variables, target, out, args.save_frames)
+    paths = write_outputs(args.outdir, G, variables, target, out, args.save_frames)
+    if args.pti:
+        paths += pti.run(args, G, variables, target, out["w"][-1], out["noise"], feature_fn)
+    return paths
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,12 @@ maps that reproduce a target image. StyleGAN2 §5, App. D (spec: shared/spec/sty
 StyleGAN3 has no noise inputs: its projection optimises w alone (`out["noise"]` is {} and the
 noise regulariser is 0).
 
+StyleGAN-XL (SG-XL §4.2, spec stylegan_xl_and_t.md §1.9; code: autonomousvision/stylegan_xl
+`run_inversion.py`) uses the same schedule and distance with `xl_config()` (no latent noise, no
+noise regulariser). A conditional G's start is the mean of f(z, c) over classes drawn from a
+classifier's softmax of the target (`classifier_input`, `class_probs`, `sample_classes`, then
+`w_stats(..., c=[S, c_dim])`).
+
 The distance is pluggable: `feature_fn(images [N, H, W, C] in [0, 255]) -> [N, F]`, and the image
 loss is the squared L2 distance of the target's and the synthesis' features (LPIPS-VGG16 returns
 features whose squared distance is LPIPS, as the official `vgg16.pt` with return_lpips=True).
@@ -45,6 +51,13 @@ class ProjectorConfig:
     max_feature_resolution: int = 256  # box-downsample larger images before the distance
 
 
+def xl_config(**overrides) -> ProjectorConfig:
+    """StyleGAN-XL's projector (run_inversion.py `project`): the StyleGAN2 lr schedule and
+    LPIPS distance, but no latent noise and no noise regulariser (SG3 has no noise inputs)."""
+    return ProjectorConfig(**{"initial_noise_factor": 0.0, "regularize_noise_weight": 0.0,
+                              **overrides})
+
+
 # ----------------------------------------------------------------------------------------------
 # Schedules.
 
@@ -71,20 +84,58 @@ def w_stats(G, variables, num_samples: int = 10000, c=None, seed: int = 123,
     """(mu_w [1, 1, w_dim], sigma_w) of f(z), z ~ RandomState(seed).randn like the official code.
 
     sigma_w^2 = E ||f(z) - mu_w||^2 (the mean squared distance, not a per-coordinate variance).
-    c: [c_dim] one label for every sample (conditional G), or None.
+    c: [c_dim] one label for every sample, [num_samples, c_dim] one per sample (StyleGAN-XL:
+    classes drawn from the classifier's softmax), or None (unconditional G).
     """
     z = np.random.RandomState(seed).randn(num_samples, G.z_dim).astype(np.float32)
+    if c is not None:
+        c = np.asarray(c, np.float32)
+        if c.shape not in ((G.c_dim,), (num_samples, G.c_dim)):
+            raise ValueError(f"w_stats: labels of shape {list(c.shape)}; expected [{G.c_dim}] "
+                             f"or [{num_samples}, {G.c_dim}]")
+        c = np.broadcast_to(c, (num_samples, G.c_dim))
     fn = jax.jit(lambda zz, cc: G.apply(variables, zz, cc, method="map")[:, :1])
     ws = []
     for i in range(0, num_samples, batch):
-        zb = z[i:i + batch]
-        cb = None if c is None else jnp.broadcast_to(jnp.asarray(c, jnp.float32),
-                                                     (len(zb), G.c_dim))
-        ws.append(np.asarray(fn(jnp.asarray(zb), cb), np.float64))
+        cb = None if c is None else jnp.asarray(c[i:i + batch])
+        ws.append(np.asarray(fn(jnp.asarray(z[i:i + batch]), cb), np.float64))
     ws = np.concatenate(ws)  # [S, 1, w_dim]
     w_avg = ws.mean(axis=0, keepdims=True)  # [1, 1, w_dim]
     w_std = float(np.sqrt(np.sum((ws - w_avg) ** 2) / num_samples))
     return w_avg.astype(np.float32), w_std
+
+
+# ----------------------------------------------------------------------------------------------
+# Class of a conditional G (StyleGAN-XL).
+
+CLASSIFIER_SIZE = 224  # DeiT-base input side
+CLASS_SEED = 42  # run_inversion.py seeds its global RNGs with --seed (default 42)
+
+
+def classifier_input(target) -> np.ndarray:
+    """uint8/float [H, W, 3] in [0, 255] -> [1, 224, 224, 3] in [-1, 1] as run_inversion.py
+    feeds DeiT: x / 127.5 - 1, torch F.interpolate's default 'nearest' resize (src index =
+    floor(dst * H / 224)), and no ImageNet mean/std normalisation (the official code's input)."""
+    x = np.asarray(target, np.float32) / 127.5 - 1.0
+    h, w = x.shape[:2]
+    rows = np.minimum(np.floor(np.arange(CLASSIFIER_SIZE) * (h / CLASSIFIER_SIZE)), h - 1)
+    cols = np.minimum(np.floor(np.arange(CLASSIFIER_SIZE) * (w / CLASSIFIER_SIZE)), w - 1)
+    return x[rows.astype(int)][:, cols.astype(int)][None]
+
+
+def class_probs(classifier_fn: Callable, target) -> np.ndarray:
+    """softmax(classifier_fn(classifier_input(target)))[0] -> [num_classes] (float64)."""
+    logits = np.asarray(classifier_fn(jnp.asarray(classifier_input(target))), np.float64)[0]
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def sample_classes(probs, num_samples: int, seed: int = CLASS_SEED) -> np.ndarray:
+    """One-hot [num_samples, C] of classes drawn from `probs` with replacement (official:
+    torch.multinomial(probs, w_avg_samples, replacement=True); here a numpy RandomState)."""
+    p = np.asarray(probs, np.float64)
+    idx = np.random.RandomState(seed).choice(len(p), size=num_samples, p=p / p.sum())
+    return np.eye(len(p), dtype=np.float32)[idx]
 
 
 # ----------------------------------------------------------------------------------------------
