@@ -56,6 +56,10 @@ def _alive(pid: int, start) -> bool:
     return start is None or now is None or now == start
 
 
+class WorkdirInUse(ValueError):
+    """Another live training run holds the workdir's lock (a user-facing error: one line)."""
+
+
 def _describe(holder: dict) -> str:
     return (f"pid {holder.get('pid')} on host {holder.get('host')!r}, started "
             f"{holder.get('started', '?')}")
@@ -86,7 +90,7 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
-        """Takes the lock, or raises RuntimeError naming its live holder."""
+        """Takes the lock, or raises WorkdirInUse naming its live holder."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         for _ in range(3):  # a stale lock is removed, then the link is tried again
             if self._try_link():
@@ -95,7 +99,7 @@ class RunLock:
             holder = self.read()
             reason = self._stale_reason(holder)
             if reason is None:
-                raise RuntimeError(
+                raise WorkdirInUse(
                     f"{self.path}: this workdir is in use by another training run ("
                     f"{_describe(holder)}). Stop that run, or use another --workdir; if it is "
                     f"dead (e.g. its machine is gone), pass --config.force_unlock=True.")
@@ -105,7 +109,7 @@ class RunLock:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-        raise RuntimeError(f"{self.path}: could not take the lock (another run keeps taking it)")
+        raise WorkdirInUse(f"{self.path}: could not take the lock (another run keeps taking it)")
 
     def _try_link(self) -> bool:
         tmp = f"{self.path}.{self.me['token']}.tmp"
@@ -133,9 +137,7 @@ class RunLock:
             return "config.force_unlock=True"
         if not holder:
             return "its lock file is unreadable"
-        if holder.get("host") == self.me["host"]:
-            if holder.get("pid") == self.me["pid"]:
-                return None  # this process already trains here
+        if holder.get("host") == self.me["host"]:  # this pid too: a restarted container's
             if not _alive(int(holder.get("pid", -1)), holder.get("proc_start")):
                 return "that process is not running"
             return None
@@ -199,12 +201,17 @@ def _leaf_specs(tree) -> dict:
     return out
 
 
+def _params_first(key: str):
+    """Sort key: the networks' parameters first (they name the layers), then the rest."""
+    return (not key.startswith("params/"), key)
+
+
 def tree_differences(saved, abstract) -> list:
     """Lines naming each leaf whose shape or dtype differs between the saved state (Orbax
     metadata) and the abstract state this config builds, and the leaves only one of them has."""
     old, new = _leaf_specs(saved), _leaf_specs(abstract)
     out = [f"{k}: saved {old[k][0]} {old[k][1]}, now {new[k][0]} {new[k][1]}"
-           for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+           for k in sorted(old.keys() & new.keys(), key=_params_first) if old[k] != new[k]]
     out += [f"{k}: only in the checkpoint" for k in sorted(old.keys() - new.keys())]
     out += [f"{k}: only in this config's state" for k in sorted(new.keys() - old.keys())]
     return out

@@ -53,28 +53,28 @@ def test_live_holder_on_this_host_refused_by_name(tmp_path):
     ppid = os.getppid()  # alive: it runs this test
     path = _write_lock(tmp_path, host=socket.gethostname(), pid=ppid, started="then",
                        proc_start=wd._proc_start(ppid))
-    with pytest.raises(RuntimeError, match=rf"in use .*pid {ppid} on host "
+    with pytest.raises(wd.WorkdirInUse, match=rf"in use .*pid {ppid} on host "
                                            rf"'{socket.gethostname()}'.*force_unlock"):
         wd.RunLock(str(tmp_path)).acquire()
     assert _holder(path)["pid"] == ppid  # untouched
 
 
 def test_second_lock_in_same_process_refused(tmp_path):
-    with wd.RunLock(str(tmp_path)), pytest.raises(RuntimeError, match=f"pid {os.getpid()}"):
+    with wd.RunLock(str(tmp_path)), pytest.raises(wd.WorkdirInUse, match=f"pid {os.getpid()}"):
         wd.RunLock(str(tmp_path)).acquire()
 
 
-@pytest.mark.parametrize("case", ["dead_pid", "reused_pid", "garbled"])
+@pytest.mark.parametrize("case", ["dead_pid", "reused_pid", "own_pid_earlier", "garbled"])
 def test_stale_lock_on_this_host_taken_over(tmp_path, case):
     path = tmp_path / wd.LOCK_NAME
     if case == "garbled":
         path.write_text('{"host": "x", "pi')
     elif case == "dead_pid":
         _write_lock(tmp_path, host=socket.gethostname(), pid=_dead_pid(), started="then")
-    else:  # a live pid whose process started at another time: the pid was reused
-        ppid = os.getppid()
-        _write_lock(tmp_path, host=socket.gethostname(), pid=ppid, started="then",
-                    proc_start=wd._proc_start(ppid) + 1)
+    else:  # a live pid whose process started at another time: the pid was reused (a restarted
+        pid = os.getppid() if case == "reused_pid" else os.getpid()  # container: our own pid)
+        _write_lock(tmp_path, host=socket.gethostname(), pid=pid, started="then",
+                    proc_start=wd._proc_start(pid) - 1)
     with wd.RunLock(str(tmp_path)):
         assert _holder(path)["pid"] == os.getpid()
     assert not path.exists()
@@ -82,7 +82,7 @@ def test_stale_lock_on_this_host_taken_over(tmp_path, case):
 
 def test_other_host_lock_refused_while_fresh_taken_when_old(tmp_path):
     path = _write_lock(tmp_path, host="node-17", pid=4242, started="then")
-    with pytest.raises(RuntimeError, match=r"pid 4242 on host 'node-17'"):
+    with pytest.raises(wd.WorkdirInUse, match=r"pid 4242 on host 'node-17'"):
         wd.RunLock(str(tmp_path)).acquire()
     old = time.time() - wd.STALE_AFTER_S - 60
     os.utime(path, (old, old))
@@ -124,7 +124,7 @@ def test_run_refused_while_another_holds_the_workdir(tmp_path):
     ppid = os.getppid()
     _write_lock(workdir, host=socket.gethostname(), pid=ppid, started="then",
                 proc_start=wd._proc_start(ppid))
-    with pytest.raises(RuntimeError, match=f"in use by another training run .*pid {ppid}"):
+    with pytest.raises(wd.WorkdirInUse, match=f"in use by another training run .*pid {ppid}"):
         _run(tiny_config(), workdir)
     assert (workdir / "config.json").read_bytes() == before
     assert _holder(workdir / wd.LOCK_NAME)["pid"] == ppid
@@ -134,10 +134,10 @@ def test_shape_change_stops_naming_config_keys(tmp_path):
     workdir = copy_run(tmp_path / "run")
     before = (workdir / "config.json").read_bytes()
     config = tiny_config(**{"model.G_ch": 4, "model.D_ch": 4, "train.num_steps": 9})
-    with pytest.raises(ValueError, match=r"(?s)other shapes.*saved \(1, 8\) float32, now "
-                                         r"\(1, 4\) float32.*differ from the checkpoint's: "
-                                         r"model\.D_ch: 8 -> 4, model\.G_ch: 8 -> 4\..*"
-                                         r"allow_reset") as err:
+    with pytest.raises(ValueError, match=r"(?s)config builds: params/d/.*saved \(.*8\) "
+                                         r"float32, now \(.*4\) float32.*differ from the "
+                                         r"checkpoint's: model\.D_ch: 8 -> 4, model\.G_ch: "
+                                         r"8 -> 4\..*allow_reset") as err:
         _run(config, workdir)
     assert "num_steps" not in str(err.value)  # harmless keys are not blamed
     assert (workdir / "config.json").read_bytes() == before
