@@ -11,12 +11,15 @@ Sources (data.name):
 - "caption_tar": WebDataset-style .tar shards (data.data_dir: a folder of *.tar or a glob); a
   sample is the members sharing a key (`000123.jpg` + `000123.txt`).
 
-Resume and sharding. The digits and folder sources are random access, indexed by (seed, step)
-as the image sources are (gan_zoo.data.sources): host p keeps samples [p b, (p + 1) b) of every
-micro-batch. Tar shards are streamed: host p reads shards p, p + P, ... (disjoint, together
-complete); epoch e visits them in the order rng(seed, e, p) and each shard's samples in the order
-rng(seed, e, p, shard); step s consumes the samples [s n, (s + 1) n) of that stream (n = S A b),
-found again on resume by skipping whole shards by their header counts.
+Resume and sharding (step s always gets the same batch, from step 0 or resumed at s):
+- digits: in memory, sampled with replacement per (seed, step) as the built-in image sources
+  (gan_zoo.data.sources); host p keeps samples [p b, (p + 1) b) of every micro-batch.
+- folder and tar: each host reads its own records (disjoint, together complete) as a stream;
+  step s consumes stream records [s n, (s + 1) n) (n = S A b on this host). Folder: host p's
+  files are p, p + P, ..., visited per epoch e in the order rng(seed, e, p) (random access, so
+  resuming costs nothing). Tar: host p's shards are p, p + P, ..., visited per epoch in the order
+  rng(seed, e, p), each shard's samples in the order rng(seed, e, p, shard); on resume whole
+  shards are skipped by their header counts (a shard is read into memory when visited).
 
 Images: decoded with PIL to RGB, centre-cropped to a square, resized to r (box filter when
 shrinking, bicubic when enlarging). Bad records (undecodable image, missing or empty caption)
@@ -156,18 +159,66 @@ def _read(path: str, mode: str = "rb"):
         return f.read()
 
 
-def caption_folder_source(data_cfg, resolution: int, seed: int) -> IndexedCaptionSource:
-    root = data_cfg.data_dir
-    files = list_folder(root)
+class StreamBatches:
+    """Batches of a host record stream: step s takes stream records [s n, (s + 1) n), n = S A b;
+    the flips are drawn from (seed, step, host). Subclasses define records(layout, start) and
+    the fields resolution, flip, seed, context_length and bad (set by records)."""
 
-    def load(i: int) -> Record:
-        path = os.path.join(root, files[i])
+    def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
+        layout.check()
+        n = layout.sub_batches * layout.accum * layout.local_batch
+        self.bad = None
+        stream = self.records(layout, start_step * n)
+        step = start_step
+        while True:
+            records = [next(stream) for _ in range(n)]
+            rng = np.random.default_rng([self.seed, step, layout.process_index])
+            flips = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
+            yield assemble(records, flips, layout, self.resolution, self.context_length,
+                           self.bad)
+            step += 1
+
+
+@dataclasses.dataclass
+class FolderCaptionSource(StreamBatches):
+    """Images + same-named .txt under root; host p streams files p, p + P, ... in the order
+    rng(seed, epoch, p) per epoch (random access: resuming costs nothing)."""
+
+    root: str
+    files: list  # relative image paths (list_folder)
+    resolution: int
+    flip: bool
+    seed: int
+    data_cfg: object  # for data.max_bad_records
+    context_length: int = clip_tokenizer.CONTEXT_LENGTH
+    bad: Optional[BadRecords] = None  # set by batches(): the bad records seen so far
+
+    def load(self, rel: str) -> Record:
+        path = os.path.join(self.root, rel)
         text = _read(os.path.splitext(path)[0] + ".txt", "r")
-        return make_record(_read(path), text, path, resolution)
-    return IndexedCaptionSource(load, len(files), resolution, data_cfg.flip, seed,
-                                bad_limit=bad_record_limit(data_cfg, len(files)),
-                                where=f"data.data_dir={root!r}",
-                                context_length=_context_length(data_cfg))
+        return make_record(_read(path), text, path, self.resolution)
+
+    def records(self, layout: Layout, start: int = 0) -> Iterator[Record]:
+        """This host's infinite record stream from position `start`."""
+        mine = self.files[layout.process_index::layout.process_count]
+        if not mine:
+            raise ValueError(f"data.data_dir={self.root!r}: {len(self.files)} images, fewer "
+                             f"than the {layout.process_count} hosts")
+        self.bad = self.bad or BadRecords(bad_record_limit(self.data_cfg, len(self.files)),
+                                          f"data.data_dir={self.root!r}")
+        epoch, skip = divmod(start, len(mine))
+        while True:
+            order = np.random.default_rng([self.seed, epoch, layout.process_index]).permutation(
+                len(mine))
+            for j in order[skip:]:
+                yield self.load(mine[j])
+            skip = 0
+            epoch += 1
+
+
+def caption_folder_source(data_cfg, resolution: int, seed: int) -> FolderCaptionSource:
+    return FolderCaptionSource(data_cfg.data_dir, list_folder(data_cfg.data_dir), resolution,
+                               data_cfg.flip, seed, data_cfg, _context_length(data_cfg))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,7 +264,7 @@ def list_shards(spec: str) -> list:
 
 
 @dataclasses.dataclass
-class TarShardSource:
+class TarShardSource(StreamBatches):
     """Streams WebDataset-style shards; per-host shards, exactly resumable (module docstring)."""
 
     shards: list
@@ -254,20 +305,6 @@ class TarShardSource:
                     yield recs[i]
                 skip = 0
             epoch += 1
-
-    def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
-        layout.check()
-        n = layout.sub_batches * layout.accum * layout.local_batch
-        self.bad = None
-        stream = self.records(layout, start_step * n)
-        step = start_step
-        while True:
-            records = [next(stream) for _ in range(n)]
-            rng = np.random.default_rng([self.seed, step, layout.process_index])
-            flips = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
-            yield assemble(records, flips, layout, self.resolution, self.context_length,
-                           self.bad)
-            step += 1
 
 
 def caption_tar_source(data_cfg, resolution: int, seed: int) -> TarShardSource:

@@ -77,17 +77,22 @@ def _folder(root, n=6):
 
 def test_folder_pairs_host_sharding_and_resume(tmp_path):
     src = captions.SOURCES["caption_folder"](_cfg(data_dir=str(_folder(tmp_path))), RES, seed=3)
-    whole = _take(src, Layout(1, 1, 4), 0, 3)
-    for b in whole:  # each image carries its own caption
+    run = _take(src, Layout(1, 1, 4), 0, 4)  # 16 records: crosses 2 epochs of 6
+    for b in run:  # each image carries its own caption
         idx, tok = _pairs(b)
         np.testing.assert_array_equal(tok, tokenize([f"caption number {i}" for i in idx]))
-    hosts = [_take(src, Layout(1, 1, 4, p, 2), 0, 3) for p in (0, 1)]
-    for s in range(3):  # hosts' halves are disjoint and together the whole batch
-        joined = np.concatenate([hosts[0][s]["image"], hosts[1][s]["image"]], axis=2)
-        np.testing.assert_array_equal(joined, whole[s]["image"])
-    resumed = _take(src, Layout(1, 1, 4), 2, 1)[0]
-    np.testing.assert_array_equal(resumed["tokens"], whole[2]["tokens"])
-    np.testing.assert_array_equal(resumed["image"], whole[2]["image"])
+    first = np.concatenate([_pairs(b)[0] for b in run])
+    assert sorted(first[:6]) == list(range(6)) and sorted(first[6:12]) == list(range(6))
+    # Two hosts: each epoch of a host's stream is its own half; disjoint and complete.
+    halves = []
+    for p in (0, 1):
+        b = _take(src, Layout(1, 1, 6, p, 2), 0, 1)[0]  # 3 per host = one host epoch
+        halves.append(sorted(_pairs(b)[0]))
+    assert sorted(halves[0] + halves[1]) == list(range(6))
+    for start in (1, 3):
+        resumed = _take(src, Layout(1, 1, 4), start, 1)[0]
+        np.testing.assert_array_equal(resumed["tokens"], run[start]["tokens"])
+        np.testing.assert_array_equal(resumed["image"], run[start]["image"])
 
 
 def test_folder_bad_records_are_counted_and_named(tmp_path, caplog):
