@@ -8,6 +8,9 @@
     python experiments/main.py --config=configs/biggan_deep.py:imagenet128 --mode=summary
 
 Overrides: --config.train.batch_size=64 etc. (unknown keys are rejected with the valid ones).
+
+Console: gan_zoo's own lines only (a config summary, one progress line per log step, warnings);
+--verbosity=0 or more shows every library's INFO logs and full tracebacks as well.
 """
 
 import os
@@ -71,9 +74,50 @@ def _eval(config) -> None:
                                                if k != "step") + f"\nwrote {path}")
 
 
+# Errors that name their cause (config field, file, step): one line, no traceback, exit 1.
+_CLEAR_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def _setup_console() -> bool:
+    """Quiet console unless --verbosity was given: third-party Python loggers and TensorFlow's
+    C++ INFO lines off, short line prefixes, Orbax tracebacks of failed saves dropped (gan_zoo
+    reports them in one line). Returns whether the console is quiet."""
+    import logging as pylogging  # noqa: PLC0415
+
+    from gan_zoo.train import progress  # noqa: PLC0415
+
+    if FLAGS["verbosity"].present:
+        return False
+    progress.quiet_third_party()
+    pylogging.getLogger("gan_zoo").setLevel(pylogging.INFO)
+    handler = logging.get_absl_handler()
+    handler.setFormatter(pylogging.Formatter("%(asctime)s %(levelname).1s %(message)s",
+                                             "%H:%M:%S"))
+    handler.addFilter(progress.DropReportedTracebacks())
+    return True
+
+
+def _train(config, quiet: bool) -> None:
+    import logging as pylogging  # noqa: PLC0415
+
+    from gan_zoo import train  # noqa: PLC0415
+    from gan_zoo.train import progress, save_watch  # noqa: PLC0415
+
+    pylogging.getLogger("gan_zoo.cli").info("%s", progress.summarize(config, FLAGS.workdir))
+    try:
+        train.run(config, FLAGS.workdir)
+    except (*_CLEAR_ERRORS, save_watch.SaveFailed) as e:
+        if not quiet:
+            raise
+        logging.error("stopped: %s: %s (--verbosity=0 shows the traceback)",
+                      type(e).__name__, e)
+        sys.exit(1)
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet = _setup_console()
     config = FLAGS.config
     if FLAGS.mode == "summary":
         from gan_zoo.train import inference  # noqa: PLC0415
@@ -88,10 +132,7 @@ def main(argv) -> None:
     if FLAGS.mode == "eval":
         _eval(config)
         return
-    from gan_zoo import train  # noqa: PLC0415
-
-    logging.info("Config:\n%s", config)
-    train.run(config, FLAGS.workdir)
+    _train(config, quiet)
 
 
 def _parse_flags(argv):

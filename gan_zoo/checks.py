@@ -50,3 +50,50 @@ def padding4(name: str, value) -> tuple[int, int, int, int]:
     if not all(_is_int(v) for v in pad):
         raise ValueError(f"{name}: expected integer padding, got {value!r}")
     return tuple(int(v) for v in pad)
+
+
+# Run lengths, batch sizes and intervals: (config path, smallest allowed value). Intervals that
+# accept 0 mean "off"; train.num_steps=0 means "set by the recipe" (check_num_steps checks the
+# run length in the end). Fields a family's config does not have are not checked.
+RUN_FIELDS = (
+    ("train.num_steps", 0), ("train.batch_size", 1), ("train.grad_accum", 1),
+    ("train.d_steps", 1), ("train.total_kimg", 0), ("train.phase_kimg", 0),
+    ("checkpoint.every_steps", 1), ("checkpoint.keep", 1), ("log.every_steps", 1),
+    ("log.image_every_steps", 0), ("log.sv_every_steps", 0), ("log.grid_size", 1),
+    ("eval.every", 0), ("eval.num_samples", 1), ("eval.batch_size", 1), ("data.prefetch", 1),
+    ("sample.standing_stats_batch_size", 1),
+)
+
+
+def _lookup(config, path: str):
+    """config["a"]["b"] for "a.b", or None when a key is missing."""
+    node = config
+    for key in path.split("."):
+        if not hasattr(node, "keys") or key not in node.keys():
+            return None
+        node = node[key]
+    return node
+
+
+def check_run_config(config) -> None:
+    """Raises ValueError naming the first run length, batch size or interval that is too small
+    (steps=-5, batch_size=0, ...), before any work is done. Also checks per-stage batch sizes
+    (train.batch_sizes, ProGAN)."""
+    fields = list(RUN_FIELDS)
+    sizes = _lookup(config, "train.batch_sizes")
+    if sizes is not None:
+        fields += [(f"train.batch_sizes.{k}", 1) for k in sizes.keys()]
+    for path, low in fields:
+        value = _lookup(config, path)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < low:
+            what = "a positive integer" if low == 1 else "0 (off) or more"
+            raise ValueError(f"config.{path}={value!r}: expected {what}")
+
+
+def check_num_steps(num_steps: int, recipe_sets_it: bool) -> None:
+    """Raises ValueError unless the run length (the recipe's, else train.num_steps) is >= 1."""
+    if num_steps < 1:
+        source = "the recipe's run length" if recipe_sets_it else "config.train.num_steps"
+        raise ValueError(f"{source}={num_steps}: expected a positive number of train steps")

@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 
-from gan_zoo.train import workdir
+from gan_zoo.train import save_watch, workdir
 
 log = logging.getLogger("gan_zoo.train")
 
@@ -28,16 +28,28 @@ class Checkpointer:
                                                enable_async_checkpointing=use_async)
         self.manager = ocp.CheckpointManager(self.directory, item_names=("state", "config"),
                                              options=options)
+        self.watch = save_watch.SaveWatcher(self.manager, self.directory)
 
     def latest_step(self):
         """The newest complete checkpoint's step, or None."""
         return self.manager.latest_step()
 
     def save(self, step: int, state, config_dict: dict) -> None:
-        """Starts an (async) save of `state` and the config at `step`."""
+        """Starts an (async) save of `state` and the config at `step`. A failed save is logged
+        at once in one line and raised (save_watch.SaveFailed) by check(), wait() or here."""
+        self.watch.join()  # the previous save: raises its failure
         args = self._ocp.args
-        self.manager.save(step, args=args.Composite(state=args.StandardSave(state),
-                                                    config=args.JsonSave(config_dict)), force=True)
+        try:
+            self.manager.save(step, args=args.Composite(
+                state=args.StandardSave(state), config=args.JsonSave(config_dict)), force=True)
+        except Exception as e:  # noqa: BLE001 (disk full, permissions, ...: one line)
+            self.watch.failed(step, e)
+            self.watch.check()
+        self.watch.started(step)
+
+    def check(self) -> None:
+        """Raises save_watch.SaveFailed if an async save has failed (does not block)."""
+        self.watch.check()
 
     def restore(self, abstract_state, step=None):
         """The state of the newest checkpoint that restores (or of `step`), placed with
@@ -132,11 +144,18 @@ class Checkpointer:
         return self.manager.restore(step, args=args.Composite(config=args.JsonRestore())).config
 
     def wait(self) -> None:
-        """Blocks until pending async saves are committed."""
-        self.manager.wait_until_finished()
+        """Blocks until pending async saves are committed (SaveFailed if one failed)."""
+        self.watch.join()
+        if self.watch.error is None:
+            self.manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.close()
+        self.watch.join(check=False)
+        try:
+            self.manager.close()
+        except Exception:  # noqa: BLE001
+            if self.watch.error is None:  # else: a failed save, reported when it failed
+                raise
 
 
 # Errors that say nothing about the checkpoint's files: re-raised, never moved aside.

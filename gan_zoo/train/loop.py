@@ -5,17 +5,16 @@ import functools
 import json
 import logging
 import os
-import signal
 import time
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from gan_zoo import checks, recipes
 from gan_zoo import data as gdata
-from gan_zoo import recipes
 from gan_zoo.recipes.base import Stage
-from gan_zoo.train import checkpoint, evaluation, sharding, step, writers
+from gan_zoo.train import checkpoint, evaluation, progress, sharding, signals, step, writers
 from gan_zoo.train import workdir as workdir_lib
 
 log = logging.getLogger("gan_zoo.train")
@@ -211,48 +210,8 @@ def recipe_of(recipe, stage: Stage):
     return recipe if recipe.stage_recipe is None else recipe.stage_recipe(stage.key)
 
 
-class _Sigterm:
-    """Records SIGTERM so the loop can save a checkpoint and exit cleanly.
-
-    A second SIGTERM exits at once (the previous handler, by default: terminate). On several
-    hosts the hosts must stop at the same step (saving is collective), so `stop(step)` agrees:
-    every SYNC_STEPS steps all hosts all-gather their flags and stop if any got the signal.
-    """
-
-    SYNC_STEPS = 10
-
-    def __init__(self):
-        self.received = False
-        self.multihost = jax.process_count() > 1
-        try:
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not in the main thread
-            self._old = None
-
-    def _handle(self, signum, frame):
-        del frame
-        if self.received:  # second signal: no more waiting for a checkpoint
-            self.restore()
-            os.kill(os.getpid(), signum)
-            return
-        log.warning("SIGTERM: stopping after a checkpoint (send it again to exit at once)")
-        self.received = True
-
-    def stop(self, done: int) -> bool:
-        """Whether the loop should save and stop after step `done`."""
-        if not self.multihost:
-            return self.received
-        if done % self.SYNC_STEPS:
-            return False
-        from jax.experimental import multihost_utils  # noqa: PLC0415
-
-        flags = multihost_utils.process_allgather(jnp.asarray(self.received, jnp.int32))
-        return bool(jnp.any(flags))
-
-    def restore(self):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-            self._old = None
+# The stop-signal handler (SIGTERM / SIGINT); the name is kept for callers and tests.
+_Sigterm = signals.StopSignal
 
 
 def _check_finite(finite, first_step: int, last_step: int, ckpt) -> None:
@@ -294,6 +253,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     Returns (state, history): history is a list of (step, metrics dict) at each log step.
     """
     # ----- Mesh -----
+    checks.check_run_config(config)  # non-positive steps, batch sizes, intervals: before any work
     maybe_init_distributed(config)
     if config.get("matmul_precision", ""):
         jax.config.update("jax_default_matmul_precision", config.matmul_precision)
@@ -305,6 +265,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     layouts = StageLayouts(recipe, config, mesh)  # abstract state + shardings per stage
     t = config.train
     num_steps = recipe.num_steps or t.num_steps
+    checks.check_num_steps(num_steps, bool(recipe.num_steps))
 
     # ----- Restore -----
     ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
@@ -364,8 +325,24 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
     lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
     eval_every = config.eval.every if "eval" in config else 0  # periodic config.eval metrics
+    saved, bar = start, progress.console_is_terminal()  # saved: step of the newest checkpoint
+
+    def save(at: int) -> None:
+        """The checkpoint of step `at` (once), after the finiteness check since the last one."""
+        nonlocal checked, saved
+        if saved != at:
+            _check_finite(finite, checked, at, ckpt)
+            checked = saved = at
+            ckpt.save(at, state, cfg_dict)
+
     try:
         for s in range(start, end):
+            ckpt.check()  # an async save that failed (already reported) stops the run here
+            # A stop signal is read before any other work of the step: save first, then exit.
+            if s > start and sigterm.stop(s):
+                save(s)
+                log.warning("%s: saved a checkpoint at step %d; exiting", sigterm.name, s)
+                break
             if batches is None:
                 batches = stream(stage, s)
             train_step, grid_fn = compiled_for(stage)
@@ -380,8 +357,9 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             if recipe.stage_fn is not None:  # staged run: next stage, grid at each stage end
                 new = stage_of(recipe, config, done)  # host math: no wait on the device
                 if new.name != stage.name:
-                    _write_grid(writer, workdir, done, compiled_for(new)[1](state), is_main,
-                                f"_end_{stage.name}")
+                    if not stopping:  # a stopping run saves first and renders nothing
+                        _write_grid(writer, workdir, done, compiled_for(new)[1](state), is_main,
+                                    f"_end_{stage.name}")
                     if recipe.stage_start is not None:
                         state = jax.device_put(recipe.stage_start(state, new),
                                                layouts(new).shardings)
@@ -401,8 +379,15 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 history.append((done, _host_metrics(metrics)))
                 t0, t0_step = time.time(), done
                 if is_main:
-                    log.info("step %d/%d %s %.1f images/s  ETA %.1f min", done, num_steps,
-                             stage.name, ips, eta / 60)
+                    log.info("%s", progress.progress_line(done, num_steps, ips, eta,
+                                                          history[-1][1], stage.name, bar))
+            # The checkpoint comes before grids and evaluations, which a stop signal skips.
+            stopping = stopping or sigterm.stop(done)
+            if done % config.checkpoint.every_steps == 0 or last or stopping:
+                save(done)
+            if stopping:
+                log.warning("%s: saved a checkpoint at step %d; exiting", sigterm.name, done)
+                break
             if lg.sv_every_steps and done % lg.sv_every_steps == 0:
                 for g, paths in sv_paths.items():
                     sv = writers.top_singular_values_jit(state.params[g], tuple(paths), 3)
@@ -412,13 +397,6 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             if eval_every and done % eval_every == 0:
                 evaluation.evaluate_state(recipe_of(recipe, stage), state, config, workdir, mesh,
                                           writer)
-            if done % config.checkpoint.every_steps == 0 or last:
-                _check_finite(finite, checked, done, ckpt)
-                checked = done
-                ckpt.save(done, state, cfg_dict)
-            if stopping:  # `last` made this step save a checkpoint
-                log.warning("SIGTERM: saved a checkpoint at step %d; exiting", done)
-                break
     # ----- Save -----
     finally:
         if batches is not None:
