@@ -10,6 +10,8 @@ Sources (data.name):
   (`a/b.jpg` + `a/b.txt`).
 - "caption_tar": WebDataset-style .tar shards (data.data_dir: a folder of *.tar or a glob); a
   sample is the members sharing a key (`000123.jpg` + `000123.txt`).
+- "coco_captions" (or "tfds_captions" + data.tfds_name, data.caption_key): a prepared TFDS
+  dataset in data.data_dir, one of each example's captions per visit.
 
 Resume and sharding (step s always gets the same batch, from step 0 or resumed at s):
 - digits: in memory, sampled with replacement per (seed, step) as the built-in image sources
@@ -312,8 +314,85 @@ def caption_tar_source(data_cfg, resolution: int, seed: int) -> TarShardSource:
                           data_cfg, _context_length(data_cfg))
 
 
+# ----------------------------------------------------------------------------------------------
+# TFDS (coco_captions and other image-text datasets).
+
+@dataclasses.dataclass
+class TFDSCaptionSource(StreamBatches):
+    """A prepared TFDS dataset with an image and a list of captions per example. Host p reads
+    tfds.split_for_jax_process(split); epoch e in the order of a shuffle buffer seeded by
+    (seed, e); the caption of stream record i is drawn from rng(seed, host, i) among the
+    example's captions. Resuming skips the epoch's first records still encoded."""
+
+    builder: object  # a prepared tfds builder
+    split: str
+    caption_key: str  # '/'-path of the captions feature ("captions/text" in coco_captions)
+    resolution: int
+    flip: bool
+    seed: int
+    data_cfg: object  # data.max_bad_records, data.shuffle_buffer
+    context_length: int = clip_tokenizer.CONTEXT_LENGTH
+    bad: Optional[BadRecords] = None
+
+    def _dataset(self, layout: Layout):
+        import tensorflow_datasets as tfds  # noqa: PLC0415
+
+        split = tfds.split_for_jax_process(self.split, process_index=layout.process_index,
+                                           process_count=layout.process_count)
+        n = self.builder.info.splits[split].num_examples
+        if n == 0:
+            raise ValueError(f"data.split={self.split!r}: host {layout.process_index}/"
+                             f"{layout.process_count} has no examples")
+        ds = self.builder.as_dataset(split=split, shuffle_files=False,
+                                     decoders={"image": tfds.decode.SkipDecoding()},
+                                     read_config=tfds.ReadConfig(add_tfds_id=True))
+
+        def pick(ex):
+            texts = ex
+            for k in self.caption_key.split("/"):
+                texts = texts[k]
+            return ex["image"], texts, ex["tfds_id"]
+        return ds.map(pick), n
+
+    def records(self, layout: Layout, start: int = 0) -> Iterator[Record]:
+        ds, n = self._dataset(layout)
+        total = self.builder.info.splits[self.split].num_examples
+        self.bad = self.bad or BadRecords(bad_record_limit(self.data_cfg, total),
+                                          f"data.name={self.data_cfg.name!r} split {self.split!r}")
+        buffer = max(min(int(self.data_cfg.get("shuffle_buffer", 1000)), n), 1)
+        (epoch, skip), i = divmod(start, n), start
+        while True:
+            order = ds.shuffle(buffer, seed=self.seed * 1_000_003 + epoch,
+                               reshuffle_each_iteration=False).skip(skip)
+            for image, texts, rid in order.as_numpy_iterator():
+                texts = [t.decode("utf-8", errors="replace") for t in np.atleast_1d(texts)]
+                pick = np.random.default_rng([self.seed, layout.process_index, i])
+                text = texts[pick.integers(len(texts))] if texts else None
+                yield make_record(image, text, rid.decode(), self.resolution)
+                i += 1
+            skip, epoch = 0, epoch + 1
+
+
+def tfds_captions_source(data_cfg, resolution: int, seed: int) -> TFDSCaptionSource:
+    """data.name 'coco_captions' (or 'tfds_captions' with data.tfds_name) from data.data_dir."""
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    name = data_cfg.get("tfds_name") or "coco_captions"
+    builder = tfds.builder(name, data_dir=data_cfg.data_dir or None)
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"data.name={data_cfg.name!r}: TFDS {name!r} is not prepared in data.data_dir="
+            f"{data_cfg.data_dir!r}; run `tfds build {name} --data_dir=...` where there is "
+            "internet access, then point data.data_dir at it")
+    return TFDSCaptionSource(builder, data_cfg.get("split", "train"),
+                             data_cfg.get("caption_key", "captions/text"), resolution,
+                             data_cfg.flip, seed, data_cfg, _context_length(data_cfg))
+
+
 SOURCES = {
     "digits_captions": digits_captions_source,
     "caption_folder": caption_folder_source,
     "caption_tar": caption_tar_source,
+    "coco_captions": tfds_captions_source,
+    "tfds_captions": tfds_captions_source,
 }

@@ -165,3 +165,45 @@ def test_tar_bad_records_named_and_limit(tmp_path):
         _take(strict, Layout(1, 1, 4), 0, 2)
     with pytest.raises(FileNotFoundError, match="no .tar shards"):
         captions.SOURCES["caption_tar"](_cfg(data_dir=str(tmp_path / "none")), RES, 0)
+
+
+def test_tfds_captions_pairs_hosts_resume_and_bad(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class GanZooTinyCaptions(tfds.core.GeneratorBasedBuilder):
+        """6 images whose value encodes the index, 2 captions each; #5 has none (test only)."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(12, 12, 3)),
+                "captions": tfds.features.Sequence({"text": tfds.features.Text()})}))
+
+        def _split_generators(self, dl_manager):
+            del dl_manager
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            for i in range(6):
+                texts = [] if i == 5 else [f"caption number {i}", f"a photo of number {i}"]
+                yield i, {"image": np.full((12, 12, 3), _value(i), np.uint8),
+                          "captions": {"text": texts}}
+
+    GanZooTinyCaptions(data_dir=str(tmp_path)).download_and_prepare()
+    cfg = _cfg(name="tfds_captions", tfds_name="gan_zoo_tiny_captions", data_dir=str(tmp_path),
+               max_bad_records=1, shuffle_buffer=4)
+    src = captions.SOURCES["tfds_captions"](cfg, RES, seed=2)
+    run = _take(src, Layout(1, 1, 4), 0, 4)  # 16 records: 2 epochs and a bit
+    for b in run:
+        idx, tok = _pairs(b)
+        assert 5 not in idx  # the caption-less example was replaced
+        for i, row in zip(idx, tok):
+            assert row.tolist() in tokenize([f"caption number {i}",
+                                             f"a photo of number {i}"]).tolist()
+    assert len(src.bad.ids) == 1 and "(missing caption)" in next(iter(src.bad.ids))
+    resumed = _take(src, Layout(1, 1, 4), 2, 1)[0]
+    np.testing.assert_array_equal(resumed["image"], run[2]["image"])
+    np.testing.assert_array_equal(resumed["tokens"], run[2]["tokens"])
+    ids = [[r[2] for r, _ in zip(src.records(Layout(1, 1, 2, p, 2)), range(3))] for p in (0, 1)]
+    assert len(set(ids[0] + ids[1])) == 6  # hosts' examples disjoint and complete
