@@ -16,8 +16,9 @@ Facts from autonomousvision/stylegan-t `networks/discriminator.py`, `networks/vi
 4. Logits of the 5 heads concatenated: [N, 5 L], one per token (the per-token hinge loss).
 
 BatchNormLocal: statistics per virtual group of consecutive samples, over (samples, tokens), no
-running statistics (train and eval alike), affine gamma/beta. The official reshapes the batch
-into G = ceil(N / 8) groups, so a group holds N / G samples (8 when 8 | N; N when N <= 8).
+running statistics (train and eval alike), affine gamma/beta. The official reshapes each GPU's
+batch n into G = ceil(n / 8) groups, so a group holds n / G samples (8 when 8 | n; n when
+n <= 8); here n = N / num_devices, so groups never straddle devices (no cross-device sync).
 
 Variables: `params` = the heads (convs, BN affine, FCs); `spectral_norm` = the SN vectors;
 `frozen` = the DINO variables under `dino`, initialised from `proj_seed` (random unless the
@@ -71,6 +72,15 @@ def virtual_group_size(batch: int, virtual_bs: int = VIRTUAL_BS) -> int:
     return batch // groups
 
 
+def bn_group_size(batch: int, num_devices: Optional[int], virtual_bs: int = VIRTUAL_BS) -> int:
+    """BatchNormLocal group size when the batch is split evenly over num_devices devices (None:
+    jax.device_count()): the official split of each device's batch, so no group spans devices."""
+    n_dev = jax.device_count() if num_devices is None else num_devices
+    if n_dev < 1 or batch % n_dev:
+        raise ValueError(f"StyleGAN-T D: batch {batch} is not divisible by num_devices={n_dev}")
+    return virtual_group_size(batch // n_dev, virtual_bs)
+
+
 def circular_pad(x, pad: int):
     """[N, L, C] -> [N, L + 2 pad, C], torch padding_mode='circular' along the tokens."""
     return jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), mode="wrap")
@@ -95,12 +105,13 @@ class TokenBlock(nn.Module):
     """make_block: SNConv1d -> BatchNormLocal -> lrelu 0.2. [N, L, C] -> [N, L, C]."""
     kernel: int  # k
     virtual_bs: int = VIRTUAL_BS  # BatchNormLocal group size bound
+    num_devices: Optional[int] = None  # devices the batch is split over; None: device_count()
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         c = x.shape[-1]
         x = SNConv1d(c, self.kernel, name="conv")(x, train=train)
-        k = virtual_group_size(x.shape[0], self.virtual_bs)
+        k = bn_group_size(x.shape[0], self.num_devices, self.virtual_bs)
         x = BatchNorm(reduction_group=k, running_stats=False, name="bn")(x, train=True)
         return jax.nn.leaky_relu(x, 0.2)
 
@@ -110,13 +121,15 @@ class DiscHead(nn.Module):
     c_dim: int = TEXT_DIM  # conditioning width (0: unconditional, 1 output channel)
     cmap_dim: int = 64  # projection width
     virtual_bs: int = VIRTUAL_BS  # BatchNormLocal group size bound
+    num_devices: Optional[int] = None  # devices the batch is split over; None: device_count()
 
     @nn.compact
     def __call__(self, x, c, *, train: bool):
         checks.check_rank("StyleGAN-T DiscHead: tokens", x, 3, "[N, L, C]")
-        h = TokenBlock(1, self.virtual_bs, name="block0")(x, train=train)
+        kw = dict(virtual_bs=self.virtual_bs, num_devices=self.num_devices)
+        h = TokenBlock(1, **kw, name="block0")(x, train=train)
         # Residual block, (f(x) + x) / sqrt(2) (networks/shared.py ResidualBlock).
-        h = (TokenBlock(9, self.virtual_bs, name="block1")(h, train=train) + h) / np.sqrt(2)
+        h = (TokenBlock(9, **kw, name="block1")(h, train=train) + h) / np.sqrt(2)
         out = SNConv1d(self.cmap_dim if self.c_dim else 1, 1, name="cls")(h, train=train)
         if not self.c_dim:
             return out[..., 0]
@@ -143,6 +156,8 @@ class StyleGANTDiscriminator(nn.Module):
     diffaug: bool = True  # DiffAugment color,translation,cutout
     p_crop: float = P_CROP  # probability of a random 224 crop when H > 224
     virtual_bs: int = VIRTUAL_BS  # BatchNormLocal group bound
+    num_devices: Optional[int] = None  # devices the batch is split over (BN groups stay within
+    # one device, official per-GPU statistics); None: jax.device_count()
     proj_seed: int = 0  # seed of the frozen DINO's (random) init
     dino_variant: str = DINO  # gan_zoo.feature_nets.vit VARIANTS key
     dino_overrides: tuple = ()  # (field, value) pairs for vit.make (tiny test sizes)
@@ -181,7 +196,8 @@ class StyleGANTDiscriminator(nn.Module):
         tokens = dino_tokens(dino_aux, self.hooks)
         aux = {"tokens": tokens, "logits": []}
         for i, t in enumerate(tokens):
-            head = DiscHead(self.c_dim, self.cmap_dim, self.virtual_bs, name=f"head{i}")
+            head = DiscHead(self.c_dim, self.cmap_dim, self.virtual_bs, self.num_devices,
+                            name=f"head{i}")
             aux["logits"].append(head(t, c, train=train))
         return jnp.concatenate(aux["logits"], axis=1), aux
 
@@ -190,6 +206,7 @@ def trainable_param_count(d: StyleGANTDiscriminator, resolution: Optional[int] =
                           batch: int = 2) -> int:
     """Number of `params` entries (the optimiser's set), from jax.eval_shape."""
     res = resolution or d.input_size
+    d = d.clone(num_devices=1)  # the BN grouping does not change the parameters
     x = jax.ShapeDtypeStruct((batch, res, res, 3), jnp.float32)
     c = jax.ShapeDtypeStruct((batch, d.c_dim), jnp.float32) if d.c_dim else None
     shapes = jax.eval_shape(lambda k, x, c: d.init(k, x, c, train=False), jax.random.PRNGKey(0),

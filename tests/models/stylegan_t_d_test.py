@@ -10,7 +10,7 @@ from gan_zoo.models import stylegan_t_discriminator as sd
 from gan_zoo.nn.batch_norm import BatchNorm
 
 # Tiny DINO (2 blocks tapped 0, 1, 1, 1, width 32, 32^2 input with 8^2 patches -> 16 tokens).
-TINY = dict(c_dim=16, dino_overrides=(("width", 32), ("heads", 2), ("depth", 2),
+TINY = dict(c_dim=16, num_devices=1, dino_overrides=(("width", 32), ("heads", 2), ("depth", 2),
                                       ("image_size", 32), ("patch", 8)),
             hooks=(0, 1, 1, 1), input_size=32)
 
@@ -59,6 +59,13 @@ def test_virtual_group_size_follows_official_ceil_split(batch, group):
 def test_virtual_group_size_error_names_batch():
     with pytest.raises(ValueError, match="batch 9"):
         sd.virtual_group_size(9)
+
+
+@pytest.mark.parametrize("batch,devices,group", [(32, 1, 8), (32, 8, 4), (64, 4, 8), (48, 2, 8)])
+def test_bn_groups_stay_within_each_devices_batch(batch, devices, group):
+    assert sd.bn_group_size(batch, devices) == group
+    with pytest.raises(ValueError, match="num_devices=5"):
+        sd.bn_group_size(batch, 5)
 
 
 def test_batch_norm_local_statistics_per_group_of_8_against_numpy():
