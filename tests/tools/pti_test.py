@@ -109,3 +109,28 @@ def test_pti_flags_errors(sg2_net, tmp_path, capsys):
                          f"--outdir={tmp_path}", "--num_steps=1", "--w_avg_samples=4",
                          "--pti", "--pti_steps=0"]) == 2
     assert "--pti_steps" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_project_pti_from_a_workdir_writes_a_workdir_generate_reads(tmp_path):
+    from gan_zoo import train
+    from gan_zoo.config_file import load_config_file
+    from tests.tools.workdir_test import CONFIG
+
+    (tmp_path / "tiny_sg2.py").write_text(CONFIG)
+    spec = f"{tmp_path / 'tiny_sg2.py'}:steps=2"
+    train.run(load_config_file(spec), str(tmp_path / "run"))
+    src = [f"--workdir={tmp_path / 'run'}", f"--config={spec}"]
+    assert generate.main(src + ["--seeds=1", f"--outdir={tmp_path / 'gen'}"]) == 0
+    out = tmp_path / "out"
+    assert project.main(src + [f"--target={tmp_path / 'gen' / 'seed0001.png'}", "--pti",
+                               f"--outdir={out}", "--num_steps=3", "--w_avg_samples=20",
+                               "--pti_steps=4", "--pti_learning_rate=3e-2"]) == 0
+    latents = f"--latents={out / 'projected_w.npz'}"
+    tuned = [f"--workdir={out / 'pti_workdir'}", f"--config={spec}"]
+    assert generate.main(tuned + [latents, f"--outdir={out / 'tuned'}"]) == 0
+    assert generate.main(src + [latents, f"--outdir={out / 'src'}"]) == 0
+    img = _png(out / "tuned" / "latent0000.png")
+    assert np.abs(img - _png(out / "proj_pti.png")).max() <= 1  # the tuned G, reloaded
+    assert np.abs(_png(out / "src" / "latent0000.png") - _png(out / "proj.png")).max() <= 1
+    assert np.abs(img - _png(out / "proj.png")).max() > 4  # source workdir left untouched
