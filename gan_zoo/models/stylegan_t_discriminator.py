@@ -133,6 +133,9 @@ class DiscHead(nn.Module):
         out = SNConv1d(self.cmap_dim if self.c_dim else 1, 1, name="cls")(h, train=train)
         if not self.c_dim:
             return out[..., 0]
+        if c is None:
+            raise ValueError(f"StyleGAN-T DiscHead: c_dim={self.c_dim} needs the text embedding "
+                             f"c [N, {self.c_dim}] (c_dim=0 for an unconditional D)")
         checks.check_shape("StyleGAN-T DiscHead: c", c, (x.shape[0], self.c_dim))
         # Projection: logit = <out, FC(c)> / sqrt(cmap_dim).
         cmap = EqualizedDense(self.cmap_dim, name="cmapper")(c)  # [N, cmap]

@@ -127,3 +127,12 @@ def test_tiny_d_shapes_and_frozen_dino_gets_no_gradient():
     assert [t.shape for t in aux["tokens"]] == [(n, 16, 32)] * 5
     assert all(not np.any(np.asarray(g)) for g in jax.tree_util.tree_leaves(g_frozen))
     assert all(np.any(np.asarray(g)) for g in jax.tree_util.tree_leaves(g_params))
+
+
+def test_head_errors_name_the_conditioning():
+    head = sd.DiscHead(c_dim=8, num_devices=1)
+    x = jnp.zeros((2, 4, 6))
+    with pytest.raises(ValueError, match=r"needs the text embedding c \[N, 8\]"):
+        head.init(jax.random.PRNGKey(0), x, None, train=False)
+    with pytest.raises(ValueError, match=r"DiscHead: c: expected shape \[2, 8\]"):
+        head.init(jax.random.PRNGKey(0), x, jnp.zeros((2, 7)), train=False)
