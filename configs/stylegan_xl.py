@@ -47,12 +47,16 @@ PRESETS = {
     "cifar10": dict(_BASE, resolution=32, n_classes=10, data="cifar10", flip=False,
                     stage_kimg=dict.fromkeys(_ALL_RES, 10_000)),
     # 2-core CPU: scikit-learn digits (10 classes) at 32^2, a 16^2 stem then a 32^2 stage in one
-    # run; tiny G (imagenet_test widths) and D (a 4-block width-32 ViT tapped at every block and
-    # the EfficientNet, both at 64^2 with random weights: feature_nets=random, logged).
+    # run; tiny G (imagenet_test widths) and D: a random 4-block width-32 ViT (patch 8 on 32^2
+    # inputs, tapped at every block; feature_nets=random, logged) with head depths for 64^2.
+    # Only the ViT: EfficientNet-lite0 has no smaller variant and tripled the step time
+    # (measured at batch 16 on a loaded 2-core box: 11-14 s vs 3.5-4 s per step);
+    # --config.model.d_backbones=deit_base_distilled_patch16_224,tf_efficientnet_lite0 adds it.
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
                    flip=False, batch=16, batch_sizes={}, stage_kimg={16: 3.2, 32: 3.2},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
-                   embed_dim=16, d_vit=(32, 4, 2), d_vit_hooks="0,1,2,3", d_resize_to=64,
+                   embed_dim=16, d_backbones="deit_base_distilled_patch16_224",
+                   d_vit=(32, 4, 2), d_vit_patch=8, d_vit_hooks="0,1,2,3", d_resize_to=32,
                    d_nominal_res=64, d_interp224="true", ema_kimg=0.5, blur_fade_kimg=1.0,
                    ckpt_every=100, log_every=10, image_every=100, grid=20,
                    metrics="fid,kid,is,rfid,pr"),
@@ -73,15 +77,16 @@ def base(p: dict) -> ml_collections.ConfigDict:
         embed_dim=p.get("embed_dim", 0),
         num_fp16_res=p["num_fp16_res"], fp16_dtype="auto", fused_modconv="auto",
         # Projected D (spec §1.4): backbones in logit order; ViT sizes 0 = DeiT-base's.
-        d_backbones="deit_base_distilled_patch16_224,tf_efficientnet_lite0",
+        d_backbones=p.get("d_backbones", "deit_base_distilled_patch16_224,tf_efficientnet_lite0"),
         d_vit_width=vit_w, d_vit_depth=vit_d, d_vit_heads=vit_h,
+        d_vit_patch=p.get("d_vit_patch", 0),
         d_vit_hooks=p.get("d_vit_hooks", "2,5,8,11"), d_resize_to=p.get("d_resize_to", 224),
         d_nominal_res=p.get("d_nominal_res", 256), d_interp224=p.get("d_interp224", "auto"),
         d_cmap_dim=64, d_embed_dim=p.get("embed_dim", 0) or 320, d_diffaug=True, d_proj_seed=0,
         d_bn_group="device",  # "device" (official: per GPU), "global" or k samples per group
         # "pretrained": the weight files below must exist; "random": seeded random nets.
         feature_nets=p["feature_nets"], effnet_weights="", deit_weights="", clf_weights="",
-        clf_width=vit_w, clf_depth=vit_d, clf_heads=vit_h,  # 0 = DeiT-small's
+        clf_width=vit_w, clf_depth=vit_d, clf_heads=vit_h, clf_patch=0,  # 0 = DeiT-small's
         clf_input=p.get("d_resize_to", 224)))
     c.data = ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,

@@ -145,6 +145,14 @@ class _Nets:
         self.cls_weight = self.t.cls_weight if stage.res > self.t.cls_min_res else 0.0
         self.pl_weight = self.t.pl_weight if stage.stem else 0.0  # [C]: 0 in superres stages
 
+    def freeze(self, g_params):
+        """g_params with the frozen stem behind stop_gradient: no backward pass through it
+        (official train_head_only: requires_grad_(False)); the optimizer also zeroes it."""
+        if self.stage.stem:
+            return g_params
+        mask = xl.stem_mask(self.G, g_params)
+        return jax.tree.map(lambda f, p: jax.lax.stop_gradient(p) if f else p, mask, g_params)
+
     def stage_step(self, step):
         """Train steps done in this stage (the official cur_nimg = stage_step · batch)."""
         return jnp.asarray(step, jnp.int32) - self.stage.start_step
@@ -199,7 +207,7 @@ def _g_main(nets: _Nets, n: int, g_params, state, batch, key):
     """G main: Σ_heads mean(−D(G(z))) + λ·L_CE (guidance stages)."""
     del batch  # G steps use no real data
     k_g, k_d = jax.random.split(key)
-    img, y, c, _ = nets.run_g(g_params, state.collections["g"], k_g, n)
+    img, y, c, _ = nets.run_g(nets.freeze(g_params), state.collections["g"], k_g, n)
     heads, d_cols = nets.run_d(state.params["d"], state.collections["d"], img, c, k_d,
                                state.step)
     loss = hinge_g_heads(heads)
@@ -298,8 +306,17 @@ def _pin_frozen_ema(G, state):
     return state.replace(ema_params=ema)
 
 
-def _stage_recipe(config, G, D, clf, stage: XLStage) -> tuple:
-    """(Recipe, _Parts) of one stage."""
+def _generator_of(g_params, gens: tuple):
+    """The G of `gens` whose ToRGB layer is in g_params (the stage that state is in)."""
+    names = g_params["synthesis"]
+    for G in gens:
+        if G.table().layers[-1].name in names:
+            return G
+    raise ValueError(f"stylegan_xl: no stage generator has the layers {sorted(names)}")
+
+
+def _stage_recipe(config, G, D, clf, stage: XLStage, gens: tuple) -> tuple:
+    """(Recipe, _Parts) of one stage; gens: the G of every stage (for sample_fn)."""
     m, t = config.model, config.train
     nets = _Nets(G, D, clf, config, stage)
     tx_g, lr_g = _g_optimizer(t, G)
@@ -322,12 +339,14 @@ def _stage_recipe(config, G, D, clf, stage: XLStage) -> tuple:
                         scalars={"pl_mean": jnp.zeros((), jnp.float32)})
 
     def sample_fn(state, key, labels, truncation, collections):
-        """EMA-G samples of the stage, class-conditional truncation ψ toward the class's w_avg
-        (SG-XL §4.1; truncation <= 0: ψ = 1) -> [N, res, res, 3]."""
-        z = jax.random.normal(key, (labels.shape[0], G.z_dim), jnp.float32)
+        """EMA-G samples, class-conditional truncation ψ toward the class's w_avg (SG-XL §4.1;
+        truncation <= 0: ψ = 1) -> [N, res, res, 3]. The G is the one whose layers the state
+        holds: the trainer renders a stage's end grid with the next stage's sample_fn."""
+        G_s = _generator_of(state.ema_params, gens)
+        z = jax.random.normal(key, (labels.shape[0], G_s.z_dim), jnp.float32)
         psi = float(truncation) if truncation is not None and truncation > 0 else 1.0
-        img, _ = G.apply({"params": state.ema_params, **collections}, z,
-                         _one_hot(labels, m.n_classes), psi=psi)
+        img, _ = G_s.apply({"params": state.ema_params, **collections}, z,
+                           _one_hot(labels, m.n_classes), psi=psi)
         return img.astype(jnp.float32)
 
     ema_kimg = t.ema_kimg if t.ema_kimg > 0 else stage.batch * 10 / 32  # [C] train.py
@@ -414,8 +433,8 @@ def make_recipe(config, networks=None) -> Recipe:
         nets_lib.make_generator(config), nets_lib.make_discriminator(config,
                                                                      sg.data_devices(config)))
     clf = nets_lib.make_classifier(config) if need_clf else None
-    built = {s.res: _stage_recipe(config, nets_lib.stage_generator(G, s.res), D, clf, s)
-             for s in plan}
+    gens = tuple(nets_lib.stage_generator(G, s.res) for s in plan)
+    built = {s.res: _stage_recipe(config, g, D, clf, s, gens) for g, s in zip(gens, plan)}
     recipes = {r: b[0] for r, b in built.items()}
     parts = {r: b[1] for r, b in built.items()}
     base = recipes[plan[-1].res]

@@ -66,7 +66,7 @@ def stage_generator(G: xl.Generator, res: int) -> xl.Generator:
 
 
 def _vit_overrides(m, prefix: str) -> tuple:
-    return tuple((k, int(m[f"{prefix}_{k}"])) for k in ("width", "depth", "heads")
+    return tuple((k, int(m[f"{prefix}_{k}"])) for k in ("width", "depth", "heads", "patch")
                  if m.get(f"{prefix}_{k}", 0))
 
 
