@@ -111,22 +111,24 @@ def pivotal_tuning(G, variables, pivot_w, target, feature_fn: Callable, key,
     loss_fn = make_loss_fn(G, variables, feature_fn, target, pivot_ws(G, pivot_w), cfg)
     adam = optax.adam(cfg.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
 
-    def step_fn(carry, step):
-        params, opt_state = carry
+    def body(step, carry):  # one Adam step; the step's loss terms go to row `step` of hist
+        params, opt_state, hist = carry
         grads, aux = jax.grad(loss_fn, has_aux=True)(params, jax.random.fold_in(key, step))
         updates, opt_state = adam.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), aux
+        hist = {k: hist[k].at[step].set(aux[k]) for k in hist}
+        return optax.apply_updates(params, updates), opt_state, hist
 
-    run = jax.jit(lambda c, steps: jax.lax.scan(step_fn, c, steps))
-    carry = (variables["params"], adam.init(variables["params"]))
-    chunk, outs = chunk or cfg.num_steps, []
+    # fori_loop with traced bounds: one compile for chunks of any length.
+    run = jax.jit(lambda carry, a, b: jax.lax.fori_loop(a, b, body, carry))
+    hist = {k: jnp.zeros(cfg.num_steps, jnp.float32) for k in ("mse", "lpips", "reg", "dist")}
+    carry = (variables["params"], adam.init(variables["params"]), hist)
+    chunk = chunk or cfg.num_steps
     for start in range(0, cfg.num_steps, chunk):
-        carry, aux = run(carry, jnp.arange(start, min(start + chunk, cfg.num_steps)))
-        outs.append(jax.device_get(aux))
+        end = min(start + chunk, cfg.num_steps)
+        carry = run(carry, start, end)
         if log is not None:
-            log(start + len(aux["mse"]) - 1, {k: float(v[-1]) for k, v in aux.items()})
-    hist = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    return {**variables, "params": carry[0]}, hist
+            log(end - 1, {k: float(v[end - 1]) for k, v in carry[2].items()})
+    return {**variables, "params": carry[0]}, {k: np.asarray(v) for k, v in carry[2].items()}
 
 
 def synthesize(G, variables, w):

@@ -102,8 +102,8 @@ def test_project_pti_writes_a_generator_that_generate_reads(sg2_net, tmp_path):
         assert json.load(f)["init_kwargs"] == KWARGS
 
 
-def test_pti_flags_errors(sg2_net, tmp_path, capsys):
-    _, _, path = sg2_net
+def test_pti_flags_errors(tmp_path, capsys):
+    path = tmp_path / "never_read.npz"  # the flags are checked before the network is loaded
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "t.png")
     assert project.main([f"--network={path}", f"--target={tmp_path / 't.png'}",
                          f"--outdir={tmp_path}", "--num_steps=1", "--w_avg_samples=4",
