@@ -6,7 +6,9 @@ import json
 import shutil
 import tempfile
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_zoo.train import checkpoint, sharding, workdir
 from gan_zoo.train.loop import build_state
@@ -20,13 +22,19 @@ def tiny_layout(config):
     return abstract, init
 
 
+def filled(abstract):
+    """A state shaped like `abstract` holding 0, 1, 2, ... per leaf (no compile, unlike init)."""
+    return jax.tree.map(lambda a: jax.device_put(
+        np.arange(a.size).reshape(a.shape).astype(a.dtype)), abstract)
+
+
 def write_run(path, config, steps=(3, 6)):
-    """`path` as a run of `config` leaves it: config.json, config_0.json and a checkpoint (the
-    fresh state with its step set) at each of `steps`."""
-    _, init = tiny_layout(config)
+    """`path` as a run of `config` leaves it: config.json, config_0.json and a checkpoint (a
+    state of the run's shapes, its step set) at each of `steps`."""
+    abstract, _ = tiny_layout(config)
     workdir.record_config(config, str(path), 0)
     ckpt = checkpoint.Checkpointer(str(path), 3, False)
-    state, cfg = init(), json.loads(config.to_json_best_effort())
+    state, cfg = filled(abstract), json.loads(config.to_json_best_effort())
     for step in steps:
         ckpt.save(step, state.replace(step=jnp.asarray(step, jnp.int32)), cfg)
     ckpt.close()
