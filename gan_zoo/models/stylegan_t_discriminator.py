@@ -126,6 +126,8 @@ class DiscHead(nn.Module):
     @nn.compact
     def __call__(self, x, c, *, train: bool):
         checks.check_rank("StyleGAN-T DiscHead: tokens", x, 3, "[N, L, C]")
+        if self.c_dim:
+            self._check_c(x, c)
         kw = dict(virtual_bs=self.virtual_bs, num_devices=self.num_devices)
         h = TokenBlock(1, **kw, name="block0")(x, train=train)
         # Residual block, (f(x) + x) / sqrt(2) (networks/shared.py ResidualBlock).
@@ -133,13 +135,15 @@ class DiscHead(nn.Module):
         out = SNConv1d(self.cmap_dim if self.c_dim else 1, 1, name="cls")(h, train=train)
         if not self.c_dim:
             return out[..., 0]
+        # Projection: logit = <out, FC(c)> / sqrt(cmap_dim).
+        cmap = EqualizedDense(self.cmap_dim, name="cmapper")(c)  # [N, cmap]
+        return jnp.sum(out * cmap[:, None, :], axis=-1) / np.sqrt(self.cmap_dim)
+
+    def _check_c(self, x, c) -> None:
         if c is None:
             raise ValueError(f"StyleGAN-T DiscHead: c_dim={self.c_dim} needs the text embedding "
                              f"c [N, {self.c_dim}] (c_dim=0 for an unconditional D)")
         checks.check_shape("StyleGAN-T DiscHead: c", c, (x.shape[0], self.c_dim))
-        # Projection: logit = <out, FC(c)> / sqrt(cmap_dim).
-        cmap = EqualizedDense(self.cmap_dim, name="cmapper")(c)  # [N, cmap]
-        return jnp.sum(out * cmap[:, None, :], axis=-1) / np.sqrt(self.cmap_dim)
 
 
 def dino_tokens(aux, hooks) -> list:

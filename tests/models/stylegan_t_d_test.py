@@ -38,8 +38,9 @@ def test_k9_conv_is_circular_against_numpy():
     n, length, cin, cout, k = 2, 12, 3, 5, 9
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (n, length, cin)), np.float64)
     conv = sd.SNConv1d(cout, k)
-    v = conv.init(jax.random.PRNGKey(1), jnp.asarray(x, jnp.float32), train=False)
-    y = np.asarray(conv.apply(v, jnp.asarray(x, jnp.float32), train=False))
+    xj = jnp.asarray(x, jnp.float32)
+    v = jax.jit(lambda k: conv.init(k, xj, train=False))(jax.random.PRNGKey(1))
+    y = np.asarray(jax.jit(lambda v: conv.apply(v, xj, train=False))(v))
     w = np.asarray(v["params"]["conv"]["weight"], np.float64)[0]  # [k, I, O]
     b = np.asarray(v["params"]["conv"]["bias"], np.float64)
     w = w / _np_sigma(w, np.asarray(v["spectral_norm"]["conv"]["u0"], np.float64))
