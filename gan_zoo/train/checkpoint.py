@@ -100,7 +100,7 @@ class Checkpointer:
             out = self.manager.restore(step, args=args.Composite(
                 state=args.StandardRestore(abstract)))
             return out.state, None
-        except (workdir.IncompatibleState, MemoryError):
+        except (workdir.IncompatibleState, MemoryError, PermissionError):  # not corruption
             raise
         except Exception as e:  # noqa: BLE001  (Orbax/TensorStore raise many kinds)
             if any(tag in str(e) for tag in _NOT_CORRUPTION):
@@ -129,7 +129,10 @@ class Checkpointer:
         while os.path.exists(dst):
             dst, i = f"{src}.{tag}{i}", i + 1
         if jax.process_index() == 0:
-            os.rename(src, dst)
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:  # removed meanwhile (the retention of a running training)
+                dst = "nowhere (it was removed meanwhile)"
         _sync_hosts(f"gan_zoo_move_aside_{step}_{tag}")
         self.manager.reload()
         return dst
