@@ -207,3 +207,16 @@ def test_tfds_captions_pairs_hosts_resume_and_bad(tmp_path):
     np.testing.assert_array_equal(resumed["tokens"], run[2]["tokens"])
     ids = [[r[2] for r, _ in zip(src.records(Layout(1, 1, 2, p, 2)), range(3))] for p in (0, 1)]
     assert len(set(ids[0] + ids[1])) == 6  # hosts' examples disjoint and complete
+
+
+def test_digits_captions_host_halves_and_resume():
+    src = captions.SOURCES["digits_captions"](_cfg(name="digits_captions", flip=True), 8, seed=4)
+    whole = _take(src, Layout(1, 2, 4), 0, 3)
+    hosts = [_take(src, Layout(1, 2, 4, p, 2), 0, 3) for p in (0, 1)]
+    for s in range(3):  # host p holds samples [2 p, 2 p + 2) of each micro-batch
+        for k in ("image", "tokens"):
+            joined = np.concatenate([hosts[0][s][k], hosts[1][s][k]], axis=2)
+            np.testing.assert_array_equal(joined, whole[s][k])
+    resumed = _take(src, Layout(1, 2, 4), 2, 1)[0]
+    for k in ("image", "tokens"):
+        np.testing.assert_array_equal(resumed[k], whole[2][k])
