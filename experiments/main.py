@@ -80,8 +80,9 @@ _CLEAR_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 
 def _setup_console() -> bool:
     """Quiet console unless --verbosity was given: third-party Python loggers and TensorFlow's
-    C++ INFO lines off, short line prefixes, Orbax tracebacks of failed saves dropped (gan_zoo
-    reports them in one line). Returns whether the console is quiet."""
+    C++ INFO lines off, short line prefixes, Orbax tracebacks of failed saves and the asyncio
+    noise after them dropped (gan_zoo reports the failure in one line). Returns whether the
+    console is quiet."""
     import logging as pylogging  # noqa: PLC0415
 
     from gan_zoo.train import progress  # noqa: PLC0415
@@ -94,6 +95,7 @@ def _setup_console() -> bool:
     handler.setFormatter(pylogging.Formatter("%(asctime)s %(levelname).1s %(message)s",
                                              "%H:%M:%S"))
     handler.addFilter(progress.DropReportedTracebacks())
+    progress.drop_closed_loop_noise()
     return True
 
 

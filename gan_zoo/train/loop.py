@@ -339,8 +339,8 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
         for s in range(start, end):
             ckpt.check()  # an async save that failed (already reported) stops the run here
             # A stop signal is read before any other work of the step: save first, then exit.
-            if s > start and sigterm.stop(s):
-                save(s)
+            if sigterm.stop(s):
+                save(s)  # nothing new before the first step
                 log.warning("%s: saved a checkpoint at step %d; exiting", sigterm.name, s)
                 break
             if batches is None:

@@ -93,3 +93,25 @@ def quiet_third_party(level: int = logging.WARNING) -> None:
     for name in THIRD_PARTY_QUIET:
         logging.getLogger(name).setLevel(level)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def drop_closed_loop_noise() -> None:
+    """Turns the "Event loop is closed" errors of a failed Orbax save into one log line.
+
+    When a save fails, Orbax closes its asyncio loop while TensorStore writes are still pending;
+    each finishing write then reports RuntimeError('Event loop is closed') through
+    sys.unraisablehook (a bare traceback, hundreds of them). Other unraisable errors pass on.
+    """
+    previous, seen = sys.unraisablehook, []
+
+    def hook(unraisable) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            if not seen:
+                logging.getLogger("gan_zoo").warning(
+                    "dropping 'Event loop is closed' errors of writes pending when a save "
+                    "failed (--verbosity=0 shows them)")
+            seen.append(1)
+            return
+        previous(unraisable)
+    sys.unraisablehook = hook

@@ -64,3 +64,31 @@ def test_config_summary_is_a_few_lines():
     assert "2000 steps" in text and "batch 32" in text and "/tmp/run/config.json" in text
     assert "every: checkpoint 500 steps" in text and "eval off" in text
     assert progress.summarize(ConfigDict({"recipe": "x"})).startswith("x: x")
+
+
+def test_closed_loop_errors_after_a_failed_save_become_one_line(monkeypatch, caplog):
+    import asyncio
+    import sys
+    import threading
+
+    import tensorstore as ts
+
+    passed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: passed.append(repr(u.exc_value)))
+    progress.drop_closed_loop_noise()
+    loop = asyncio.new_event_loop()
+    pending = [ts.Promise.new() for _ in range(3)]  # writes still pending when the loop closes
+
+    async def wait(future):
+        await future
+    for _, future in pending:
+        loop.create_task(wait(future))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    loop.close()
+    with caplog.at_level(logging.WARNING, logger="gan_zoo"):
+        for promise, _ in pending:  # each finishing write hits the closed loop
+            threading.Thread(target=promise.set_result, args=(1,)).start()
+        time.sleep(0.5)
+        sys.unraisablehook(type("U", (), {"exc_value": ValueError("other")})())
+    assert passed == ["ValueError('other')"]  # other unraisable errors still shown
+    assert len([r for r in caplog.records if "Event loop is closed" in r.getMessage()]) == 1
