@@ -22,7 +22,10 @@ def innermost(e: BaseException) -> str:
     """'OSError: [Errno 28] No space left on device': the root cause of a chained error."""
     while e.__cause__ is not None or (e.__context__ is not None and not e.__suppress_context__):
         e = e.__cause__ or e.__context__
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+    text = " ".join(str(e).split()).split(" See full TensorStore details")[0]
+    if len(text) > 300:  # TensorStore puts the OS error ("No space left ...") at the end
+        text = f"{text[:140]} ... {text[-150:]}"
+    return f"{type(e).__name__}: {text}"
 
 
 class SaveWatcher:
@@ -39,9 +42,10 @@ class SaveWatcher:
                 good = self._manager.latest_step()
             except Exception:  # noqa: BLE001 (the report must not fail)
                 good = "unknown"
-            self.error = SaveFailed(
-                f"checkpoint save at step {step} failed: {innermost(e)}; the last good "
-                f"checkpoint (step {good}) in {self._directory} is kept")
+            kept = (f"the last good checkpoint (step {good}) in {self._directory} is kept"
+                    if good is not None else f"no checkpoint in {self._directory} yet")
+            self.error = SaveFailed(f"checkpoint save at step {step} failed: {innermost(e)}; "
+                                    f"{kept}")
             self.error.__cause__ = e
             log.error("%s", self.error)
         return self.error
