@@ -31,7 +31,7 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
         lines = []
         for line in proc.stdout:  # Wait until training has made progress.
             lines.append(line)
-            if "images/s" in line or time.time() > deadline:
+            if "img/s" in line or time.time() > deadline:  # a progress line
                 break
         assert proc.poll() is None, "".join(lines[-30:])
         proc.send_signal(signal.SIGTERM)
