@@ -36,16 +36,17 @@ def test_stop_signal_saves_before_any_grid_and_exits(tmp_path, monkeypatch):
                         lambda self, s, *a: (events.append(("save", s)), save(self, s, *a)))
     monkeypatch.setattr(loop, "_write_grid", lambda w, d, s, *a, **k: events.append(("grid", s)))
     config = tiny_config(**{"log.image_every_steps": 1, "checkpoint.every_steps": 2})
+    before = signal.getsignal(signal.SIGTERM)
     state, _ = train.run(config, str(tmp_path), networks=tiny_networks(config))
     # Steps 1-2 as usual (the step-2 checkpoint before its grid); step 3 saves and stops.
     assert events == [("step", 1), ("grid", 1), ("step", 2), ("save", 2), ("grid", 2),
                       ("step", 3), ("save", 3)], events
     assert int(state.step) == 3
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers put back
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers put back
 
 
 def test_sigint_first_is_like_sigterm_and_a_second_signal_exits():
-    codes = []
+    codes, before = [], signal.getsignal(signal.SIGINT)
     handler = signals.StopSignal(exit_fn=codes.append)
     try:
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt
@@ -56,7 +57,7 @@ def test_sigint_first_is_like_sigterm_and_a_second_signal_exits():
         assert codes == [128 + signal.SIGTERM]
     finally:
         handler.restore()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 _BLOCKED_MAIN_THREAD = textwrap.dedent("""
