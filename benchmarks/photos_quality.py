@@ -16,9 +16,15 @@ the samples, the optional init samples, a second independent set of real crops (
 perfect G would score at this N) and uniform noise (for scale), each against the same real set.
 SWD normalises each set's descriptors per colour channel, so it sees edges, texture and colour
 structure rather than a global colour shift (flat-colour images score worse than noise).
+In the same feature space (SWD's normalised 7x7x3 Laplacian-pyramid neighbourhoods, per level) it
+also prints improved precision and recall (k = 3, gan_zoo.metrics.precision_recall) of each set
+against the real set, on PR_PATCHES neighbourhoods per set drawn with a fixed seed: precision is
+the share of a set's patches that look like real patches, recall the share of real patches the
+set covers (a G that repeats a few images covers little). The real (floor) row is the ceiling.
 """
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -29,6 +35,9 @@ import numpy as np  # noqa: E402
 REAL_SEED = 0  # the reference crops
 FLOOR_SEED = 1  # the second real set (real vs real)
 SWD_SEED = 0  # SWD's neighbourhoods and directions
+PR_SEED = 0  # which neighbourhoods precision/recall uses
+PR_PATCHES = 2048  # neighbourhoods per set and level for precision/recall
+K = 3  # improved P&R neighbourhood (StyleGAN2/3 protocol)
 
 
 def real_crops(n: int, resolution: int, seed: int) -> np.ndarray:
@@ -63,6 +72,40 @@ def score(sets: dict, real: np.ndarray) -> dict:
     return {name: swd(real, images, seed=SWD_SEED) for name, images in sets.items()}
 
 
+def patch_features(images: np.ndarray, count: int = 0) -> list:
+    """SWD's per-set normalised descriptors, `count` (0: PR_PATCHES) per level: [[count, 147]]."""
+    count = count or PR_PATCHES
+    swd = importlib.import_module("gan_zoo.metrics.swd")  # the module (the package exports swd())
+
+    rng = np.random.default_rng(PR_SEED)
+    per_image = -(-count // len(images))  # ceil
+    x = images.transpose(0, 3, 1, 2).astype(np.float32)  # NCHW
+    levels = swd.laplacian_pyramid(x, len(swd.resolutions(images.shape[1])))
+    # swd._normalize: the same per-colour-channel normalisation as SWD itself.
+    return [swd._normalize(swd.descriptors(lv, rng, per_image))[rng.permutation(
+        per_image * len(images))[:count]] for lv in levels]
+
+
+def precision_recall_table(sets: dict, real: np.ndarray, count: int = 0) -> dict:
+    """{name: {level index: (precision, recall)}} of each set's patches against real's."""
+    from gan_zoo.metrics.precision_recall import precision_recall  # noqa: PLC0415
+
+    ref = patch_features(real, count)
+    return {name: {i: precision_recall(r, f, k=K) for i, (r, f) in
+                   enumerate(zip(ref, patch_features(images, count)))}
+            for name, images in sets.items()}
+
+
+def print_pr(pr: dict, levels: list) -> None:
+    print(f"precision / recall (k = {K}) of {PR_PATCHES} SWD neighbourhoods per level vs real's "
+          f"(higher is better)")
+    print(f"{'':>14} " + " ".join(f"{lv:>11}" for lv in levels) + f" {'avg':>11}")
+    for name, res in pr.items():
+        avg = np.mean(list(res.values()), axis=0)
+        print(f"{name:>14} " + " ".join(f"{p:5.2f} {r:5.2f}" for p, r in
+                                        list(res.values()) + [avg]))
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("samples", help=".npz from --mode=sample (uint8 images)")
@@ -78,13 +121,18 @@ def main(argv=None) -> dict:
                              f"got {images.shape}")
     sets["real (floor)"] = real_crops(n, r, FLOOR_SEED)
     sets["noise"] = np.random.default_rng(FLOOR_SEED).integers(0, 256, (n, r, r, 3), np.uint8)
-    results = score(sets, real_crops(n, r, REAL_SEED))
+    real = real_crops(n, r, REAL_SEED)
+    results = score(sets, real)
     levels = [k for k in results["samples"] if k != "avg"]
     print(f"SWD x1e3 vs {n} real {r}x{r} photo crops (lower is better)")
     print(f"{'':>14} " + " ".join(f"{lv:>8}" for lv in levels) + f" {'avg':>8}")
     for name, res in results.items():
         print(f"{name:>14} " + " ".join(f"{res[k]:8.1f}" for k in levels + ["avg"]))
-    return {name: res["avg"] for name, res in results.items()}
+    pr = precision_recall_table(sets, real)
+    print_pr(pr, levels)
+    return {name: dict(swd=res["avg"], precision=float(np.mean([p for p, _ in pr[name].values()])),
+                       recall=float(np.mean([r for _, r in pr[name].values()])))
+            for name, res in results.items()}
 
 
 if __name__ == "__main__":

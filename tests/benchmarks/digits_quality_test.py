@@ -1,5 +1,7 @@
 """benchmarks/digits_quality.py: the pooling maps the 32x32 training digits back onto sklearn's
-8x8 digits, and the classifier separates real digits (so a low score means the GAN)."""
+8x8 digits; real digits score near the held-out ceiling on agreement, precision, recall and FD;
+one image repeated per class scores recall near 0 (while agreement stays high); noise scores
+precision near 0."""
 
 import numpy as np
 import pytest
@@ -7,29 +9,67 @@ import pytest
 from tests.benchmarks import load_script
 
 
-def _module():
+@pytest.fixture(scope="module")
+def dq():
     return load_script("digits_quality")
 
 
-def test_pooled_training_digits_match_sklearn_and_score_near_the_ceiling(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def judged(dq):
+    """(judge, real R/H sets, the classifier-half images and labels: real digits R, H never saw)."""
+    from gan_zoo.data import builtin
+
+    judge, real = dq.fit_judge(32)
+    images, labels = builtin.load_digits(32)
+    train, ref, held = dq.split_indices(len(labels))
+    assert not set(train) & set(ref) and not set(ref) & set(held) and not set(train) & set(held)
+    return judge, real, images[train], labels[train]
+
+
+def test_pooled_training_digits_match_sklearn(dq):
     from sklearn.datasets import load_digits
 
     from gan_zoo.data import builtin
 
-    dq = _module()
-    images, labels = builtin.load_digits(32)
+    images, _ = builtin.load_digits(32)
     pooled = dq.to_digit_space(images)  # bicubic up to 32, box down to 8: close to the original
     assert np.abs(pooled - load_digits().data).mean() < 1.0  # of a 0..16 range
+
+
+def test_real_digits_score_near_the_held_out_ceiling(dq, judged, tmp_path, capsys):
+    _, _, images, labels = judged
     path = tmp_path / "s.npz"
-    np.savez(path, images=images[::3], labels=labels[::3])
-    assert dq.main([str(path)]) > 0.9  # mostly training digits of the classifier itself
-    np.savez(path, images=images[::3], labels=(labels[::3] + 1) % 10)  # every label wrong
-    assert dq.main([str(path)]) < 0.1
-    assert "per class: 0:" in capsys.readouterr().out
+    np.savez(path, images=images, labels=labels)
+    res = dq.main([str(path)])
+    s, r = res["samples"]["all"], res["real"]["all"]
+    assert r["agree"] > 0.93 and r["precision"] > 0.8 and r["recall"] > 0.8  # a sane ceiling
+    assert s["agree"] >= 0.95 * r["agree"] and s["precision"] > 0.85 * r["precision"]
+    assert s["recall"] > 0.85 * r["recall"] and s["fd"] < 1.5 * r["fd"]
+    assert min(res["samples"][c]["recall"] for c in range(10)) > 0.6
+    out = capsys.readouterr().out
+    assert "recall" in out and "\n    9 " in out and "\n  all " in out
 
 
-def test_bad_inputs_name_what_was_expected(tmp_path):
-    dq = _module()
+def test_one_image_repeated_per_class_scores_recall_near_zero(dq, judged):
+    judge, real, images, labels = judged
+    first = np.array([np.flatnonzero(labels == c)[0] for c in range(10)])
+    pick = np.repeat(first, 100)  # 100 copies of one real digit per class
+    res = dq.score(judge, real, images[pick], labels[pick])
+    s, r = res["samples"]["all"], res["real"]["all"]
+    assert s["agree"] > 0.9  # the right digits: label agreement alone cannot see the collapse
+    assert s["recall"] < 0.03 and max(res["samples"][c]["recall"] for c in range(10)) < 0.05
+    assert s["fd"] > 5 * r["fd"]
+
+
+def test_noise_scores_precision_near_zero(dq, judged):
+    judge, real, _, _ = judged
+    noise = np.random.default_rng(0).integers(0, 256, (500, 32, 32, 3), np.uint8)
+    res = dq.score(judge, real, noise, np.arange(500) % 10)
+    s, r = res["samples"]["all"], res["real"]["all"]
+    assert s["precision"] < 0.03 and s["fd"] > 10 * r["fd"]
+
+
+def test_bad_inputs_name_what_was_expected(dq, tmp_path):
     with pytest.raises(ValueError, match="multiple of 8"):
         dq.to_digit_space(np.zeros((2, 30, 30, 3), np.uint8))
     np.savez(tmp_path / "x.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
@@ -38,3 +78,6 @@ def test_bad_inputs_name_what_was_expected(tmp_path):
     np.savez(tmp_path / "y.npz", images=np.zeros((2, 32, 32, 3), np.uint8), labels=[0, 12])
     with pytest.raises(ValueError, match="labels must be digits"):
         dq.load_samples(str(tmp_path / "y.npz"))
+    np.savez(tmp_path / "z.npz", images=np.zeros((2, 32, 32, 3), np.uint8), labels=[0, 1])
+    with pytest.raises(ValueError, match="missing \\[2, 3, 4"):
+        dq.load_samples(str(tmp_path / "z.npz"))

@@ -1,5 +1,6 @@
 """benchmarks/photos_quality.py: real crops score far below noise and flat colour, the
-table prints every set, and bad .npz files name what was expected."""
+table prints every set, precision/recall in SWD's patch space see noise (precision near 0) and a
+few repeated crops (recall far below real's), and bad .npz files name what was expected."""
 
 import numpy as np
 import pytest
@@ -21,10 +22,25 @@ def test_real_crops_score_below_flat_colour_and_noise(tmp_path, capsys):
     np.savez(tmp_path / "s.npz", images=real)
     np.savez(tmp_path / "f.npz", images=flat)
     res = pq.main([str(tmp_path / "s.npz"), "--init", str(tmp_path / "f.npz")])
-    assert res["samples"] < 0.6 * res["init"] and res["real (floor)"] < 0.6 * res["init"]
-    assert res["real (floor)"] < 0.6 * res["noise"]
+    assert res["samples"]["swd"] < 0.6 * res["init"]["swd"]
+    assert res["real (floor)"]["swd"] < 0.6 * res["init"]["swd"]
+    assert res["real (floor)"]["swd"] < 0.6 * res["noise"]["swd"]
+    assert res["samples"]["recall"] > 0.6 and res["noise"]["precision"] < 0.05
     out = capsys.readouterr().out
-    assert "real (floor)" in out and "noise" in out and "avg" in out
+    assert "real (floor)" in out and "noise" in out and "avg" in out and "recall" in out
+
+
+def test_patch_precision_recall_real_near_floor_repeats_low_recall():
+    pq = _module()
+    real, other = pq.real_crops(64, 32, seed=5), pq.real_crops(64, 32, seed=6)
+    repeated = np.repeat(other[:2], 32, axis=0)  # two crops, 32 copies each
+    noise = np.random.default_rng(0).integers(0, 256, real.shape, np.uint8)
+    pr = pq.precision_recall_table({"real": other, "rep": repeated, "noise": noise}, real, 512)
+    avg = {name: np.mean(list(res.values()), axis=0) for name, res in pr.items()}
+    assert len(pr["real"]) == 2  # levels 32 and 16
+    assert avg["real"][0] > 0.6 and avg["real"][1] > 0.6  # real vs real: the ceiling
+    assert avg["rep"][1] < 0.5 * avg["real"][1]  # few images: low recall
+    assert avg["noise"][0] < 0.05  # noise patches are nowhere near real ones
 
 
 def test_bad_inputs_name_what_was_expected(tmp_path):
