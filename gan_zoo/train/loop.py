@@ -358,7 +358,11 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
                 new = stage_of(recipe, config, done)  # host math: no wait on the device
                 if new.name != stage.name:
                     if not stopping:  # a stopping run saves first and renders nothing
-                        _write_grid(writer, workdir, done, compiled_for(new)[1](state), is_main,
+                        # The next stage's G (ProGAN: at α = 0, the ended stage's output
+                        # upsampled) when it runs on this state; else the ending stage's.
+                        end_grid = (compiled_for(new)[1] if _same_shapes(layouts(stage),
+                                                                         layouts(new)) else grid_fn)
+                        _write_grid(writer, workdir, done, end_grid(state), is_main,
                                     f"_end_{stage.name}")
                     if recipe.stage_start is not None:
                         state = jax.device_put(recipe.stage_start(state, new),
@@ -405,6 +409,12 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
         writer.flush()
         sigterm.restore()
     return state, history
+
+
+def _same_shapes(a: StateLayout, b: StateLayout) -> bool:
+    """Whether two stages' states have the same tree, shapes and dtypes."""
+    shapes = lambda x: jax.tree.map(lambda v: (v.shape, v.dtype), x.abstract)  # noqa: E731
+    return a is b or shapes(a) == shapes(b)
 
 
 def _stage_scalars(stage: Stage, state) -> dict:
