@@ -59,27 +59,34 @@ def _cli(workdir, *extra):
 
 
 @pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """A CLI run of both stages (2 steps each)."""
+    workdir = tmp_path_factory.mktemp("cli")
+    _cli(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The CLI run (reference) and an in-process chain stopped after steps 1 and 2."""
-    full_dir, chain = tmp_path_factory.mktemp("cli"), tmp_path_factory.mktemp("chain")
-    _cli(full_dir)
-    mesh = sharding.make_mesh({"data": -1})
-    _, full, step = loop.restore_run(_config(), str(full_dir), mesh)
+    """An uninterrupted run and a chain stopped after step 1 (mid-stem) and 2 (the boundary)."""
+    full_dir, chain = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("chain")
+    full, _ = train.run(_config(), str(full_dir))
+    full = jax.tree.map(np.asarray, full)
     s1, _ = train.run(_config(), str(chain), stop_after=1)
     s1 = jax.tree.map(np.asarray, s1)
-    src1 = loop.load_source_run(str(chain), mesh)  # a 16^2 run at step 1, for warm starts
+    src1 = loop.load_source_run(str(chain), sharding.make_mesh({"data": -1}))  # for warm starts
     s2, _ = train.run(_config(), str(chain), stop_after=1)  # crosses into res32
     s2 = jax.tree.map(np.asarray, s2)
     s4, _ = train.run(_config(), str(chain))
-    return dict(full_dir=full_dir, full=full, full_step=step, s1=s1, s2=s2, s4=s4, src1=src1)
+    return dict(full=full, s1=s1, s2=s2, s4=s4, src1=src1)
 
 
-def test_cli_trains_both_stages_and_samples_by_class(runs, tmp_path):
-    assert runs["full_step"] == STEPS
-    names = sorted(os.listdir(runs["full_dir"] / "samples"))
+def test_cli_trains_both_stages_and_samples_by_class(cli, tmp_path):
+    assert sorted(os.listdir(cli / "checkpoints")) == [str(STEPS)]
+    names = sorted(os.listdir(cli / "samples"))
     assert "00000002_end_res16.png" in names, names
     out = tmp_path / "s.npz"
-    _cli(runs["full_dir"], "--mode=sample", "--num_samples=10", f"--sample_out={out}")
+    _cli(cli, "--mode=sample", "--num_samples=10", f"--sample_out={out}")
     with np.load(out) as f:
         images, labels = f["images"], f["labels"]
     assert images.shape == (10, 32, 32, 3) and images.dtype == np.uint8
