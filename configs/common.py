@@ -67,6 +67,16 @@ def run_base(recipe: str) -> ml_collections.ConfigDict:
     return c
 
 
+def data_config(p: dict) -> ml_collections.ConfigDict:
+    """config.data of every image family: preset p's dataset name and x-flip."""
+    return ml_collections.ConfigDict(dict(
+        name=p["data"], data_dir="", split="train", flip=p.get("flip", False),
+        shuffle_buffer=10_000, prefetch=2,
+        # undecodable images skipped (each logged) before the run stops: < 1 a fraction of the
+        # dataset, >= 1 a count
+        max_bad_records=0.001))
+
+
 def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
     c = run_base("biggan")
@@ -77,12 +87,7 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
         BN_eps=1e-4, SN_eps=1e-4, num_G_SVs=1, num_D_SVs=1, G_shared=True,
         bn_reduction_group="global",  # BigGAN §3 cross-replica BN: "global" | "device" | k
         dtype=p.get("dtype", "float32")))
-    c.data = ml_collections.ConfigDict(dict(
-        name=p["data"], data_dir="", split="train", flip=p.get("flip", False),
-        shuffle_buffer=10_000, prefetch=2,
-        # undecodable images skipped (each logged) before the run stops: < 1 a fraction of the
-        # dataset, >= 1 a count
-        max_bad_records=0.001))
+    c.data = data_config(p)
     c.train = ml_collections.ConfigDict(dict(
         num_steps=p["steps"], batch_size=p["batch"], d_steps=2, grad_accum=1,
         lr_g=p["lr_g"], lr_d=p["lr_d"], b1=0.0, b2=0.999, adam_eps=p.get("adam_eps", 1e-8),

@@ -61,9 +61,7 @@ def _base(p: dict) -> ml_collections.ConfigDict:
         # conv_clamp clamps their block / RGB convs (0 = off). 0 = float32 everywhere.
         num_fp16_res=p.get("num_fp16_res", 0), fp16_dtype=p.get("fp16_dtype", "auto"),
         conv_clamp=p.get("conv_clamp", 0.0)))
-    c.data = ml_collections.ConfigDict(dict(
-        name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,
-        prefetch=2))
+    c.data = common.data_config(p)
     c.train = ml_collections.ConfigDict(dict(
         lr=1e-3, b1=0.0, b2=0.99, adam_eps=1e-8,  # PG App. A.1, no decay
         gp_lambda=10.0, gp_target=1.0, drift=1e-3,  # spec B8 (γ = 750 for CIFAR-10, §6.5)

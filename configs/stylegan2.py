@@ -66,9 +66,7 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         # of D compute in fp16_dtype ('auto' = bfloat16 on GPU/TPU, float32 on CPU; 'bfloat16',
         # 'float16' or 'float32' force it); 0 = float32 everywhere. conv_clamp is 256 (models).
         num_fp16_res=p.get("num_fp16_res", 0), fp16_dtype=p.get("fp16_dtype", "auto")))
-    c.data = ml_collections.ConfigDict(dict(
-        name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,
-        prefetch=2))
+    c.data = common.data_config(p)
     c.train = ml_collections.ConfigDict(dict(
         num_steps=p["steps"], batch_size=p["batch"], grad_accum=1,
         loss_scale=p.get("loss_scale", 0.0),  # static; 0 = auto: 1024 with float16 layers, else 1
