@@ -88,9 +88,7 @@ def base(p: dict) -> ml_collections.ConfigDict:
         feature_nets=p["feature_nets"], effnet_weights="", deit_weights="", clf_weights="",
         clf_width=vit_w, clf_depth=vit_d, clf_heads=vit_h, clf_patch=0,  # 0 = DeiT-small's
         clf_input=p.get("d_resize_to", 224)))
-    c.data = ml_collections.ConfigDict(dict(
-        name=p["data"], data_dir="", split="train", flip=p["flip"], shuffle_buffer=10_000,
-        prefetch=2))
+    c.data = common.data_config(p)
     c.train = ml_collections.ConfigDict(dict(
         num_steps=0,  # set by the stages (stage_kimg)
         batch_size=p["batch"], grad_accum=1,
