@@ -58,6 +58,11 @@ def _get(config, path: str, default=None):
     return node
 
 
+def _steps_text(steps) -> str:
+    """train.num_steps for people: 0 means the recipe sets the length (staged presets)."""
+    return "length set by the preset's stages" if steps == 0 else f"{steps} steps"
+
+
 def summarize(config, workdir: str = "") -> str:
     """The config in a few lines (the whole of it is in <workdir>/config.json)."""
     model = _get(config, "model.name", config.get("recipe", "?"))
@@ -67,7 +72,7 @@ def summarize(config, workdir: str = "") -> str:
     lines = [f"{config.get('recipe', '?')}: {model}" + (f" preset {preset}" if preset else "")
              + f", {res}x{res}" + (f", {n_classes} classes" if n_classes else "")
              + f", data {data}",
-             f"train: {_get(config, 'train.num_steps', '?')} steps, batch "
+             f"train: {_steps_text(_get(config, 'train.num_steps', '?'))}, batch "
              f"{_get(config, 'train.batch_size', '?')}, seed {config.get('seed', 0)}"]
     every = {name: _get(config, path, 0) for name, path in (
         ("checkpoint", "checkpoint.every_steps"), ("log", "log.every_steps"),
