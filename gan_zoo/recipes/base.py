@@ -98,6 +98,9 @@ class Recipe:
     # sets it when a run starts from a run of another shape (StyleGAN-XL: the previous stage's
     # G as the frozen stem); the source is read with its own saved config.
     warm_start: Optional[Callable] = None
+    # (fresh state) -> state with frozen pretrained weights read from local files, run on the host
+    # after the jitted init (so large weight files never become compile-time constants).
+    load_frozen: Optional[Callable] = None
 
     @property
     def real_batches_per_step(self) -> int:

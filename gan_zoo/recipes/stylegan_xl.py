@@ -328,11 +328,11 @@ def _stage_recipe(config, G, D, clf, stage: XLStage, gens: tuple) -> tuple:
         g_vars = init_g(G, kg, m.n_classes)
         x = jnp.zeros((2, stage.res, stage.res, 3), jnp.float32)
         c = _one_hot(jnp.zeros((2,), jnp.int32), m.n_classes)
-        d_vars = nets_lib.load_d_weights(config, dict(D.init({"params": kd}, x, c, train=False)))
+        d_vars = dict(D.init({"params": kd}, x, c, train=False))  # weight files: load_frozen
         params = {"g": g_vars.pop("params"), "d": d_vars.pop("params")}
         cols = {"g": g_vars, "d": d_vars}
         if clf is not None:
-            cols[CLF] = nets_lib.classifier_variables(config, clf, kc)
+            cols[CLF] = clf.net.init(kc, jnp.zeros((1, clf.side, clf.side, 3), jnp.float32))
         return GANState(step=jnp.zeros((), jnp.int32), rng=krun, params=params,
                         opt_state={k: optimizers[k].init(params[k]) for k in params},
                         ema_params=jax.tree.map(jnp.copy, params["g"]), collections=cols,
@@ -357,8 +357,18 @@ def _stage_recipe(config, G, D, clf, stage: XLStage, gens: tuple) -> tuple:
         ema_decay=lambda step: sg.ema_beta(nets.stage_step(step), stage.batch, ema_kimg,
                                            t.ema_rampup),
         post_step=None if stage.stem else functools.partial(_pin_frozen_ema, G),
-        n_classes=m.n_classes, dim_z=G.z_dim)
+        n_classes=m.n_classes, dim_z=G.z_dim,
+        load_frozen=functools.partial(_load_frozen, config, clf))
     return recipe, _Parts(G, tx_g, stage)
+
+
+def _load_frozen(config, clf, state):
+    """Recipe.load_frozen: the D's feature nets and the guidance classifier from the config's
+    weight files (host-side, after the jitted init); random-initialised ones stay otherwise."""
+    cols = {**state.collections, "d": nets_lib.load_d_weights(config, dict(state.collections["d"]))}
+    if clf is not None and config.model.get("clf_weights", ""):
+        cols[CLF] = nets_lib.classifier_variables(config, clf, None)
+    return state.replace(collections=cols)
 
 
 # ----- Stage transitions and warm starts -----

@@ -65,8 +65,12 @@ def state_layout(recipe, config, mesh) -> StateLayout:
     shardings = sharding.state_shardings(abstract, mesh, config.get("param_rules", ()))
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                             abstract, shardings)
-    return StateLayout(abstract, shardings,
-                       lambda: jax.jit(init, out_shardings=shardings)(rng))
+    def fresh():
+        state = jax.jit(init, out_shardings=shardings)(rng)
+        if recipe.load_frozen is not None:  # weight files: read on the host, placed after
+            state = jax.device_put(recipe.load_frozen(state), shardings)
+        return state
+    return StateLayout(abstract, shardings, fresh)
 
 
 class StageLayouts:

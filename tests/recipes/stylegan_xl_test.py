@@ -146,3 +146,39 @@ def test_zero_gradients_skip_the_adam_step():
     g = {"w": jnp.array([0.3, 0.1, -1.0])}
     np.testing.assert_allclose(tx.update(g, state0)[0]["w"], ref.update(g, s)[0]["w"],
                                rtol=1e-6)
+
+
+# ----- Weight files -----
+
+@pytest.mark.slow  # ~40 s on a loaded 2-core box: compiles the state init
+def test_weight_files_are_loaded_after_init_into_the_frozen_d(tmp_path):
+    """config.model.deit_weights (a timm-named .npz) ends up in the D's frozen ViT of a fresh
+    state (Recipe.load_frozen, on the host after the jitted init); the classifier heads of the
+    file are not used by the D."""
+    from gan_zoo.convert import vit as vit_convert
+    from gan_zoo.models import projected_d as pd
+    from gan_zoo.train import loop, sharding
+
+    config = xl_config.get_config("digits,smoke")
+    overrides = dict(xl_nets._vit_overrides(config.model, "d_vit"))
+    module = vit.make("deit_base_distilled_patch16_224", **overrides)
+    x = jax.ShapeDtypeStruct((1, module.image_size, module.image_size, 3), jnp.float32)
+    template = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)["params"]
+    sd, want = {}, {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
+        keys = tuple(k.key for k in path)
+        name, kind, _ = vit_convert.timm_name(keys)
+        sd[name] = RNG.standard_normal(vit_convert.torch_shape(kind, leaf.shape), np.float32)
+        want[keys] = vit_convert.to_flax(kind, sd[name], leaf.shape)
+    np.savez(tmp_path / "deit.npz", **sd)
+    config.model.deit_weights = str(tmp_path / "deit.npz")
+    recipe = recipes.make_recipe(config)
+    stage = recipe.stage_fn(0)
+    layout = loop.state_layout(recipe.stage_recipe(stage.key), config,
+                               sharding.make_mesh({"data": 1}))
+    frozen = layout.init().collections["d"][pd.FROZEN_COLLECTION][pd.DEIT + "_net"]["params"]
+    got = {tuple(k.key for k in p): v
+           for p, v in jax.tree_util.tree_flatten_with_path(frozen)[0]}
+    assert set(got) == {k for k in want if k[0] not in ("head", "head_dist")}
+    for k, v in got.items():
+        np.testing.assert_array_equal(np.asarray(v), want[k], err_msg=str(k))
