@@ -77,6 +77,16 @@ def data_config(p: dict) -> ml_collections.ConfigDict:
         max_bad_records=0.001))
 
 
+def checkpoint_and_log(c, p: dict, sv_every: int = 0) -> None:
+    """c.checkpoint and c.log of every family from preset p (ckpt_every, log_every,
+    image_every, grid); sv_every: steps between top singular value logs (0 = off)."""
+    c.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
+    c.log = ml_collections.ConfigDict(dict(
+        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
+        sv_every_steps=sv_every, sv_layers=".", grid_size=p.get("grid", 64)))
+
+
 def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
     c = run_base("biggan")
@@ -98,11 +108,7 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
         truncation_mode="threshold",  # "threshold" (paper) | "tfhub_scaled"
         standing_stats_batches=p.get("standing_batches", 100),
         standing_stats_batch_size=min(p["batch"], 256)))
-    c.checkpoint = ml_collections.ConfigDict(dict(
-        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
-    c.log = ml_collections.ConfigDict(dict(
-        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
-        sv_every_steps=p.get("sv_every", 1000), sv_layers=".", grid_size=p.get("grid", 64)))
+    checkpoint_and_log(c, p, sv_every=p.get("sv_every", 1000))
     c.eval = eval_config(p)
     c.mesh = ml_collections.ConfigDict({"data": -1})
     c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated

@@ -73,11 +73,7 @@ def _base(p: dict) -> ml_collections.ConfigDict:
         loss_scale=p.get("loss_scale", 0.0),  # static; 0 = auto: 1024 with float16 layers, else 1
         reset_opt_at_stage=True))  # fresh Adam moments at each phase start [code]
     c.sample = ml_collections.ConfigDict(dict(truncation=0.0, standing_stats_batch_size=16))
-    c.checkpoint = ml_collections.ConfigDict(dict(
-        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
-    c.log = ml_collections.ConfigDict(dict(
-        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
-        sv_every_steps=0, sv_layers=".", grid_size=p.get("grid", 64)))
+    common.checkpoint_and_log(c, p)
     c.eval = common.eval_config(p)
     c.mesh = ml_collections.ConfigDict({"data": -1})
     c.param_rules = ()

@@ -90,11 +90,7 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
     c.sample = ml_collections.ConfigDict(dict(
         truncation=p.get("truncation", 1.0),  # ψ; 1 (or <= 0) = none; Fig. 12 uses 0.5
         standing_stats_batch_size=min(p["batch"], 32)))  # sample batch (no standing stats)
-    c.checkpoint = ml_collections.ConfigDict(dict(
-        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
-    c.log = ml_collections.ConfigDict(dict(
-        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
-        sv_every_steps=0, sv_layers=".", grid_size=p.get("grid", 64)))
+    common.checkpoint_and_log(c, p)
     if hasattr(common, "eval_config"):
         c.eval = common.eval_config(p)
     c.mesh = ml_collections.ConfigDict({"data": -1})

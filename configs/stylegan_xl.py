@@ -104,11 +104,7 @@ def base(p: dict) -> ml_collections.ConfigDict:
     c.sample = ml_collections.ConfigDict(dict(
         truncation=1.0,  # ψ toward the class's w_avg; 1 (or <= 0) = none
         standing_stats_batch_size=min(p["batch"], 32)))
-    c.checkpoint = ml_collections.ConfigDict(dict(
-        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
-    c.log = ml_collections.ConfigDict(dict(
-        every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
-        sv_every_steps=0, sv_layers=".", grid_size=p.get("grid", 64)))
+    common.checkpoint_and_log(c, p)
     c.eval = common.eval_config(p)
     c.eval.metrics = p["metrics"]
     c.mesh = ml_collections.ConfigDict({"data": -1})
