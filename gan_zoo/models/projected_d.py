@@ -62,12 +62,12 @@ HEAD_CHANNELS = {4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64, 256: 32, 512
 EMBED_DIM = 320  # in_embeddings/tf_efficientnet_lite0.pkl: 1000 x 320
 
 
-def _torch_kernel_init():
+def torch_kernel_init():
     """torch Conv2d default weight init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))."""
     return nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
-def _torch_bias_init(fan_in: int):
+def torch_bias_init(fan_in: int):
     """torch Conv2d default bias init: U(+-1/sqrt(fan_in))."""
     bound = 1 / np.sqrt(fan_in)
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound,
@@ -77,7 +77,7 @@ def _torch_bias_init(fan_in: int):
 def _conv(features: int, kernel: int, fan_in: int, stride: int = 1, padding=0, name=None):
     """A torch-initialised Conv2d(bias=True) in NHWC (padding p on every side)."""
     return nn.Conv(features, (kernel, kernel), stride, padding=((padding, padding),) * 2,
-                   kernel_init=_torch_kernel_init(), bias_init=_torch_bias_init(fan_in),
+                   kernel_init=torch_kernel_init(), bias_init=torch_bias_init(fan_in),
                    name=name)
 
 
@@ -119,8 +119,8 @@ class ViTReassemble(nn.Module):
             if i in (0, 1):  # transposed conv, kernel = stride = 4 / 2 (no overlap)
                 k = 4 if i == 0 else 2
                 x = nn.ConvTranspose(f, (k, k), (k, k), padding="VALID",
-                                     kernel_init=_torch_kernel_init(),
-                                     bias_init=_torch_bias_init(f * k * k),
+                                     kernel_init=torch_kernel_init(),
+                                     bias_init=torch_bias_init(f * k * k),
                                      name=f"layer{i + 1}_resample")(x)
             elif i == 3:  # 3x3 stride-2 conv, padding 1
                 x = _conv(f, 3, f * 9, 2, 1, name=f"layer{i + 1}_resample")(x)
@@ -176,13 +176,13 @@ class DiscHead(nn.Module):
         checks.check_rank("DiscHead: x", x, 4, "[N, H, W, C]")
         # DownBlocks: SN conv 4x4/2 (pad 1, bias) + BatchNorm + lrelu 0.2.
         for i, (_, cin, cout) in enumerate(head_channels(self.nominal_size, x.shape[-1])):
-            x = SNConv(cout, 4, 2, 1, weight_init=_torch_kernel_init(),
-                       bias_init=_torch_bias_init(cin * 16), name=f"down{i}_conv")(x, train=train)
+            x = SNConv(cout, 4, 2, 1, weight_init=torch_kernel_init(),
+                       bias_init=torch_bias_init(cin * 16), name=f"down{i}_conv")(x, train=train)
             x = BatchNorm(reduction_group=self.bn_group, num_devices=self.num_devices,
                           name=f"down{i}_bn")(x, train=train)
             x = jax.nn.leaky_relu(x, 0.2)
         out_ch = self.cmap_dim if self.c_dim else 1
-        out = SNConv(out_ch, 4, 1, "VALID", use_bias=False, weight_init=_torch_kernel_init(),
+        out = SNConv(out_ch, 4, 1, "VALID", use_bias=False, weight_init=torch_kernel_init(),
                      name="cls")(x, train=train)  # [N, h, w, cmap]
         if not self.c_dim:
             return out[..., 0]
@@ -196,7 +196,7 @@ class DiscHead(nn.Module):
         return jnp.sum(out * cmap[:, None, None, :], axis=-1) / np.sqrt(self.cmap_dim)
 
 
-def _seed(proj_seed: int, name: str):
+def frozen_seed(proj_seed: int, name: str):
     """A key for the frozen variables of `name`, from proj_seed only (never the init rng)."""
     return jax.random.fold_in(jax.random.PRNGKey(proj_seed), zlib.crc32(name.encode()) % 2**31)
 
@@ -237,7 +237,7 @@ class ProjectedDiscriminator(nn.Module):
     def _frozen(self, name: str, module: nn.Module, *args):
         """Variables of `module` in the `frozen` collection (seeded), read through stop_gradient."""
         var = self.variable(FROZEN_COLLECTION, name,
-                            lambda: module.init(_seed(self.proj_seed, name), *args))
+                            lambda: module.init(frozen_seed(self.proj_seed, name), *args))
         return jax.tree_util.tree_map(jax.lax.stop_gradient, var.value)
 
     def _features(self, backbone: str, x):

@@ -65,7 +65,7 @@ class InputSpec:
     bandwidth: float  # f_c0
 
 
-def _layer_geometry(i, prev, rates, cutoffs, widths, sizes, channels, n, num_critical,
+def layer_geometry(i, prev, rates, cutoffs, widths, sizes, channels, n, num_critical,
                     conv_kernel, filter_size, lrelu_upsampling, radial) -> LayerSpec:
     """One layer's factors, taps and padding (official SynthesisLayer.__init__)."""
     is_torgb = i == n
@@ -120,7 +120,7 @@ def layer_specs(img_resolution: int, img_channels: int = 3, channel_base: int = 
     channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
     channels[-1] = img_channels
     inp = InputSpec(int(channels[0]), int(sizes[0]), float(rates[0]), float(cutoffs[0]))
-    layers = tuple(_layer_geometry(i, max(i - 1, 0), rates, cutoffs, widths, sizes, channels, n,
+    layers = tuple(layer_geometry(i, max(i - 1, 0), rates, cutoffs, widths, sizes, channels, n,
                                    num_critical, conv_kernel, filter_size, lrelu_upsampling,
                                    use_radial_filters) for i in range(n + 1))
     return inp, layers

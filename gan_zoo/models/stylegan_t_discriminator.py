@@ -41,9 +41,9 @@ from gan_zoo import augment, checks
 from gan_zoo.feature_nets import vit
 from gan_zoo.models.projected_d import (
     FROZEN_COLLECTION,
-    _seed,
-    _torch_bias_init,
-    _torch_kernel_init,
+    frozen_seed,
+    torch_bias_init,
+    torch_kernel_init,
 )
 from gan_zoo.nn.batch_norm import BatchNorm
 from gan_zoo.nn.equalized import EqualizedDense
@@ -95,8 +95,8 @@ class SNConv1d(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         fan_in = x.shape[-1] * self.kernel
-        conv = SNConv(self.features, (1, self.kernel), 1, "VALID", weight_init=_torch_kernel_init(),
-                      bias_init=_torch_bias_init(fan_in), name="conv")
+        conv = SNConv(self.features, (1, self.kernel), 1, "VALID", weight_init=torch_kernel_init(),
+                      bias_init=torch_bias_init(fan_in), name="conv")
         x = circular_pad(x, self.kernel // 2)[:, None]  # [N, 1, L + k - 1, I]
         return conv(x, train=train)[:, 0]
 
@@ -197,7 +197,7 @@ class StyleGANTDiscriminator(nn.Module):
         x = self._prepare(x, key)
         net = self._dino()
         var = self.variable(FROZEN_COLLECTION, "dino",
-                            lambda: net.init(_seed(self.proj_seed, "dino"), x))
+                            lambda: net.init(frozen_seed(self.proj_seed, "dino"), x))
         frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, var.value)
         _, dino_aux = net.apply(frozen, x)
         tokens = dino_tokens(dino_aux, self.hooks)

@@ -28,7 +28,7 @@ from flax import traverse_util
 from gan_zoo import checks
 from gan_zoo.models import stylegan3
 from gan_zoo.models.stylegan2_layers import MappingNetwork
-from gan_zoo.models.stylegan3 import InputSpec, LayerSpec, _layer_geometry, layer_specs
+from gan_zoo.models.stylegan3 import InputSpec, LayerSpec, layer_geometry, layer_specs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +123,7 @@ def layer_table(stages: tuple, img_channels: int = 3, channel_base: int = 65536,
                                num_critical, last_stopband_rel, margin_size)
         offset = len(layers) + 1  # official stem_len counts the input
         for i in range(n + 1):
-            spec = _layer_geometry(i, max(i - 1, 0), *sched, n, num_critical, **geo)
+            spec = layer_geometry(i, max(i - 1, 0), *sched, n, num_critical, **geo)
             layers.append(dataclasses.replace(
                 spec, name=f"L{i + offset}_{spec.out_size}_{spec.out_channels}"))
             stage.append(res)
