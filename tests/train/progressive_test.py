@@ -81,7 +81,9 @@ def test_host_stage_math_equals_the_device_counter(full):
 def test_one_compiled_step_per_stage(full):
     _, _, _, built = full
     assert len(built) == 3  # resolutions 4, 8, 16 (fade8 and stab8 share one step)
-    assert [fn._cache_size() for fn in built] == [1, 1, 1]
+    # No retrace: at most one entry each. (_cache_size counts JAX's C++ fast-path cache, which
+    # read 0 for one function in a long pytest worker: an entry can be dropped, never added.)
+    assert all(fn._cache_size() <= 1 for fn in built)
 
 
 def test_grid_at_every_stage_end(full):

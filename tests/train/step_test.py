@@ -38,7 +38,9 @@ def test_one_and_eight_devices_give_the_same_losses():
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=2e-5, atol=1e-6)
     # The train step is traced and compiled once for the whole run.
-    assert fn1._cache_size() == 1 and fn8._cache_size() == 1
+    # (_cache_size counts JAX's C++ fast-path cache; in a long pytest worker it read 0 once:
+    # entries can be dropped, so "no retrace" is at most one entry.)
+    assert fn1._cache_size() <= 1 and fn8._cache_size() <= 1
 
 
 def test_d_loss_falls_with_g_frozen_and_grad_accumulation():
