@@ -65,12 +65,12 @@ RUN_FIELDS = (
 )
 
 
-def _lookup(config, path: str):
-    """config["a"]["b"] for "a.b", or None when a key is missing."""
+def config_get(config, path: str, default=None):
+    """config["a"]["b"] for "a.b", or `default` when a key is missing."""
     node = config
     for key in path.split("."):
         if not hasattr(node, "keys") or key not in node.keys():
-            return None
+            return default
         node = node[key]
     return node
 
@@ -80,11 +80,11 @@ def check_run_config(config) -> None:
     (steps=-5, batch_size=0, ...), before any work is done. Also checks per-stage batch sizes
     (train.batch_sizes, ProGAN)."""
     fields = list(RUN_FIELDS)
-    sizes = _lookup(config, "train.batch_sizes")
+    sizes = config_get(config, "train.batch_sizes")
     if sizes is not None:
         fields += [(f"train.batch_sizes.{k}", 1) for k in sizes.keys()]
     for path, low in fields:
-        value = _lookup(config, path)
+        value = config_get(config, path)
         if value is None or isinstance(value, str):
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < low:

@@ -5,6 +5,8 @@ import logging
 import os
 import sys
 
+from gan_zoo.checks import config_get
+
 BAR_WIDTH = 20
 MAX_LOSSES = 6  # loss values shown on a progress line (all are in TensorBoard)
 THIRD_PARTY_QUIET = ("absl", "orbax", "jax", "tensorflow", "clu", "etils", "fsspec")
@@ -49,15 +51,6 @@ def console_is_terminal() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
-def _get(config, path: str, default=None):
-    node = config
-    for key in path.split("."):
-        if not hasattr(node, "keys") or key not in node.keys():
-            return default
-        node = node[key]
-    return node
-
-
 def _steps_text(steps) -> str:
     """train.num_steps for people: 0 means the recipe sets the length (staged presets)."""
     return "length set by the preset's stages" if steps == 0 else f"{steps} steps"
@@ -65,16 +58,16 @@ def _steps_text(steps) -> str:
 
 def summarize(config, workdir: str = "") -> str:
     """The config in a few lines (the whole of it is in <workdir>/config.json)."""
-    model = _get(config, "model.name", config.get("recipe", "?"))
+    model = config_get(config, "model.name", config.get("recipe", "?"))
     preset = config.get("preset", "")
-    res, data = _get(config, "model.resolution", "?"), _get(config, "data.name", "?")
-    n_classes = _get(config, "model.n_classes", 0)
+    res, data = config_get(config, "model.resolution", "?"), config_get(config, "data.name", "?")
+    n_classes = config_get(config, "model.n_classes", 0)
     lines = [f"{config.get('recipe', '?')}: {model}" + (f" preset {preset}" if preset else "")
              + f", {res}x{res}" + (f", {n_classes} classes" if n_classes else "")
              + f", data {data}",
-             f"train: {_steps_text(_get(config, 'train.num_steps', '?'))}, batch "
-             f"{_get(config, 'train.batch_size', '?')}, seed {config.get('seed', 0)}"]
-    every = {name: _get(config, path, 0) for name, path in (
+             f"train: {_steps_text(config_get(config, 'train.num_steps', '?'))}, batch "
+             f"{config_get(config, 'train.batch_size', '?')}, seed {config.get('seed', 0)}"]
+    every = {name: config_get(config, path, 0) for name, path in (
         ("checkpoint", "checkpoint.every_steps"), ("log", "log.every_steps"),
         ("grid", "log.image_every_steps"), ("eval", "eval.every"))}
     lines.append("every: " + ", ".join(f"{k} {v} steps" if v else f"{k} off"
