@@ -71,6 +71,8 @@ def data_config(p: dict) -> ml_collections.ConfigDict:
     """config.data of every image family: preset p's dataset name and x-flip."""
     return ml_collections.ConfigDict(dict(
         name=p["data"], data_dir="", split="train", flip=p.get("flip", False),
+        # a dataset prepared by gan_zoo.tools.dataset, or an NVlabs zip / folder (wins over name)
+        path="",
         shuffle_buffer=10_000, prefetch=2,
         # undecodable images skipped (each logged) before the run stops: < 1 a fraction of the
         # dataset, >= 1 a count
@@ -96,6 +98,9 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
         G_depth=p["depth"], D_depth=p["depth"], G_attn=p["attn"], D_attn=p["attn"],
         BN_eps=1e-4, SN_eps=1e-4, num_G_SVs=1, num_D_SVs=1, G_shared=True,
         bn_reduction_group="global",  # BigGAN §3 cross-replica BN: "global" | "device" | k
+        # G's output conv width; the first 3 channels are the image (128: the released
+        # BigGAN-deep weights' TPU layout, e.g. --config.model.rgb_conv_channels=128)
+        rgb_conv_channels=3,
         dtype=p.get("dtype", "float32")))
     c.data = data_config(p)
     c.train = ml_collections.ConfigDict(dict(
@@ -109,6 +114,9 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
         standing_stats_batches=p.get("standing_batches", 100),
         standing_stats_batch_size=min(p["batch"], 256)))
     checkpoint_and_log(c, p, sv_every=p.get("sv_every", 1000))
+    # Every SN weight of G and D (BigGAN §4.1 collapse analysis; BigGAN-PyTorch logs each SN
+    # layer's sigma_0): all >= 2-D kernels but G's shared class embedding, which has no SN.
+    c.log.sv_layers = r"^(?!shared/)"
     c.eval = eval_config(p)
     c.mesh = ml_collections.ConfigDict({"data": -1})
     c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated

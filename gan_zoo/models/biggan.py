@@ -278,9 +278,11 @@ def _family(cfg: Mapping) -> str:
     return name
 
 
-def make_generator(model_cfg: Mapping) -> nn.Module:
+def make_generator(model_cfg: Mapping, data_devices: Optional[int] = None) -> nn.Module:
     """`Generator` of model_cfg.name ('biggan' | 'biggan_deep') from a ConfigDict / dict / VARIANTS
     row. Required: resolution, n_classes, dim_z; the rest default to the paper values.
+    data_devices: the mesh's 'data' size, the "device" BN group's denominator unless
+    model_cfg.bn_num_devices is set (None: jax.device_count()).
 
     `hier` (hierarchical z chunks) and `G_shared` apply to BigGAN only; BigGAN-deep has one
     conditioning mode, the shared embedding concatenated with the whole z for every layer."""
@@ -292,7 +294,7 @@ def make_generator(model_cfg: Mapping) -> nn.Module:
               BN_eps=_get(cfg, "BN_eps", 1e-4), out_bn_eps=_get(cfg, "out_bn_eps", None),
               SN_eps=_get(cfg, "SN_eps", 1e-4), num_G_SVs=_get(cfg, "num_G_SVs", 1),
               num_G_SV_itrs=_get(cfg, "num_G_SV_itrs", 1), bn_reduction_group=_bn_group(cfg),
-              bn_num_devices=_get(cfg, "bn_num_devices", None),
+              bn_num_devices=_get(cfg, "bn_num_devices", data_devices),
               rgb_conv_channels=_get(cfg, "rgb_conv_channels", 3),
               dtype=resolve_dtype(_get(cfg, "dtype", None)))
     if deep:  # BigGAN-deep always conditions on [y, z] (skip-z, no chunks): hier, G_shared unread.

@@ -6,6 +6,7 @@ regularisers), optimizers per parameter group, an EMA decay schedule and `sample
 """
 
 import dataclasses
+import math
 from typing import Any, Callable, Hashable, Mapping, Optional
 
 import jax
@@ -107,3 +108,13 @@ class Recipe:
         """Real sub-batches one train step consumes (one per phase with uses_real that does not
         reuse another phase's reals)."""
         return sum(p.uses_real and not p.reals_from for p in self.phases)
+
+
+def data_devices(config) -> int:
+    """Devices on mesh axis 'data' of config.mesh (-1: the devices left by the other axes): the
+    size of a per-device ("device") statistics group's denominator, not jax.device_count()."""
+    axes = dict(config.mesh)
+    n = axes.get("data", 1)
+    if n == -1:
+        n = jax.device_count() // math.prod(v for k, v in axes.items() if k != "data")
+    return int(n)

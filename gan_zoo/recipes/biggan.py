@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_zoo import losses
-from gan_zoo.recipes.base import GANState, Phase, Recipe
+from gan_zoo.recipes.base import GANState, Phase, Recipe, data_devices
 
 
 def sample_z(key, shape, truncation: float = 0.0, mode: str = "threshold"):
@@ -64,7 +64,8 @@ def make_recipe(config, networks=None) -> Recipe:
     `gan_zoo.models.biggan` networks built from config.model."""
     if networks is None:
         from gan_zoo.models import biggan  # noqa: PLC0415 (models are optional at import time)
-        networks = (biggan.make_generator(config.model), biggan.make_discriminator(config.model))
+        networks = (biggan.make_generator(config.model, data_devices(config)),
+                    biggan.make_discriminator(config.model))
     G, D = networks
     m, t = config.model, config.train
     n_classes, dim_z, res = m.n_classes, m.dim_z, m.resolution

@@ -29,7 +29,6 @@ side, both as the official code's full-size (nearest-upsampled) images give.
 import dataclasses
 import functools
 import logging
-import math
 from typing import Optional
 
 import jax
@@ -41,7 +40,7 @@ from gan_zoo.models import stylegan2, stylegan3
 from gan_zoo.models.stylegan2_layers import EMA
 from gan_zoo.nn import precision
 from gan_zoo.recipes import growing
-from gan_zoo.recipes.base import GANState, Phase, Recipe
+from gan_zoo.recipes.base import GANState, Phase, Recipe, data_devices
 
 _MODEL_KEYS = ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
 _FUSED = {"auto": "auto", "none": "auto", "true": True, "fused": True, "1": True,
@@ -59,15 +58,6 @@ def fused_modconv_setting(config):
         raise ValueError(f"config.model.fused_modconv: expected one of {sorted(_FUSED)} or a "
                          f"bool, got {value!r}")
     return _FUSED[str(value).lower()]
-
-
-def data_devices(config) -> int:
-    """Devices on mesh axis 'data' of config.mesh (-1: the devices left by the other axes)."""
-    axes = dict(config.mesh)
-    n = axes.get("data", 1)
-    if n == -1:
-        n = jax.device_count() // math.prod(v for k, v in axes.items() if k != "data")
-    return int(n)
 
 
 def train_fused_modconv(config) -> bool:

@@ -44,11 +44,16 @@ def save_png(path: str, grid: np.ndarray) -> None:
     Image.fromarray(grid).save(path)
 
 
-def monitored_kernels(params: dict, pattern: str, limit: int = 32) -> list:
-    """'/'-joined paths of the >= 2-D parameters matching `pattern` (at most `limit`)."""
+def monitored_kernels(params: dict, pattern: str) -> list:
+    """'/'-joined paths of every >= 2-D parameter whose path matches the regex `pattern`
+    (config.log.sv_layers), sorted. No cap: the pattern alone chooses (BigGAN §4.1's collapse
+    analysis reads G's first linear layer and every conv of G and D)."""
     flat = traverse_util.flatten_dict(params, sep="/")
-    regex = re.compile(pattern)
-    return [k for k, v in sorted(flat.items()) if v.ndim >= 2 and regex.search(k)][:limit]
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"config.log.sv_layers: {pattern!r} is not a regex ({e})") from None
+    return [k for k, v in sorted(flat.items()) if v.ndim >= 2 and regex.search(k)]
 
 
 def top_singular_values(params: dict, paths: list, k: int = 3) -> dict:
