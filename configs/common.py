@@ -83,7 +83,10 @@ def checkpoint_and_log(c, p: dict, sv_every: int = 0) -> None:
     """c.checkpoint and c.log of every family from preset p (ckpt_every, log_every,
     image_every, grid); sv_every: steps between top singular value logs (0 = off)."""
     c.checkpoint = ml_collections.ConfigDict(dict(
-        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True))
+        every_steps=p.get("ckpt_every", 5000), keep=3, use_async=True,
+        # also keep the checkpoint with the best periodic-eval value of this metric ('fid';
+        # '' = off) in <workdir>/checkpoints_best; best_mode 'min' | 'max' | '' (known metrics)
+        best_metric="", best_mode=""))
     c.log = ml_collections.ConfigDict(dict(
         every_steps=p.get("log_every", 100), image_every_steps=p.get("image_every", 5000),
         sv_every_steps=sv_every, sv_layers=".", grid_size=p.get("grid", 64)))

@@ -32,6 +32,8 @@ flags.DEFINE_string("sample_out", None, "sample: output .npz (default <workdir>/
 flags.DEFINE_integer("num_samples", 1000, "sample: number of images.")
 flags.DEFINE_list("labels", None, "sample: class ids (one, or num_samples of them); default: "
                   "spread evenly over the classes.")
+flags.DEFINE_string("step", "latest", "sample/eval: the checkpoint: latest, best "
+                    "(config.checkpoint.best_metric's) or a step number.")
 flags.DEFINE_float("truncation", None, "sample: truncation τ (0 = none); default "
                    "config.sample.truncation.")
 flags.mark_flags_as_required(["config"])
@@ -54,7 +56,8 @@ def _sample(config) -> None:
     from gan_zoo.train import inference, writers  # noqa: PLC0415
 
     images, labels = inference.sample(config, FLAGS.workdir, FLAGS.num_samples,
-                                      _labels(FLAGS.num_samples), FLAGS.truncation)
+                                      _labels(FLAGS.num_samples), FLAGS.truncation,
+                                      step=FLAGS.step)
     out = FLAGS.sample_out or os.path.join(FLAGS.workdir, "samples.npz")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     np.savez(out, images=images, labels=labels)
@@ -67,7 +70,7 @@ def _eval(config) -> None:
     from gan_zoo.train import evaluation, writers  # noqa: PLC0415
 
     writer = writers.make_writer(FLAGS.workdir)
-    out = evaluation.evaluate_checkpoint(config, FLAGS.workdir, writer=writer)
+    out = evaluation.evaluate_checkpoint(config, FLAGS.workdir, writer=writer, step=FLAGS.step)
     writer.flush()
     path = os.path.join(FLAGS.workdir, "eval", f"metrics_{out['step']}.json")
     print(f"step {out['step']}: " + ", ".join(f"{k}={v:.6g}" for k, v in out.items()

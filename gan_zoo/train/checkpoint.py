@@ -3,9 +3,16 @@
 Saves are asynchronous and atomic (Orbax writes to a temporary folder and renames it); the K
 newest are kept. Restore uses an abstract state carrying the target shardings; a checkpoint
 that cannot be read is moved aside to <step>.corrupt and the next older one is used.
+
+With `config.checkpoint.best_metric` (e.g. "fid"), the checkpoint with the best value of that
+periodic-eval metric is also kept, in <workdir>/checkpoints_best (its own Orbax folder holding
+one step, plus best.json with the metric, mode and value), beside the K newest; `--step=best`
+restores it (`open_for_step`).
 """
 
+import json
 import logging
+import math
 import os
 
 import jax
@@ -19,11 +26,12 @@ log = logging.getLogger("gan_zoo.train")
 class Checkpointer:
     """A thin wrapper over ocp.CheckpointManager with items `state` and `config`."""
 
-    def __init__(self, workdir: str, keep: int = 3, use_async: bool = True):
+    def __init__(self, workdir: str, keep: int = 3, use_async: bool = True,
+                 subdir: str = "checkpoints"):
         import orbax.checkpoint as ocp  # noqa: PLC0415
 
         self._ocp = ocp
-        self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self.directory = os.path.join(os.path.abspath(workdir), subdir)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                enable_async_checkpointing=use_async)
         self.manager = ocp.CheckpointManager(self.directory, item_names=("state", "config"),
@@ -187,3 +195,103 @@ def _sync_hosts(name: str) -> None:
         from jax.experimental import multihost_utils  # noqa: PLC0415
 
         multihost_utils.sync_global_devices(name)
+
+
+BEST_SUBDIR = "checkpoints_best"
+BEST_JSON = "best.json"
+# Direction of the known metrics (config.checkpoint.best_mode "" picks from here).
+LOWER_IS_BETTER = ("fid", "kid", "sfid", "rfid", "swd", "ppl", "eqt_int", "eqt_frac", "eqr")
+HIGHER_IS_BETTER = ("is", "precision", "recall", "ms_ssim", "clip_score")
+
+
+def best_mode(metric: str, mode: str = "") -> str:
+    """'min' or 'max' for `metric`: `mode` when given, else from the metric's known direction."""
+    if mode:
+        if mode not in ("min", "max"):
+            raise ValueError(f"config.checkpoint.best_mode: expected 'min', 'max' or '' (from the "
+                             f"metric), got {mode!r}")
+        return mode
+    if metric in LOWER_IS_BETTER:
+        return "min"
+    if metric in HIGHER_IS_BETTER:
+        return "max"
+    raise ValueError(f"config.checkpoint.best_metric={metric!r} has no known direction: set "
+                     "config.checkpoint.best_mode to 'min' or 'max'")
+
+
+class BestKeeper:
+    """Keeps the checkpoint whose `metric` (a key of the periodic eval's values) is best so far
+    in <workdir>/checkpoints_best, independent of the K-newest rotation (BigGAN's training kept
+    the best-FID weights the same way). Resume-safe: the best value is read from best.json."""
+
+    def __init__(self, workdir: str, metric: str, mode: str = ""):
+        self.metric, self.mode = metric, best_mode(metric, mode)
+        self.ckpt = Checkpointer(workdir, 1, False, subdir=BEST_SUBDIR)
+        self.record = os.path.join(self.ckpt.directory, BEST_JSON)
+        self.best = _read_best(self.record, metric, self.mode)
+
+    def better(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best["value"] if self.mode == "min" else value > self.best["value"]
+
+    def update(self, step: int, state, config_dict: dict, values: dict) -> bool:
+        """Saves `state` as the best checkpoint when values[metric] beats the best so far (the
+        previous best is then removed); returns whether it did."""
+        if self.metric not in values:
+            log.warning("checkpoint.best_metric=%r: not among this eval's metrics %s (check "
+                        "config.eval.metrics and its weight files); best checkpoint unchanged",
+                        self.metric, sorted(values))
+            return False
+        value = float(values[self.metric])
+        if not self.better(value):
+            return False
+        self.ckpt.save(step, state, config_dict)
+        self.ckpt.wait()
+        self.best = {"metric": self.metric, "mode": self.mode, "value": value, "step": step}
+        if jax.process_index() == 0:
+            tmp = self.record + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.best, f, indent=2)
+            os.replace(tmp, self.record)
+        log.info("best %s %.6g at step %d: kept in %s", self.metric, value, step,
+                 self.ckpt.directory)
+        return True
+
+    def close(self) -> None:
+        self.ckpt.close()
+
+
+def _read_best(path: str, metric: str, mode: str):
+    """best.json's record, or None (absent, or of another metric/mode: then a new best starts)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        best = json.load(f)
+    if best.get("metric") != metric or best.get("mode") != mode:
+        log.warning("%s records the best %s (%s); config.checkpoint asks for %s (%s): the next "
+                    "eval replaces it", path, best.get("metric"), best.get("mode"), metric, mode)
+        return None
+    return best
+
+
+def open_for_step(workdir: str, keep: int, step="latest"):
+    """(Checkpointer, step or None) for the CLI's --step: 'latest' (None: the newest that
+    restores), 'best' (the checkpoint kept by config.checkpoint.best_metric) or a step number."""
+    spec = str(step).strip().lower()
+    if spec in ("latest", "", "none"):
+        return Checkpointer(workdir, keep, False), None
+    if spec == "best":
+        ckpt = Checkpointer(workdir, 1, False, subdir=BEST_SUBDIR)
+        best = ckpt.latest_step()
+        if best is None:
+            ckpt.close()
+            raise FileNotFoundError(
+                f"--step=best: no best checkpoint in {ckpt.directory} (train with "
+                "config.checkpoint.best_metric set and config.eval.every > 0)")
+        return ckpt, best
+    if not spec.isdigit():
+        raise ValueError(f"--step: expected 'latest', 'best' or a step number, got {step!r}")
+    return Checkpointer(workdir, keep, False), int(spec)

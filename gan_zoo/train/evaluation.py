@@ -269,12 +269,14 @@ def write_json(workdir: str, step: int, values: dict) -> str:
     return path
 
 
-def evaluate_checkpoint(config, workdir: str, networks=None, writer=None) -> dict:
-    """config.eval for the latest checkpoint in workdir (the CLI's --mode=eval)."""
+def evaluate_checkpoint(config, workdir: str, networks=None, writer=None,
+                        step="latest") -> dict:
+    """config.eval for a checkpoint in workdir (the CLI's --mode=eval); step: 'latest', 'best'
+    (config.checkpoint.best_metric's) or a step number."""
     from gan_zoo.train.loop import restore_run  # noqa: PLC0415
 
     mesh = sharding.make_mesh(config.mesh)
     if checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).latest_step() is None:
         raise FileNotFoundError(f"--mode=eval: no checkpoint in {workdir}; train first")
-    recipe, state, _ = restore_run(config, workdir, mesh, networks)  # the checkpoint's stage
+    recipe, state, _ = restore_run(config, workdir, mesh, networks, step)  # its stage
     return evaluate_state(recipe, state, config, workdir, mesh, writer)

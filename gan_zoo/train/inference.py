@@ -17,14 +17,15 @@ def even_labels(num: int, n_classes: int) -> np.ndarray:
 
 
 def sample(config, workdir: str, num: int = 1000, labels=None, truncation=None,
-           batch: int = 0, networks=None):
-    """Samples of the latest checkpoint's EMA generator (standing statistics recomputed).
+           batch: int = 0, networks=None, step="latest"):
+    """Samples of a checkpoint's EMA generator (standing statistics recomputed); step: 'latest',
+    'best' (config.checkpoint.best_metric's) or a step number.
 
     Returns (images uint8 [num, H, W, 3], labels int32 [num]).
     """
     mesh = sharding.make_mesh(config.mesh)
     # The recipe of the checkpoint's stage (ProGAN: its resolution and α).
-    recipe, state, _ = restore_run(config, workdir, mesh, networks)
+    recipe, state, _ = restore_run(config, workdir, mesh, networks, step)
     n_classes = max(recipe.n_classes, 1)
     labels = even_labels(num, n_classes) if labels is None else np.asarray(labels, np.int32)
     if labels.shape != (num,) or labels.min() < 0 or labels.max() >= n_classes:

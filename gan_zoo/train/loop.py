@@ -114,12 +114,21 @@ class SourceRun:
     step: int
 
 
+def _best_keeper(config, workdir: str):
+    """checkpoint.BestKeeper of config.checkpoint.best_metric ('' or absent: None)."""
+    metric = config.checkpoint.get("best_metric", "")
+    if not metric:
+        return None
+    return checkpoint.BestKeeper(workdir, metric, config.checkpoint.get("best_mode", ""))
+
+
 def restore_run(config, workdir: str, mesh, networks=None, step=None):
-    """(recipe of the checkpoint's stage, state, step) of the checkpoint at `step` (default:
-    the latest) in workdir, with the shapes of that step's stage. For sampling, eval and tools."""
+    """(recipe of the checkpoint's stage, state, step) of the checkpoint at `step` ('latest' or
+    None: the newest that restores; 'best': config.checkpoint.best_metric's; or a step number)
+    in workdir, with the shapes of that step's stage. For sampling, eval and tools."""
     recipe = make_run_recipe(config, networks)
     layouts = StageLayouts(recipe, config, mesh)
-    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, False)
+    ckpt, step = checkpoint.open_for_step(workdir, config.checkpoint.keep, step)
     try:
         state = ckpt.restore(layouts.abstract_at, step)
     except workdir_lib.IncompatibleState as e:
@@ -329,6 +338,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
     lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
     eval_every = config.eval.every if "eval" in config else 0  # periodic config.eval metrics
+    best = _best_keeper(config, workdir) if eval_every else None
     saved, bar = start, progress.console_is_terminal()  # saved: step of the newest checkpoint
 
     def save(at: int) -> None:
@@ -403,8 +413,10 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             if lg.image_every_steps and (done % lg.image_every_steps == 0 or last):
                 _write_grid(writer, workdir, done, grid_fn(state), is_main)
             if eval_every and done % eval_every == 0:
-                evaluation.evaluate_state(recipe_of(recipe, stage), state, config, workdir, mesh,
-                                          writer)
+                values = evaluation.evaluate_state(recipe_of(recipe, stage), state, config,
+                                                   workdir, mesh, writer)
+                if best is not None:  # config.checkpoint.best_metric: keep the best beside
+                    best.update(done, state, cfg_dict, values)
     # ----- Save -----
     finally:
         if batches is not None:

@@ -1,0 +1,78 @@
+"""Issue #17 item 5: config.checkpoint.best_metric keeps the best checkpoint beside the K newest,
+and --step=best|latest|N picks the checkpoint for sampling and eval. States are written directly
+(no training): each case costs a few small saves and one restore."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from gan_zoo.train import checkpoint, sharding
+from gan_zoo.train.loop import restore_run
+from tests.train._ckpt import filled, tiny_layout
+from tests.train._tiny import tiny_config, tiny_networks
+
+FIDS = {1: 5.0, 2: 2.0, 3: 3.0, 4: 4.0, 5: 6.0}  # step -> the eval's fid: best at step 2
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A workdir where 5 evaluated saves ran with keep=2 and best_metric=fid."""
+    config = tiny_config()
+    abstract, _ = tiny_layout(config)
+    path = str(tmp_path_factory.mktemp("best_run"))
+    ckpt = checkpoint.Checkpointer(path, 2, False)
+    best = checkpoint.BestKeeper(path, "fid")
+    state, kept = filled(abstract), []
+    for step, fid in FIDS.items():
+        s = state.replace(step=jnp.asarray(step, jnp.int32))
+        ckpt.save(step, s, {})
+        kept.append(best.update(step, s, {}, {"fid": fid, "kid": 0.1}))
+    ckpt.close()
+    best.close()
+    return config, abstract, path, kept
+
+
+def test_best_survives_the_rotation_of_newer_worse_ones(run):
+    _, abstract, path, kept = run
+    assert kept == [True, True, False, False, False]
+    assert sorted(os.listdir(os.path.join(path, "checkpoints"))) == ["4", "5"]  # K = 2 newest
+    best_dir = os.path.join(path, checkpoint.BEST_SUBDIR)
+    assert sorted(os.listdir(best_dir)) == ["2", checkpoint.BEST_JSON]  # step 1's was replaced
+    with open(os.path.join(best_dir, checkpoint.BEST_JSON)) as f:
+        assert json.load(f) == {"metric": "fid", "mode": "min", "value": 2.0, "step": 2}
+    ckpt, step = checkpoint.open_for_step(path, 2, "best")
+    assert step == 2 and int(jax.device_get(ckpt.restore(abstract, step).step)) == 2
+    ckpt.close()
+
+
+def test_restore_run_picks_best_latest_or_a_step(run):
+    config, _, path, _ = run
+    mesh = sharding.make_mesh(config.mesh)
+    for spec, want in (("best", 2), ("latest", 5), (None, 5), ("4", 4), (4, 4)):
+        _, state, step = restore_run(config, path, mesh, tiny_networks(config), spec)
+        assert step == want == int(jax.device_get(state.step)), spec
+    with pytest.raises(ValueError, match="--step: expected 'latest', 'best' or a step"):
+        restore_run(config, path, mesh, tiny_networks(config), "newest")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at step 3"):
+        restore_run(config, path, mesh, tiny_networks(config), 3)
+
+
+def test_best_is_resume_safe_and_mode_follows_the_metric(run, tmp_path, caplog):
+    _, abstract, path, _ = run
+    again = checkpoint.BestKeeper(path, "fid")  # a resumed run reads best.json
+    assert again.best["value"] == 2.0 and not again.better(2.5) and again.better(1.5)
+    assert not again.better(float("nan"))
+    again.close()
+    assert checkpoint.best_mode("is") == "max" and checkpoint.best_mode("fid") == "min"
+    assert checkpoint.best_mode("my_score", "max") == "max"
+    with pytest.raises(ValueError, match="config.checkpoint.best_mode"):
+        checkpoint.best_mode("my_score")
+    fresh = checkpoint.BestKeeper(str(tmp_path), "fid")
+    assert not fresh.update(1, filled(abstract), {}, {"kid": 0.1})  # fid not evaluated: logged
+    assert "not among this eval's metrics" in caplog.text
+    with pytest.raises(FileNotFoundError, match="--step=best: no best checkpoint"):
+        checkpoint.open_for_step(str(tmp_path), 3, "best")
+    fresh.close()
