@@ -20,7 +20,7 @@ PRESETS = {
     # 0.99, 1e-8), WGAN-GP λ = 10 (code), drift 0.001, EMA 0.999, 800k images per phase,
     # mirror augmentation. Length 19,000 kimg is the official preset-v1-1gpu (spec B14.4).
     # Adam is reset at every phase start as in the official code (`reset_opt_for_new_lod`).
-    "celebahq1024": dict(variant="celebahq-1024", resolution=1024, data="celeb_a_hq/1024",
+    "celebahq1024": dict(variant="celebahq-1024", resolution=1024, data="celebahq",
                          flip=True, batch=_PAPER_BATCH, phase_kimg=800, total_kimg=19_000),
     # 2-core CPU: the built-in photos (random crops), 4 -> 8 -> 16 -> 32 in a few minutes,
     # narrow networks (4: 64, 8: 64, 16: 32, 32: 16 maps), 4k images per phase (1,750 steps).

@@ -33,7 +33,7 @@ PRESETS = {
     "ffhq1024_d": dict(_GROW, variant="config-d"),
     "ffhq1024_e": dict(_FFHQ, variant="config-e", gamma=100.0),
     # LSUN Church 256 (Table 3): config F, γ = 100, 48M images, no flips.
-    "lsun256": dict(_FFHQ, variant="config-f", resolution=256, data="lsun/church_outdoor",
+    "lsun256": dict(_FFHQ, variant="config-f", resolution=256, data="lsun_church",
                     flip=False, gamma=100.0, steps=1_500_000, num_fp16_res=4),
     # 2-core CPU, 32x32 crops of the built-in photos, tiny G/D (about 55k + 45k parameters).
     # γ = 1 (γ scales with resolution²); measured (benchmarks/RESULTS.md): SWD 128 after 2,000

@@ -1,7 +1,9 @@
-"""Input pipelines: the built-in offline datasets (`digits`, `photos`), TFDS by name, image
-folders; per-host sharding and prefetch to devices. TensorFlow is imported only by tf_sources."""
+"""Input pipelines: the built-in offline datasets (`digits`, `photos`), NVlabs-layout zips and
+folders (`data.path`, gan_zoo.tools.dataset), TFDS by name, image folders; per-host sharding and
+prefetch to devices. TensorFlow is imported only by tf_sources."""
 
 from gan_zoo.data.pipeline import prefetch_to_devices
-from gan_zoo.data.sources import BUILTIN, InMemorySource, Layout, make_source
+from gan_zoo.data.registry import make_source
+from gan_zoo.data.sources import BUILTIN, InMemorySource, Layout
 
 __all__ = ["BUILTIN", "InMemorySource", "Layout", "make_source", "prefetch_to_devices"]

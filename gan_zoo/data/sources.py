@@ -156,18 +156,3 @@ def photos_source(data_cfg, resolution: int, seed: int) -> InMemorySource:
 
 BUILTIN = {"digits": digits_source, "photos": photos_source}
 
-
-def make_source(data_cfg, resolution: int, seed: int):
-    """The source named by data_cfg.name: a built-in, "folder" (data_cfg.data_dir) or TFDS."""
-    name = data_cfg.name
-    if name in BUILTIN:
-        return BUILTIN[name](data_cfg, resolution, seed)
-    from gan_zoo.data import captions  # noqa: PLC0415 (image-caption sources, StyleGAN-T)
-
-    if name in captions.SOURCES:
-        return captions.SOURCES[name](data_cfg, resolution, seed)
-    from gan_zoo.data import tf_sources  # noqa: PLC0415 (imports TensorFlow)
-
-    if name == "folder":
-        return tf_sources.folder_source(data_cfg, resolution, seed)
-    return tf_sources.tfds_source(data_cfg, resolution, seed)

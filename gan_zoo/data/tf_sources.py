@@ -118,7 +118,8 @@ def tfds_source(data_cfg, resolution: int, seed: int) -> TFSource:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ValueError(f"data.name={name!r} is neither a built-in ('digits', 'photos'), "
-                         f"'folder', nor a TFDS dataset") from e
+                         f"'folder', nor a TFDS dataset; for your own images prepare them "
+                         f"with `python -m gan_zoo.tools.dataset` and set data.path") from e
     if not builder.is_prepared():
         raise _tfds_missing(name, data_cfg.data_dir)
     label_key = "label" if "label" in builder.info.features else None
