@@ -67,10 +67,10 @@ def _sample(config) -> None:
 
 
 def _eval(config) -> None:
-    from gan_zoo.train import evaluation, writers  # noqa: PLC0415
+    from gan_zoo.train import inference, writers  # noqa: PLC0415
 
     writer = writers.make_writer(FLAGS.workdir)
-    out = evaluation.evaluate_checkpoint(config, FLAGS.workdir, writer=writer, step=FLAGS.step)
+    out = inference.evaluate_checkpoint(config, FLAGS.workdir, writer=writer, step=FLAGS.step)
     writer.flush()
     path = os.path.join(FLAGS.workdir, "eval", f"metrics_{out['step']}.json")
     print(f"step {out['step']}: " + ", ".join(f"{k}={v:.6g}" for k, v in out.items()

@@ -206,7 +206,7 @@ def read_state_dict(path) -> dict:
         with np.load(path) as data:
             return {k: data[k] for k in data.files if k.startswith(("param/", "buffer/"))
                     or "/" not in k}
-    from gan_zoo.convert.official import read_torch_checkpoint  # noqa: PLC0415
+    from gan_zoo.convert.torch_pickle import read_torch_checkpoint  # noqa: PLC0415
 
     return {k: np.asarray(v) for k, v in read_torch_checkpoint(path).items()}
 

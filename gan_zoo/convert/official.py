@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from gan_zoo.convert import torch_pickle
-from gan_zoo.convert.torch_pickle import PersistentObject, UnsafePickleError
+from gan_zoo.convert.torch_pickle import PersistentObject, UnsafePickleError, read_torch_checkpoint
 
 __all__ = ["OfficialNetworks", "UnsafePickleError", "load_official", "read_pickle",
            "read_torch_checkpoint"]
@@ -63,18 +63,6 @@ def read_pickle(path) -> dict:
         raise ValueError(f"{path}: not an NVlabs network pickle (top level is "
                          f"{type(data).__name__}, expected a dict)")
     return data
-
-
-def read_torch_checkpoint(path) -> dict:
-    """Safe `.pth` / `.pt` (zip and pre-1.6 legacy format) -> its dict (state dicts as
-    {name: np.ndarray}; other objects as inert stubs)."""
-    path = str(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"torch checkpoint: no file at {path}")
-    out = torch_pickle.load(path)
-    if not isinstance(out, dict):
-        raise ValueError(f"{path}: expected a dict (state dict), found {type(out).__name__}")
-    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ Formats (PyTorch `torch/serialization.py`, torch_utils/persistence.py of NVlabs/
 import collections
 import dataclasses
 import io
+import os
 import pickle
 import struct
 import zipfile
@@ -432,5 +433,18 @@ def read_plain_pickle(path) -> object:
         return RestrictedUnpickler(fh).load()
 
 
+def read_torch_checkpoint(path) -> dict:
+    """Safe `.pth` / `.pt` (zip and pre-1.6 legacy format) -> its dict (state dicts as
+    {name: np.ndarray}; other objects as inert stubs)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"torch checkpoint: no file at {path}")
+    out = load(path)
+    if not isinstance(out, dict):
+        raise ValueError(f"{path}: expected a dict (state dict), found {type(out).__name__}")
+    return out
+
+
 __all__ = ["UnsafePickleError", "EasyDict", "ModuleStub", "PersistentObject", "find_global",
-           "RestrictedUnpickler", "load", "read_plain_pickle", "module_state_dict"]
+           "RestrictedUnpickler", "load", "read_plain_pickle", "module_state_dict",
+           "read_torch_checkpoint"]

@@ -12,6 +12,7 @@ Collections: `params`; `ema_stats` (`w_avg`, updated by `update_emas=True`); `bu
 
 from typing import Optional, Sequence
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,7 @@ from gan_zoo.ops.bias_act import activation_defaults
 
 EMA = "ema_stats"  # collection of w_avg (and StyleGAN3 magnitude_ema): update_emas=True writes it
 BUFFERS = "buffers"  # collection of constant buffers loaded from checkpoints (noise_const, ...)
+NOISE_LEAF = "noise_const"  # SynthesisLayer's const noise map [R, R] in BUFFERS
 DEFAULT_FILTER = (1, 3, 3, 1)  # "bilinear" FIR of all resampling (StyleGAN2 App. B)
 ADAIN_BLUR = (1, 2, 1)  # StyleGAN1 blur after each upsampling conv (official blur_filter)
 STYLE_MODES = ("modulate", "adain")  # SynthesisLayer.style_mode
@@ -280,7 +282,7 @@ class SynthesisLayer(nn.Module):
         r = self.resolution
         strength = self.param("noise_strength", nn.initializers.zeros,
                               () if channels is None else (channels,))
-        const = self.variable(BUFFERS, "noise_const",
+        const = self.variable(BUFFERS, NOISE_LEAF,
                               lambda: _normal(self.make_rng("params"), (r, r)))
         if noise_mode == "none":
             return None
@@ -318,3 +320,21 @@ class ToRGBLayer(nn.Module):
                                  fused_modconv=fused_modconv, impl=self.impl)
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
         return ops.bias_act(x, bias, dim=-1, clamp=self.conv_clamp, impl=self.impl)
+
+
+# Noise buffers (StyleGAN2 B.4: the per-layer const noise maps, noise_mode='const').
+
+def split_noise(variables) -> tuple[dict, dict]:
+    """({flat path: noise_const [R, R]}, variables without them); StyleGAN3 has none."""
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables.get(BUFFERS, {})))
+    noise = {p: v for p, v in flat.items() if p[-1] == NOISE_LEAF}
+    rest = {p: v for p, v in flat.items() if p[-1] != NOISE_LEAF}
+    others = {k: v for k, v in variables.items() if k != BUFFERS}
+    return noise, {**others, BUFFERS: flax.traverse_util.unflatten_dict(rest)}
+
+
+def merge_noise(rest: dict, noise: dict) -> dict:
+    """Inverse of split_noise."""
+    flat = flax.traverse_util.flatten_dict(rest.get(BUFFERS, {}))
+    buffers = flax.traverse_util.unflatten_dict({**flat, **noise})
+    return {**rest, BUFFERS: buffers}

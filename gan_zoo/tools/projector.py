@@ -26,13 +26,14 @@ features whose squared distance is LPIPS, as the official `vgg16.pt` with return
 import dataclasses
 from typing import Callable
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-NOISE_LEAF = "noise_const"  # the StyleGAN2 noise buffers that become optimisation variables
+# The StyleGAN2 noise buffers (NOISE_LEAF) become optimisation variables; the helpers that take
+# them out of a G's variables and put them back live with the layers that own them.
+from gan_zoo.models.stylegan2_layers import NOISE_LEAF, merge_noise, split_noise  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,22 +141,6 @@ def sample_classes(probs, num_samples: int, seed: int = CLASS_SEED) -> np.ndarra
 
 # ----------------------------------------------------------------------------------------------
 # Noise maps.
-
-def split_noise(variables) -> tuple[dict, dict]:
-    """({flat path: noise_const [R, R]}, variables without them); StyleGAN3 has none."""
-    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables.get("buffers", {})))
-    noise = {p: v for p, v in flat.items() if p[-1] == NOISE_LEAF}
-    rest = {p: v for p, v in flat.items() if p[-1] != NOISE_LEAF}
-    others = {k: v for k, v in variables.items() if k != "buffers"}
-    return noise, {**others, "buffers": flax.traverse_util.unflatten_dict(rest)}
-
-
-def merge_noise(rest: dict, noise: dict) -> dict:
-    """Inverse of split_noise."""
-    flat = flax.traverse_util.flatten_dict(rest.get("buffers", {}))
-    buffers = flax.traverse_util.unflatten_dict({**flat, **noise})
-    return {**rest, "buffers": buffers}
-
 
 def noise_regularizer(noise: dict, gain: float = 1.0):
     """Multi-scale autocorrelation penalty. StyleGAN2 App. D:

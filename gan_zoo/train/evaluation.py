@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_zoo import data as gdata
-from gan_zoo.train import checkpoint, sharding, w_space
+from gan_zoo.train import w_space
 
 log = logging.getLogger("gan_zoo.eval")
 
@@ -267,16 +267,3 @@ def write_json(workdir: str, step: int, values: dict) -> str:
     with open(path, "w") as f:
         json.dump({"step": step, **values}, f, indent=2, sort_keys=True)
     return path
-
-
-def evaluate_checkpoint(config, workdir: str, networks=None, writer=None,
-                        step="latest") -> dict:
-    """config.eval for a checkpoint in workdir (the CLI's --mode=eval); step: 'latest', 'best'
-    (config.checkpoint.best_metric's) or a step number."""
-    from gan_zoo.train.loop import restore_run  # noqa: PLC0415
-
-    mesh = sharding.make_mesh(config.mesh)
-    if checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).latest_step() is None:
-        raise FileNotFoundError(f"--mode=eval: no checkpoint in {workdir}; train first")
-    recipe, state, _ = restore_run(config, workdir, mesh, networks, step)  # its stage
-    return evaluate_state(recipe, state, config, workdir, mesh, writer)

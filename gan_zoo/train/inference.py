@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from gan_zoo.train import sharding
+from gan_zoo.train import checkpoint, evaluation, sharding
 from gan_zoo.train.loop import build_state, restore_run
 
 
@@ -66,3 +66,15 @@ def summary(config, networks=None) -> str:
         out += [f"{group.upper()} parameters:"] + lines
         out.append(f"{group.upper()} params: {total}")
     return "\n".join(out)
+
+
+def evaluate_checkpoint(config, workdir: str, networks=None, writer=None,
+                        step="latest") -> dict:
+    """config.eval for a checkpoint in workdir (the CLI's --mode=eval); step: 'latest', 'best'
+    (config.checkpoint.best_metric's) or a step number. Here, not in evaluation.py: it restores
+    through loop.restore_run, and loop imports evaluation (imports go one way)."""
+    mesh = sharding.make_mesh(config.mesh)
+    if checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).latest_step() is None:
+        raise FileNotFoundError(f"--mode=eval: no checkpoint in {workdir}; train first")
+    recipe, state, _ = restore_run(config, workdir, mesh, networks, step)  # its stage
+    return evaluation.evaluate_state(recipe, state, config, workdir, mesh, writer)

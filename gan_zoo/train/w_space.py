@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_zoo.models.stylegan2_layers import merge_noise, split_noise
+
 # StyleGAN3 §3.1 / App. E: the user transform of the Fourier-feature input (identity: none).
 INPUT_TRANSFORM = ("buffers", "synthesis", "input", "transform")
 NOISE_SEED = 0x9E1  # purpose tag of the PPL noise maps
@@ -76,8 +78,6 @@ def stylegan_w_space(G, state, collections, n_classes: int, mesh=None) -> WSpace
         labels = jnp.concatenate([labels, labels])[:m]  # end points of a pair share c
         c = jax.nn.one_hot(labels, n_classes, dtype=jnp.float32)  # [m, n_classes] ([m, 0])
         return jnp.asarray(map_fn(np.asarray(jnp.concatenate([z, c], axis=1))))
-
-    from gan_zoo.tools.projector import merge_noise, split_noise  # noqa: PLC0415
 
     noise, rest = split_noise(variables)
     calls = [0]

@@ -1,4 +1,4 @@
-"""config.eval: `--mode=eval` / `evaluation.evaluate_checkpoint` on a tiny trained checkpoint,
+"""config.eval: `--mode=eval` / `inference.evaluate_checkpoint` on a tiny trained checkpoint,
 periodic evaluation in the trainer, weights skipped with a log line, 1 vs 8 devices."""
 
 import importlib
@@ -17,7 +17,7 @@ from gan_zoo import train
 from gan_zoo.convert import inception
 from gan_zoo.convert import vgg16 as convert_vgg16
 from gan_zoo.feature_nets import vgg16
-from gan_zoo.train import evaluation
+from gan_zoo.train import evaluation, inference
 from tests.conftest import REPO
 from tests.train._tiny import tiny_config, tiny_networks
 
@@ -75,7 +75,7 @@ def test_eval_checkpoint_metrics_and_devices_agree(trained, inception_npz, vgg16
     for mesh, names in (({"data": 1}, "pr,swd"), ({"data": -1}, "rfid,kid,is,pr,swd")):
         config = _config(**{"eval.metrics": names, "eval.inception": inception_npz,
                             "eval.vgg16": vgg16_npz, "mesh": mesh})
-        results[mesh["data"]] = evaluation.evaluate_checkpoint(config, str(trained),
+        results[mesh["data"]] = inference.evaluate_checkpoint(config, str(trained),
                                                               networks=tiny_networks(config))
     one, eight = results[1], results[-1]
     assert set(one) == {"step", "precision", "recall", "swd", "swd/16"}
@@ -90,12 +90,12 @@ def test_eval_checkpoint_metrics_and_devices_agree(trained, inception_npz, vgg16
 def test_without_inception_skips_with_message(trained, caplog):
     config = _config(**{"eval.metrics": "fid,kid,swd,pr"})
     with caplog.at_level(logging.WARNING, logger="gan_zoo.eval"):
-        out = evaluation.evaluate_checkpoint(config, str(trained), networks=tiny_networks(config))
+        out = inference.evaluate_checkpoint(config, str(trained), networks=tiny_networks(config))
     assert "skipping ['fid', 'kid']: set config.eval.inception to pt_inception" in caplog.text
     assert "skipping pr: set config.eval.vgg16" in caplog.text
     assert set(out) >= {"step", "swd"} and "fid" not in out
     with pytest.raises(ValueError, match="config.eval.metrics: unknown"):
-        evaluation.evaluate_checkpoint(_config(**{"eval.metrics": "fid,bogus"}), str(trained),
+        inference.evaluate_checkpoint(_config(**{"eval.metrics": "fid,bogus"}), str(trained),
                                        networks=tiny_networks(config))
 
 
