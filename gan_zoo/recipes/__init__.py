@@ -23,7 +23,13 @@ def _stylegan_xl(config, networks=None):
     return stylegan_xl.make_recipe(config, networks)
 
 
-RECIPES = {"biggan": _biggan, "progan": _progan, "stylegan_xl": _stylegan_xl}
+def _stylegan_t(config, networks=None):
+    from gan_zoo.recipes import stylegan_t  # noqa: PLC0415
+    return stylegan_t.make_recipe(config, networks)
+
+
+RECIPES = {"biggan": _biggan, "progan": _progan, "stylegan_xl": _stylegan_xl,
+           "stylegan_t": _stylegan_t}
 RECIPES.update(stylegan2=_stylegan, stylegan3=_stylegan)  # the family is config.recipe
 
 

@@ -1,0 +1,120 @@
+"""StyleGAN-T (Sauer, Karras, Laine, Geiger, Aila, ICML 2023), spec stylegan_xl_and_t.md §2.
+
+    python experiments/main.py --config=configs/stylegan_t.py:digits_text --workdir=/tmp/sgt
+
+Args (after the colon, comma separated): a preset name, then `batch=`, `smoke`. The run's stages
+are config.train.schedule, "PHASE@RES:STEPS,...": primary stages train G and D at RES^2, the
+"text" stage trains only G's CLIP text encoder (the secondary phase, §3.3). Weight files (local
+state dicts, .safetensors / .npz): --config.model.clip_weights (open_clip ViT-L-14, OpenAI
+weights: the text encoder and the CLIP-guidance image tower) and --config.model.dino_weights
+(timm vit_small_patch16_224_dino: the D feature net). The paper presets need both; digits_text
+uses tiny random towers unless they are given (the run logs which).
+"""
+
+import ml_collections
+
+from configs import common
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# Grid / --mode=sample prompts of the digits presets: label k -> the data's first phrasing of k
+# (gan_zoo.data.captions.PHRASINGS[0]), so digits_quality's label agreement reads prompt-following.
+DIGIT_PROMPTS = tuple(f"a handwritten digit {w}" for w in DIGIT_WORDS)
+COCO_PROMPTS = ("a photo of a cat", "a red car parked on a street", "a bowl of fruit on a table",
+                "a lighthouse at sunset", "an astronaut riding a horse", "a living room")
+
+# Paper settings (spec §2.6, App. A Tables 4-5): batch 2048; Adam lr 0.002 G and D, betas
+# (0, 0.99) [C]; CLIP weight 0.2 primary / 50 secondary, text-encoder lr 3e-6 [C]; EMA
+# half-life batch·10/32 kimg [C]; D blur σ 32 over 1000 kimg [C] (§6.16).
+# lite: 64^2 directly; "25 million iterations" read as 25M images (§6.12): 25e6 / 2048 = 12,207.
+# full: Table 5 iterations: primary 16^2 118k, 32^2 78k, 64^2 57k; secondary 20k at 64^2; primary
+# 128^2 10k, 256^2 6k, 512^2 3k.
+_PAPER = dict(batch=2048, feature_nets="pretrained", data="caption_tar", grid=64,
+              prompts=COCO_PROMPTS, metrics="fid,clip_score")
+PRESETS = {
+    "lite64": dict(_PAPER, variant="lite", resolution=64, schedule="primary@64:12207"),
+    "full512": dict(_PAPER, variant="full", resolution=512, schedule=(
+        "primary@16:118000,primary@32:78000,primary@64:57000,text@64:20000,"
+        "primary@128:10000,primary@256:6000,primary@512:3000")),
+    # 2-core CPU: scikit-learn digits with captions ("a handwritten digit seven", 4 phrasings) at
+    # 32^2; the paper's schedule shape in miniature (primary 16^2, text encoder at 16^2, primary
+    # 32^2). Tiny G (8-32^2, 64 channels, 1 residual pair per block, z 32) and tiny RANDOM towers
+    # unless weight files are given: CLIP text width 64 x 2 layers (embedding 64, context 16),
+    # CLIP image tower width 32 x 2 on 32^2 (patch 8), DINO width 32 x 4 on 32^2 (patch 8, taps
+    # at every block).
+    "digits_text": dict(
+        variant="tiny", resolution=32, batch=32, feature_nets="random", data="digits_captions",
+        schedule="primary@16:400,text@16:100,primary@32:900", prompts=DIGIT_PROMPTS,
+        z_dim=32, channel_base=2048, channel_max=64, num_res_blocks=1,
+        clip_variant="_test", clip=dict(clip_embed_dim=64, clip_text_width=64,
+                                        clip_text_layers=2, clip_text_heads=2, clip_context=16,
+                                        clip_vision_width=32, clip_vision_depth=2,
+                                        clip_vision_heads=2, clip_vision_patch=8,
+                                        clip_image_size=32),
+        d_dino=dict(d_dino_width=32, d_dino_depth=4, d_dino_heads=2, d_dino_patch=8),
+        d_hooks="0,1,2,3", d_input_size=32, blur_sigma=2.0, blur_fade_kimg=8.0, ema_kimg=1.0,
+        ckpt_every=200, log_every=20, image_every=200, grid=20, metrics="fid,kid,pr"),
+}
+
+
+def base(p: dict) -> ml_collections.ConfigDict:
+    """The full StyleGAN-T config for a preset dict `p`."""
+    c = common.run_base("stylegan_t")
+    clip_sizes = dict.fromkeys(("clip_embed_dim", "clip_text_width", "clip_text_layers",
+                                "clip_text_heads", "clip_context", "clip_vision_width",
+                                "clip_vision_depth", "clip_vision_heads", "clip_vision_patch",
+                                "clip_image_size"), 0)
+    clip_sizes.update(p.get("clip", {}))
+    dino = dict.fromkeys(("d_dino_width", "d_dino_depth", "d_dino_heads", "d_dino_patch"), 0)
+    dino.update(p.get("d_dino", {}))
+    c.model = ml_collections.ConfigDict(dict(
+        variant=p["variant"], resolution=p["resolution"],
+        # G sizes; 0 = the stylegan_t.VARIANTS row's value (c_dim = the CLIP embedding width).
+        z_dim=p.get("z_dim", 0), channel_base=p.get("channel_base", 0),
+        channel_max=p.get("channel_max", 0), num_res_blocks=p.get("num_res_blocks", 0),
+        fused_modconv="auto",
+        # CLIP (text encoder + guidance image tower): a feature_nets.clip variant, sizes 0 = its.
+        clip_variant=p.get("clip_variant", "ViT-L-14"), **clip_sizes,
+        # D (spec §2.4): DINO ViT-S/16 sizes 0 = its; taps; input side; heads.
+        **dino, d_hooks=p.get("d_hooks", "2,5,8,11"), d_input_size=p.get("d_input_size", 224),
+        d_cmap_dim=64, d_diffaug=True, d_p_crop=0.5, d_proj_seed=0,
+        d_bn_devices=0,  # BatchNormLocal per device of: 0 = the 'data' devices (official), k
+        # "pretrained": the weight files below must exist; "random": seeded random towers.
+        feature_nets=p["feature_nets"], clip_weights="", dino_weights=""))
+    c.data = common.data_config(p)
+    c.data.context_length = c.model.clip_context or 77  # CLIP tokens per caption
+    c.train = ml_collections.ConfigDict(dict(
+        num_steps=0,  # set by the schedule
+        schedule=p["schedule"], batch_size=p["batch"], grad_accum=1,
+        lr_g=0.002, lr_d=0.002, lr_text=3e-6, b1=0.0, b2=0.99, adam_eps=1e-8,
+        clip_weight=0.2, clip_weight_text=50.0,
+        text_phase_trains_d=False,  # True: D keeps training in the text stage (official loop)
+        blur_sigma=p.get("blur_sigma", 32.0), blur_fade_kimg=p.get("blur_fade_kimg", 1000.0),
+        ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
+    c.sample = ml_collections.ConfigDict(dict(
+        truncation=1.0,  # ψ of the z part toward f̄; 1 (or <= 0) = none
+        prompts=p["prompts"],  # what integer labels (grids, --mode=sample) draw
+        standing_stats_batch_size=min(p["batch"], 32)))
+    common.checkpoint_and_log(c, p)
+    c.eval = common.eval_config(p)
+    c.eval.metrics = p["metrics"]
+    c.mesh = ml_collections.ConfigDict({"data": -1})
+    c.param_rules = ()
+    return c
+
+
+def get_config(arg=None):
+    a = common.parse_arg(arg, preset="lite64", batch=0, smoke=False)
+    p = dict(common.check_preset(a.preset, PRESETS))
+    if a.batch:
+        p["batch"] = a.batch
+    if a.smoke:  # a few CPU steps of the digits model: every stage kind, growing 16 -> 32
+        p.update({k: v for k, v in PRESETS["digits_text"].items()})
+        p.update(batch=8, schedule="primary@16:2,text@16:1,primary@32:2", channel_max=32,
+                 ckpt_every=2, log_every=1, image_every=0, grid=4)
+        p["clip"] = dict(p["clip"], clip_embed_dim=16, clip_text_width=16, clip_context=8,
+                         clip_vision_width=16, clip_vision_depth=1)
+        p["d_dino"] = dict(p["d_dino"], d_dino_width=16, d_dino_depth=2)
+        p["d_hooks"] = "0,1,1,1"
+    c = base(p)
+    c.preset = a.preset
+    return c
