@@ -140,7 +140,9 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
         # text-conditional G whose sample_fn returns (images, prompts))
         metrics="fid,kid,is,rfid,pr",
         num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
-        num_real=0,  # real images; 0 = num_samples
+        # real images: the whole dataset without flips (fid50k_full) capped at num_real (0: no
+        # cap); a dataset of unknown size (built-in, TFDS stream): num_real, else num_samples
+        num_real=0,
         batch_size=50,  # generated images per sample_fn call (one compile)
         # EQ-T / EQ-R images per batch, one transform each (official metric_main: 4; EQ-R holds
         # 4x upsampled float64 copies of every batch)

@@ -83,14 +83,20 @@ def ms_ssim(images_a, images_b) -> np.ndarray:
     return np.asarray(_ms_ssim(f(images_a), f(images_b)), np.float64)
 
 
+def random_pairs(images, num_pairs: int, rng: np.random.Generator,
+                 batch_size: int = 256) -> np.ndarray:
+    """MS-SSIM of `num_pairs` random pairs (i, j != i) of `images` -> [num_pairs]."""
+    i = rng.integers(0, len(images), num_pairs)
+    j = (i + rng.integers(1, len(images), num_pairs)) % len(images)  # j != i
+    values = [ms_ssim(images[i[k:k + batch_size]], images[j[k:k + batch_size]])
+              for k in range(0, num_pairs, batch_size)]
+    return np.concatenate(values)
+
+
 def ms_ssim_diversity(images, num_pairs: int = 10_000, seed: int = 0,
                       batch_size: int = 256) -> float:
     """Mean MS-SSIM over `num_pairs` random pairs of distinct images (ProGAN: 10,000 pairs)."""
     _checks.images(images, "ms_ssim_diversity", channels=(1, 3), min_count=2, min_size=16)
     num_pairs = _checks.positive_int(num_pairs, "ms_ssim_diversity: num_pairs")
     rng = np.random.default_rng(seed)
-    i = rng.integers(0, len(images), num_pairs)
-    j = (i + rng.integers(1, len(images), num_pairs)) % len(images)  # j != i
-    values = [ms_ssim(images[i[k:k + batch_size]], images[j[k:k + batch_size]])
-              for k in range(0, num_pairs, batch_size)]
-    return float(np.mean(np.concatenate(values)))
+    return float(np.mean(random_pairs(images, num_pairs, rng, batch_size)))

@@ -85,6 +85,47 @@ def resolutions(size: int) -> list:
     return res
 
 
+class Descriptors:
+    """Steps 1-2 for one image set, streamed: update(batch) adds each level's descriptors (the
+    images are not kept); `normalized()` gives step 3. rng: the set's random neighbourhoods."""
+
+    def __init__(self, rng: np.random.Generator, name: str = "swd"):
+        self.rng, self.name, self.levels, self.count, self.shape = rng, name, None, 0, None
+
+    def update(self, images) -> "Descriptors":
+        _checks.images(images, self.name, min_count=1, min_size=MIN_RESOLUTION)
+        h, w = images.shape[1:3]
+        res = resolutions(h)
+        if self.shape is None:
+            if h != w or h % 2 ** (len(res) - 1):
+                raise ValueError(f"{self.name}: images must be square with a size divisible by "
+                                 f"{2 ** (len(res) - 1)}, got {h}x{w}")
+            self.shape, self.levels = images.shape[1:], [[] for _ in res]
+        elif images.shape[1:] != self.shape:
+            raise ValueError(f"{self.name}: images {images.shape[1:]} differ from the first "
+                             f"batch's {self.shape}")
+        batch = images.transpose(0, 3, 1, 2).astype(np.float32)  # NCHW
+        for lod, level in enumerate(laplacian_pyramid(batch, len(res))):
+            self.levels[lod].append(descriptors(level, self.rng))
+        self.count += len(images)
+        return self
+
+    def normalized(self) -> list:
+        return [_normalize(np.concatenate(d)) for d in self.levels]
+
+
+def distances(real: Descriptors, fake: Descriptors, rng: np.random.Generator) -> dict:
+    """Step 4 per level: {'<res>': SWD x 1e3, 'avg': their mean}; both sets equally large."""
+    if real.count != fake.count or real.shape != fake.shape:
+        raise ValueError(f"swd: both sets need the same shape, got {real.count} images "
+                         f"{real.shape} and {fake.count} images {fake.shape}")
+    dists = [sliced_wasserstein(a, b, rng) * 1e3
+             for a, b in zip(real.normalized(), fake.normalized())]
+    out = {str(r): d for r, d in zip(resolutions(real.shape[0]), dists)}
+    out["avg"] = float(np.mean(dists))
+    return out
+
+
 def swd(real_images, fake_images, seed: int = 0, batch_size: int = 256) -> dict:
     """{'<res>': SWD x 1e3 per level, 'avg': their mean} between two equal-size uint8 sets."""
     _checks.images(real_images, "swd: real images", min_count=1, min_size=MIN_RESOLUTION)
@@ -92,21 +133,11 @@ def swd(real_images, fake_images, seed: int = 0, batch_size: int = 256) -> dict:
     if real_images.shape != fake_images.shape:
         raise ValueError(f"swd: both sets need the same shape, got {real_images.shape} and "
                          f"{fake_images.shape}")
-    h, w = real_images.shape[1:3]
-    res = resolutions(h)
-    if h != w or h % 2 ** (len(res) - 1):
-        raise ValueError(f"swd: images must be square with a size divisible by "
-                         f"{2 ** (len(res) - 1)}, got {h}x{w}")
     rng = np.random.default_rng(seed)
-    per_set = []
-    for images in (real_images, fake_images):
-        levels = [[] for _ in res]
+    sets = []
+    for images, name in ((real_images, "swd: real images"), (fake_images, "swd: fake images")):
+        d = Descriptors(rng, name)
         for i in range(0, len(images), batch_size):
-            batch = images[i:i + batch_size].transpose(0, 3, 1, 2).astype(np.float32)  # NCHW
-            for lod, level in enumerate(laplacian_pyramid(batch, len(res))):
-                levels[lod].append(descriptors(level, rng))
-        per_set.append([_normalize(np.concatenate(d)) for d in levels])
-    dists = [sliced_wasserstein(a, b, rng) * 1e3 for a, b in zip(*per_set)]
-    out = {str(r): d for r, d in zip(res, dists)}
-    out["avg"] = float(np.mean(dists))
-    return out
+            d.update(images[i:i + batch_size])
+        sets.append(d)
+    return distances(*sets, rng)

@@ -13,6 +13,7 @@ another recipe is a ValueError. W-space metrics are sharded over the mesh's 'dat
 """
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from gan_zoo import data as gdata
 from gan_zoo.train import w_space
@@ -133,9 +135,19 @@ def _lpips_pairs(net):
     return lambda variables, ab: lpips.ppl_distance(variables, net)(ab[..., :3], ab[..., 3:])
 
 
-def make_sample_fn(recipe, state, config, truncation: float, batch_size: int):
+def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, mesh=None):
     """(key, n) -> float images [n, H, W, 3] in [-1, 1] of the EMA G, random labels; one compile
-    (batches are padded to batch_size)."""
+    (batches are padded to batch_size, rounded up to a multiple of the mesh's 'data' size). The
+    batch is sharded over 'data' (mesh None: the state's devices): each device draws its share
+    once, none the whole batch. The samples do not depend on the mesh (jax.random values are
+    counter-based: the same per index whatever the sharding or padding)."""
+    from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
+
+    if mesh is None:  # the devices holding the state (a mesh of 1 for a single-device state)
+        mesh = data_mesh(sorted(jax.tree.leaves(state.params)[0].devices(), key=lambda d: d.id))
+    shards = mesh.shape[sharding.DATA_AXIS]
+    padded = -(-batch_size // shards) * shards
+    rows = NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS))
     trunc = float(truncation)
     n_classes = max(recipe.n_classes, 1)
     base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_KEY)
@@ -144,10 +156,11 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int):
         cols = jax.jit(recipe.sampling_collections, static_argnums=2)(
             state, jax.random.fold_in(base, 0), trunc)
 
-    @jax.jit
+    @functools.partial(jax.jit, out_shardings=rows)
     def draw(state, cols, key):
         k_y, k_z = jax.random.split(key)
-        labels = jax.random.randint(k_y, (batch_size,), 0, n_classes, dtype=jnp.int32)
+        labels = jax.random.randint(k_y, (padded,), 0, n_classes, dtype=jnp.int32)
+        labels = jax.lax.with_sharding_constraint(labels, rows)  # the batch over 'data'
         return recipe.sample_fn(state, k_z, labels, trunc, cols)
 
     def sample_fn(key, n):
@@ -156,13 +169,55 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int):
         return np.asarray(jax.device_get(draw(state, cols, key)))[:n]
     # The generated resolution (a staged recipe, e.g. ProGAN mid-growth, samples below the data's).
     sample_fn.resolution = int(jax.eval_shape(draw, state, cols, base).shape[1])
+    sample_fn.draw, sample_fn.args = draw, (state, cols)  # draw(*args, key): for inspection
     return sample_fn
 
 
-def real_batches(config, num: int, batch_size: int, resolution: int = 0):
+def real_source(config):
+    """The config's dataset as the FID protocol reads it (official fid50k_full: no x-flips)."""
+    data_cfg = config.data.copy_and_resolve_references()
+    if "flip" in data_cfg:
+        data_cfg.flip = False
+    return gdata.make_source(data_cfg, config.model.resolution, config.seed + 1)
+
+
+def dataset_size(source):
+    """Images in one pass over `source` when it knows (num_examples; data.path archives: their
+    file count); None for sources sampling with replacement or of unknown length."""
+    n = getattr(source, "num_examples", None)
+    if n is None and hasattr(source, "archive"):
+        n = len(source.archive.names)
+    return n
+
+
+def real_count(eval_cfg, source) -> tuple[int, str]:
+    """(number of real images, protocol tag). Official fid50k_full / kid50k_full: the whole
+    dataset, here capped by config.eval.num_real (0: no cap); a source that does not know its
+    size gives num_real, else num_samples, images of its stream."""
+    cap, size = eval_cfg.get("num_real", 0), dataset_size(source)
+    if size is None:
+        n = cap or eval_cfg.num_samples
+        log.info("eval: the dataset's size is unknown; %d real images of its stream "
+                 "(config.eval.num_real)", n)
+        return n, "noflip-stream"
+    return (min(size, cap), "noflip-full") if cap else (size, "noflip-full")
+
+
+def dataset_key(config, resolution: int) -> str:
+    """The stats cache's dataset key: data.name, data.path (name and hash) and resolution."""
+    d, key = config.data, config.data.name
+    path = d.get("path", "") if hasattr(d, "get") else ""
+    if path:
+        full = os.path.abspath(path)
+        digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+        key += f"-{os.path.basename(full.rstrip(os.sep))}-{digest}"
+    return f"{key}-{resolution}"
+
+
+def real_batches(config, num: int, batch_size: int, resolution: int = 0, source=None):
     """Callable returning an iterator of `num` uint8 real images from the config's dataset (the
     training images in [-1, 1], box-averaged to `resolution` if it is lower, as the trainer feeds
-    a staged recipe, then converted back like generated ones)."""
+    a staged recipe, then converted back like generated ones); source: default `real_source`."""
     from gan_zoo.metrics.features import to_uint8  # noqa: PLC0415
 
     r = config.model.resolution
@@ -173,8 +228,8 @@ def real_batches(config, num: int, batch_size: int, resolution: int = 0):
     f = r // res
 
     def batches():
-        source = gdata.make_source(config.data, r, config.seed + 1)
-        it, seen = source.batches(gdata.Layout(1, 1, batch_size), 0), 0
+        it = (source or real_source(config)).batches(gdata.Layout(1, 1, batch_size), 0)
+        seen = 0
         while seen < num:
             take = next(it)["image"].reshape(-1, r, r, 3)[:num - seen]  # [b, r, r, 3]
             take = take.reshape(-1, res, f, res, f, 3).mean(axis=(2, 4))  # [b, res, res, 3]
@@ -198,14 +253,15 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     out = w_metrics(names, recipe, state, config, kwargs.pop("ppl_distance", None), eval_mesh)
     names = tuple(n for n in names if n not in _W_METRICS)
     if names:
-        sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size)
-        num_real = e.get("num_real", 0) or e.num_samples
+        sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size, mesh)
+        source = real_source(config)
+        num_real, protocol = real_count(e, source)
         out |= metrics.evaluate(
-            sample_fn, real_batches(config, num_real, e.batch_size, sample_fn.resolution), names,
-            e.num_samples,
+            sample_fn, real_batches(config, num_real, e.batch_size, sample_fn.resolution, source),
+            names, e.num_samples,
             batch_size=e.batch_size, seed=config.seed, num_real=num_real,
             workdir=os.path.join(workdir, "eval"),
-            dataset_name=f"{config.data.name}-{sample_fn.resolution}",
+            dataset_name=dataset_key(config, sample_fn.resolution), real_protocol=protocol,
             mesh=eval_mesh, fid_method=e.get("fid_method", "sqrtm"), **kwargs,
             **_small_set_kwargs(e.num_samples))
     out = {k: float(v) for k, v in out.items()}
