@@ -76,3 +76,23 @@ def test_best_is_resume_safe_and_mode_follows_the_metric(run, tmp_path, caplog):
     with pytest.raises(FileNotFoundError, match="--step=best: no best checkpoint"):
         checkpoint.open_for_step(str(tmp_path), 3, "best")
     fresh.close()
+
+
+def test_trainer_keeps_the_best_periodic_eval_checkpoint(tmp_path):
+    """A 4-step run, eval (swd) every 2 steps, keep=1: checkpoints_best holds the step whose swd
+    (read from eval/metrics_<step>.json) was lower, and --step=best restores it."""
+    from gan_zoo import train  # noqa: PLC0415
+
+    config = tiny_config(**{"train.num_steps": 4, "checkpoint.every_steps": 2,
+                            "checkpoint.keep": 1, "checkpoint.best_metric": "swd",
+                            "eval.every": 2, "eval.metrics": "swd", "eval.num_samples": 8,
+                            "eval.batch_size": 8})
+    train.run(config, str(tmp_path), networks=tiny_networks(config))
+    swd = {s: json.loads((tmp_path / "eval" / f"metrics_{s}.json").read_text())["swd"]
+           for s in (2, 4)}
+    best = min(swd, key=swd.get)
+    assert os.listdir(tmp_path / "checkpoints") == ["4"]
+    assert sorted(os.listdir(tmp_path / checkpoint.BEST_SUBDIR)) == [str(best),
+                                                                     checkpoint.BEST_JSON]
+    mesh = sharding.make_mesh(config.mesh)
+    assert restore_run(config, str(tmp_path), mesh, tiny_networks(config), "best")[2] == best
