@@ -125,3 +125,20 @@ def test_stats_cache_is_keyed_by_the_real_protocol(tmp_path):
     assert len(list((tmp_path / "metric_stats").glob("toy-32-*.npz"))) == 2
     again = metrics.evaluate(_images, None, ["fid"], 100, real_protocol="noflip-full", **kw)
     assert np.isfinite(again["fid"])  # from the cache: no real images read
+
+
+def test_reals_of_a_data_path_are_the_whole_dataset_once_without_flips(tmp_path):
+    from PIL import Image  # noqa: PLC0415
+
+    images = _images(5, 7)[:, :16, :16]  # 7 distinct 16x16 images, asymmetric (a flip shows)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"{i:03d}.png")
+    config = tiny_config(**{"data.path": str(folder), "data.flip": True})
+    source = evaluation.real_source(config)
+    num, tag = evaluation.real_count(config.eval, source)
+    assert (num, tag) == (7, "noflip-full")
+    got = np.concatenate(list(evaluation.real_batches(config, num, 3, 16, source)()))
+    # to_uint8 (x * 127.5 + 128, truncated) of the [-1, 1] floats gives back each uint8 value.
+    assert sorted(map(bytes, got)) == sorted(map(bytes, images))
