@@ -166,7 +166,11 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, me
     def sample_fn(key, n):
         if n > batch_size:
             raise ValueError(f"eval sample_fn: n={n} > config.eval.batch_size={batch_size}")
-        return np.asarray(jax.device_get(draw(state, cols, key)))[:n]
+        images = draw(state, cols, key)
+        if jax.process_count() > 1:  # rows on other hosts' devices: gather them
+            from jax.experimental import multihost_utils  # noqa: PLC0415
+            images = multihost_utils.process_allgather(images, tiled=True)
+        return np.asarray(jax.device_get(images))[:n]
     # The generated resolution (a staged recipe, e.g. ProGAN mid-growth, samples below the data's).
     sample_fn.resolution = int(jax.eval_shape(draw, state, cols, base).shape[1])
     sample_fn.draw, sample_fn.args = draw, (state, cols)  # draw(*args, key): for inspection
