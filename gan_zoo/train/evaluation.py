@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gan_zoo import data as gdata
-from gan_zoo.train import w_space
+from gan_zoo.train import sharding, w_space
 
 log = logging.getLogger("gan_zoo.eval")
 
