@@ -14,6 +14,7 @@ by (seed, host, step). Undecodable images and images of another size are replace
 batch and counted (sources.BadRecords, data.max_bad_records).
 """
 
+import collections
 import concurrent.futures
 import io
 import itertools
@@ -28,6 +29,7 @@ from gan_zoo.data.sources import BadRecords, Layout, bad_record_limit, to_float
 
 LABELS_FILE = "dataset.json"
 DECODE_THREADS = 8  # PIL decodes outside the GIL
+PREFETCH_STEPS = 1  # steps decoded ahead of the one being consumed
 
 
 def image_extensions() -> set:
@@ -139,13 +141,17 @@ class ArchiveSource:
                     f"--dest=<out.zip> --resolution={self.resolution}")
             return
 
-    def _load(self, index: int):
-        """uint8 [r, r, 3] of image `index`, or None when it does not decode or has another size."""
+    def _load_into(self, out: np.ndarray, index: int, flip: bool) -> bool:
+        """Decodes image `index` into out (float32 [r, r, 3] in [-1, 1], x-flipped if `flip`);
+        False when it does not decode or has another size (out left as is)."""
         try:
             img = decode_rgb(self.archive.read(self.archive.names[index]))
         except Exception:  # noqa: BLE001 (counted by BadRecords)
-            return None
-        return img if img.shape == (self.resolution, self.resolution, 3) else None
+            return False
+        if img.shape != (self.resolution, self.resolution, 3):
+            return False
+        out[...] = to_float(img[:, ::-1] if flip else img)
+        return True
 
     def _order(self, layout: Layout, epoch: int) -> np.ndarray:
         """Archive indices of this host's images in epoch `epoch`'s order."""
@@ -154,39 +160,54 @@ class ArchiveSource:
         return own[rng.permutation(len(own))]
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
+        """Step after step from start_step; the next PREFETCH_STEPS steps decode meanwhile."""
         layout.check()
         n_host = len(range(layout.process_index, len(self.archive.names), layout.process_count))
         if not n_host:
             raise ValueError(f"{self.where}: {len(self.archive.names)} images, fewer than the "
                              f"{layout.process_count} hosts")
         shape = (layout.sub_batches, layout.accum, layout.local_batch)
-        per_step = int(np.prod(shape))
         bad = BadRecords(bad_record_limit(self.data_cfg, len(self.archive.names)), self.where)
-        orders = {}  # epoch -> order (at most two live epochs per step)
+        orders = {}  # epoch -> this host's order (the live ones only)
+
+        def indices(step: int) -> np.ndarray:  # archive index of each example of `step`
+            per_step = int(np.prod(shape))
+            stream = np.arange(step * per_step, (step + 1) * per_step)
+            epochs = stream // n_host
+            for e in set(epochs.tolist()) - set(orders):
+                orders[e] = self._order(layout, e)
+            idx = np.array([orders[e][i % n_host] for e, i in zip(epochs, stream)])
+            for e in [e for e in orders if e < epochs[0]]:
+                del orders[e]
+            return idx
+
         pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS)
+        pending = collections.deque()
         try:
             for step in itertools.count(start_step):
-                stream = np.arange(step * per_step, (step + 1) * per_step)
-                epochs = stream // n_host
-                for e in set(epochs.tolist()) - set(orders):
-                    orders[e] = self._order(layout, e)
-                idx = np.array([orders[e][i % n_host] for e, i in zip(epochs, stream)])
-                orders = {e: o for e, o in orders.items() if e >= epochs[-1]}
-                yield self._batch(pool, idx, shape, step, layout, bad)
+                while len(pending) <= PREFETCH_STEPS:
+                    ahead = step + len(pending)
+                    pending.append(self._submit(pool, indices(ahead), ahead, layout))
+                yield self._batch(*pending.popleft(), shape, bad)
         finally:  # no join: a generator closed at interpreter exit must not wait on threads
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _batch(self, pool, idx, shape, step: int, layout: Layout, bad: BadRecords) -> dict:
+    def _submit(self, pool, idx: np.ndarray, step: int, layout: Layout) -> tuple:
+        """Starts decoding step `step`'s images: (idx, float32 [n, r, r, 3], futures)."""
         r = self.resolution
-        loaded = list(pool.map(self._load, idx))
-        ok = np.array([img is not None for img in loaded])
-        images = np.stack([img if img is not None else np.zeros((r, r, 3), np.uint8)
-                           for img in loaded])
+        flips = np.zeros(len(idx), bool)
         if self.data_cfg.flip:
             flips = np.random.default_rng([self.seed, layout.process_index, step]).random(
                 len(idx)) < 0.5
-            images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
-        batch = {"image": to_float(images).reshape(shape + (r, r, 3)),
+        images = np.zeros((len(idx), r, r, 3), np.float32)
+        futures = [pool.submit(self._load_into, images[j], i, f)
+                   for j, (i, f) in enumerate(zip(idx, flips))]
+        return idx, images, futures
+
+    def _batch(self, idx, images, futures, shape, bad: BadRecords) -> dict:
+        ok = np.array([f.result() for f in futures])
+        r = self.resolution
+        batch = {"image": images.reshape(shape + (r, r, 3)),
                  "label": self.labels[idx].reshape(shape)}
         names = np.array([self.archive.names[i] for i in idx])
         return bad.fill(batch, ok.reshape(shape), names.reshape(shape), lead=3)
