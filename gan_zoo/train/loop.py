@@ -114,10 +114,14 @@ class SourceRun:
     step: int
 
 
-def _best_keeper(config, workdir: str):
+def _best_keeper(config, workdir: str, eval_every: int):
     """checkpoint.BestKeeper of config.checkpoint.best_metric ('' or absent: None)."""
     metric = config.checkpoint.get("best_metric", "")
     if not metric:
+        return None
+    if not eval_every:
+        log.warning("config.checkpoint.best_metric=%r needs periodic evaluation: set "
+                    "config.eval.every > 0 (no best checkpoint is kept)", metric)
         return None
     return checkpoint.BestKeeper(workdir, metric, config.checkpoint.get("best_mode", ""))
 
@@ -338,7 +342,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
     lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
     eval_every = config.eval.every if "eval" in config else 0  # periodic config.eval metrics
-    best = _best_keeper(config, workdir) if eval_every else None
+    best = _best_keeper(config, workdir, eval_every)
     saved, bar = start, progress.console_is_terminal()  # saved: step of the newest checkpoint
 
     def save(at: int) -> None:

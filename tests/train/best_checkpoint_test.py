@@ -96,3 +96,14 @@ def test_trainer_keeps_the_best_periodic_eval_checkpoint(tmp_path):
                                                                      checkpoint.BEST_JSON]
     mesh = sharding.make_mesh(config.mesh)
     assert restore_run(config, str(tmp_path), mesh, tiny_networks(config), "best")[2] == best
+
+
+def test_best_metric_without_periodic_eval_warns(tmp_path, caplog):
+    from gan_zoo.train import loop  # noqa: PLC0415
+
+    config = tiny_config(**{"checkpoint.best_metric": "fid"})
+    assert loop._best_keeper(config, str(tmp_path), 0) is None
+    assert "needs periodic evaluation: set config.eval.every" in caplog.text
+    config.checkpoint.best_mode = "lowest"
+    with pytest.raises(ValueError, match="config.checkpoint.best_mode"):
+        loop._best_keeper(config, str(tmp_path), 10)  # at the start of the run, not at an eval
