@@ -24,7 +24,9 @@ INSTALL_REQUIRES = [
     "regex",  # CLIP tokenizer pattern (Unicode classes)
 ]
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=7", "pytest-xdist", "ruff"],
+    # jupytext .. matplotlib: tests/notebooks_test.py runs notebooks/ (matplotlib: their plots)
+    "test": ["pytest>=7", "pytest-xdist", "ruff", "jupytext", "nbclient", "nbformat", "ipykernel",
+             "matplotlib"],
 }
 
 setuptools.setup(
