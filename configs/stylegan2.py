@@ -20,6 +20,8 @@ _FFHQ = dict(resolution=1024, data="ffhq", flip=True, batch=32, steps=781_250,  
 _GROW = dict(_FFHQ, steps=0, total_kimg=25_000, phase_kimg=600, start_res=8, lr_g=0.001,
              lr_d=0.001, batch_sizes={8: 256, 16: 128, 32: 64, 64: 32},
              lr_by_res={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
+# No augmentation in any StyleGAN2 preset: the paper's runs had none (official README:
+# `--cfg=stylegan2 ... --aug=noaug` for FFHQ 1024); --config.augment=ada turns ADA on.
 # Table 1 configurations on FFHQ 1024 (spec A6; model switches in stylegan2.VARIANTS): A-B
 # regularise R1 every step (d_reg=0), C-F lazily; A-C have no path length (pl_weight=0); γ = 100
 # for E, 10 otherwise.
@@ -67,6 +69,9 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         # 'float16' or 'float32' force it); 0 = float32 everywhere. conv_clamp is 256 (models).
         num_fp16_res=p.get("num_fp16_res", 0), fp16_dtype=p.get("fp16_dtype", "auto")))
     c.data = common.data_config(p)
+    # Augmentation of every D input (StyleGAN2-ADA; official train.py --aug): "none", "fixed"
+    # (strength train.augment_p) or "ada" (p from 0, adapted; gan_zoo/recipes/ada.py).
+    c.augment = p.get("augment", "none")
     c.train = ml_collections.ConfigDict(dict(
         num_steps=p["steps"], batch_size=p["batch"], grad_accum=1,
         loss_scale=p.get("loss_scale", 0.0),  # static; 0 = auto: 1024 with float16 layers, else 1
@@ -75,6 +80,10 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         pl_weight=p.get("pl_weight", 2.0), g_reg_interval=p.get("g_reg", 4),  # A8.4, A12.1: code 4
         pl_decay=0.01, pl_batch_shrink=2,
         style_mixing_prob=p["mixing"],  # A8.5 (0 for StyleGAN3)
+        augment_p=p.get("augment_p", 0.2),  # p of augment="fixed" (official --p default)
+        # ADA (official training_loop / --target): move p every 4 steps by ±batch·4/500k
+        # towards E[sign(D(real))] = 0.6.
+        ada_target=0.6, ada_interval=4, ada_kimg=500.0,
         ema_kimg=p["ema_kimg"], ema_rampup=p.get("ema_rampup", 0.0),  # A8.7; 0 = no ramp-up
         blur_sigma=p.get("blur_sigma", 0.0), blur_fade_kimg=p.get("blur_fade_kimg", 0.0),
         magnitude_ema_kimg=20.0,  # StyleGAN3 only: β = 0.5 ** (batch / 20k)

@@ -227,37 +227,51 @@ def rotate2d(theta, n: int):
     return _matrix([[c, -s, 0], [s, c, 0], [0, 0, 1]], n)
 
 
-def _gated(key, prob, value, identity):
-    """value where u < prob (u ~ U[0, 1) per sample, broadcast over value's trailing axes)."""
-    u = jax.random.uniform(key, value.shape[:1], jnp.float32).reshape(
-        (-1,) + (1,) * (value.ndim - 1))
-    return jnp.where(u < prob, value, identity)
+class _Columns:
+    """Per-sample random numbers as columns of one uniform [N, 16] and one normal [N, 8] draw
+    (two RNG ops: far less to compile than one per parameter)."""
+
+    def __init__(self, key, n: int):
+        ku, kz = jax.random.split(key)
+        self._u = iter(jax.random.uniform(ku, (16, n), jnp.float32))
+        self._z = iter(jax.random.normal(kz, (8, n), jnp.float32))
+
+    def uniform(self, width: int = 1):
+        """U[0, 1), [N] (width 1) or [N, width]."""
+        cols = [next(self._u) for _ in range(width)]
+        return cols[0] if width == 1 else jnp.stack(cols, -1)
+
+    def normal(self, width: int = 1):
+        """N(0, 1), [N] (width 1) or [N, width]."""
+        cols = [next(self._z) for _ in range(width)]
+        return cols[0] if width == 1 else jnp.stack(cols, -1)
+
+    def gated(self, prob, value, identity):
+        """value where u < prob (one u per sample, broadcast over value's trailing axes)."""
+        u = self.uniform().reshape((-1,) + (1,) * (value.ndim - 1))
+        return jnp.where(u < prob, value, identity)
 
 
 def draw_geometry(key, p, pipe: AdaPipe, n: int, h: int, w: int) -> dict:
     """Per-sample geometric parameters (ADA App. B), identity where not drawn. Translations in
     pixels [N, 2] (x, y); angles in radians; flips and quarter turns as counts."""
-    k = iter(jax.random.split(key, 16))
-    u, g = lambda shape=(n,): jax.random.uniform(next(k), shape), lambda: next(k)  # noqa: E731
-    out = {}
+    r, out = _Columns(key, n), {}
     if pipe.xflip > 0:
-        out["xflip"] = _gated(g(), pipe.xflip * p, jnp.floor(u() * 2), 0.0)
+        out["xflip"] = r.gated(pipe.xflip * p, jnp.floor(r.uniform() * 2), 0.0)
     if pipe.rotate90 > 0:
-        out["rotate90"] = _gated(g(), pipe.rotate90 * p, jnp.floor(u() * 4), 0.0)
+        out["rotate90"] = r.gated(pipe.rotate90 * p, jnp.floor(r.uniform() * 4), 0.0)
     if pipe.xint > 0:
-        t = _gated(g(), pipe.xint * p, (u((n, 2)) * 2 - 1) * pipe.xint_max, 0.0)
+        t = r.gated(pipe.xint * p, (r.uniform(2) * 2 - 1) * pipe.xint_max, 0.0)
         out["xint"] = jnp.round(t * jnp.asarray([w, h], jnp.float32))
     for name, std in (("scale", pipe.scale_std), ("aniso", pipe.aniso_std)):
         if getattr(pipe, name) > 0:
-            s = jnp.exp2(jax.random.normal(g(), (n,)) * std)
-            out[name] = _gated(g(), getattr(pipe, name) * p, s, 1.0)
+            out[name] = r.gated(getattr(pipe, name) * p, jnp.exp2(r.normal() * std), 1.0)
     if pipe.rotate > 0:
         p_rot = 1 - jnp.sqrt(jnp.clip(1 - pipe.rotate * p, 0, 1))  # P(pre or post) = rotate · p
         for name in ("rotate_pre", "rotate_post"):
-            theta = (u() * 2 - 1) * np.pi * pipe.rotate_max
-            out[name] = _gated(g(), p_rot, theta, 0.0)
+            out[name] = r.gated(p_rot, (r.uniform() * 2 - 1) * np.pi * pipe.rotate_max, 0.0)
     if pipe.xfrac > 0:
-        t = _gated(g(), pipe.xfrac * p, jax.random.normal(g(), (n, 2)) * pipe.xfrac_std, 0.0)
+        t = r.gated(pipe.xfrac * p, r.normal(2) * pipe.xfrac_std, 0.0)
         out["xfrac"] = t * jnp.asarray([w, h], jnp.float32)
     return out
 
@@ -324,23 +338,19 @@ def apply_geometry(x, g_inv):
 def draw_color(key, p, pipe: AdaPipe, n: int, channels: int) -> dict:
     """Per-sample colour parameters (ADA App. B), identity where not drawn; hue and saturation
     only for colour images (channels > 1), as the official code."""
-    k = iter(jax.random.split(key, 10))
-    u, g = lambda: jax.random.uniform(next(k), (n,)), lambda: next(k)  # noqa: E731
-    normal = lambda std: jax.random.normal(next(k), (n,)) * std  # noqa: E731
-    out = {}
+    r, out = _Columns(key, n), {}
     if pipe.brightness > 0:
-        out["brightness"] = _gated(g(), pipe.brightness * p, normal(pipe.brightness_std), 0.0)
+        out["brightness"] = r.gated(pipe.brightness * p, r.normal() * pipe.brightness_std, 0.0)
     if pipe.contrast > 0:
-        c = jnp.exp2(normal(pipe.contrast_std))
-        out["contrast"] = _gated(g(), pipe.contrast * p, c, 1.0)
+        out["contrast"] = r.gated(pipe.contrast * p, jnp.exp2(r.normal() * pipe.contrast_std),
+                                  1.0)
     if pipe.lumaflip > 0:
-        out["lumaflip"] = _gated(g(), pipe.lumaflip * p, jnp.floor(u() * 2), 0.0)
+        out["lumaflip"] = r.gated(pipe.lumaflip * p, jnp.floor(r.uniform() * 2), 0.0)
     if pipe.hue > 0 and channels > 1:
-        theta = (u() * 2 - 1) * np.pi * pipe.hue_max
-        out["hue"] = _gated(g(), pipe.hue * p, theta, 0.0)
+        out["hue"] = r.gated(pipe.hue * p, (r.uniform() * 2 - 1) * np.pi * pipe.hue_max, 0.0)
     if pipe.saturation > 0 and channels > 1:
-        s = jnp.exp2(normal(pipe.saturation_std))
-        out["saturation"] = _gated(g(), pipe.saturation * p, s, 1.0)
+        s = jnp.exp2(r.normal() * pipe.saturation_std)
+        out["saturation"] = r.gated(pipe.saturation * p, s, 1.0)
     return out
 
 

@@ -24,6 +24,12 @@ resolution (`GrowStage`: the minibatch and lr tables), run as trainer stages thr
 `state.scalars` ("alpha", "images_seen"). Reals are average-pooled to the stage (on the device)
 and blended during fade-in; R1 is scaled by (res/R)^2 and the path-length y is drawn at the stage
 side, both as the official code's full-size (nearest-upsampled) images give.
+
+Augmentation (StyleGAN2-ADA; config.augment = "none" | "fixed" | "ada"): the `bgc` pipeline of
+gan_zoo/augment.py on every D input, reals and fakes, after the blur (official run_D), with
+strength p: train.augment_p ("fixed"), or ("ada") `state.scalars["ada_p"]`, from 0, moved every
+train.ada_interval steps by augment.ada_adjust from the signs of D's real logits of the D-main
+and R1 phases since the last move (`ada_signs`, `ada_count`; official Loss/signs/real).
 """
 
 import dataclasses
@@ -35,11 +41,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_zoo import losses, ops
+from gan_zoo import augment, losses, ops
 from gan_zoo.models import stylegan2, stylegan3
 from gan_zoo.models.stylegan2_layers import EMA
 from gan_zoo.nn import precision
-from gan_zoo.recipes import growing
+from gan_zoo.recipes import ada, growing
 from gan_zoo.recipes.base import GANState, Phase, Recipe, data_devices
 
 _MODEL_KEYS = ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max")
@@ -173,6 +179,15 @@ class _Nets:
         self.mixing_prob, self.t, self.stage = t.style_mixing_prob, t, stage
         self.res = G.img_resolution if stage is None else stage.res  # side of G's output
         self.fused_modconv = train_fused_modconv(config)  # modconv execution in training
+        self.augment, self.augment_p = ada.augment_setting(config)
+
+    def aug(self, state, key, tag: int):
+        """(key, p) of D input `tag` (0 G-main fakes, 1 D fakes, 2 D reals, 3 R1 reals), or None
+        without augmentation."""
+        if self.augment == "none":
+            return None
+        p = state.scalars["ada_p"] if self.augment == "ada" else self.augment_p
+        return jax.random.fold_in(key, ada.AUG_TAG + tag), p
 
     def grow_kw(self, alpha) -> dict:
         """G / D keyword arguments of the stage: res (static) and the fade-in α."""
@@ -230,12 +245,15 @@ class _Nets:
         img, cols = self.synthesize(params, cols, ws, k_noise, update_emas, alpha)
         return img, ws, c, cols
 
-    def run_d(self, params, cols, img, c, step, alpha=None):
-        """Official run_D: optional blur (config R), then D -> logits [N] float32."""
+    def run_d(self, params, cols, img, c, step, alpha=None, aug=None):
+        """Official run_D: optional blur (config R), augmentation (aug = (key, p) from `aug`),
+        then D -> logits [N] float32."""
         t = self.t
         if t.blur_sigma > 0:
             sigma = blur_sigma_at(step, self.batch, t.blur_sigma, t.blur_fade_kimg)
             img = blur_images(img, sigma, t.blur_sigma)
+        if aug is not None:
+            img = augment.ada_augment(aug[0], img, aug[1], "bgc")
         logits, _ = self.D.apply({"params": params, **cols}, img, c, **self.grow_kw(alpha))
         return logits.astype(jnp.float32)
 
@@ -250,7 +268,8 @@ def _g_main(nets, n, g_params, state, batch, key):
     del batch  # G steps use no real data
     alpha = _alpha(state)
     img, _, c, _ = nets.run_g(g_params, state.collections["g"], key, n, alpha=alpha)
-    logits = nets.run_d(state.params["d"], state.collections["d"], img, c, state.step, alpha)
+    logits = nets.run_d(state.params["d"], state.collections["d"], img, c, state.step, alpha,
+                        nets.aug(state, key, 0))
     loss = losses.nonsaturating_g(logits)
     return loss, (state.collections, {"loss": loss, "logit_fake": jnp.mean(logits)})
 
@@ -280,12 +299,20 @@ def _g_reg(nets, n, gain, g_params, state, batch, key):
     return loss, (state.collections, metrics, {**state.scalars, "pl_mean": a})
 
 
-def _r1_term(nets, d_params, state, batch):
-    """R1 = 0.5 E ||grad_x D(x)||^2 on reals (through the blur, as official run_D)."""
+def _r1_term(nets, d_params, state, batch, key, tag: int = 3):
+    """R1 = 0.5 E ||grad_x D(x)||^2 on reals (through the blur and the augmentation `tag`, as
+    official run_D) -> (R1, the real logits; None without ADA)."""
     c, alpha = _one_hot(batch["label"], nets.n_classes), _alpha(state)
-    real = nets.reals(batch, alpha)
-    d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step, alpha)  # noqa: E731
-    return losses.r1_from_fn(d_fn, real) * nets.r1_scale
+    real, aug = nets.reals(batch, alpha), nets.aug(state, key, tag)
+    d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step, alpha, aug)  # noqa: E731
+    if nets.augment != "ada":
+        return losses.r1_from_fn(d_fn, real) * nets.r1_scale, None
+
+    def d_sum(x):  # losses.r1_from_fn's sum(D(x)), keeping the logits for the ADA signs
+        logits = d_fn(x)
+        return jnp.sum(logits), logits
+    grad, logits = jax.grad(d_sum, has_aux=True)(real)
+    return losses.r1_penalty(grad) * nets.r1_scale, logits
 
 
 def _d_main(nets, r1_gamma_now, d_params, state, batch, key):
@@ -295,26 +322,38 @@ def _d_main(nets, r1_gamma_now, d_params, state, batch, key):
     fake, _, c_fake, g_cols = nets.run_g(state.params["g"], state.collections["g"], key, n,
                                          update_emas=True, alpha=alpha)
     fake = jax.lax.stop_gradient(fake)
-    logits_fake = nets.run_d(d_params, state.collections["d"], fake, c_fake, state.step, alpha)
+    logits_fake = nets.run_d(d_params, state.collections["d"], fake, c_fake, state.step, alpha,
+                             nets.aug(state, key, 1))
     c_real = _one_hot(batch["label"], nets.n_classes)
     logits_real = nets.run_d(d_params, state.collections["d"], nets.reals(batch, alpha), c_real,
-                             state.step, alpha)
+                             state.step, alpha, nets.aug(state, key, 2))
     loss, (loss_real, loss_fake) = losses.nonsaturating_d(logits_real, logits_fake)
     metrics = {"loss_real": loss_real, "loss_fake": loss_fake,
                "logit_real": jnp.mean(logits_real), "logit_fake": jnp.mean(logits_fake)}
-    if r1_gamma_now > 0:
-        r1 = _r1_term(nets, d_params, state, batch)
+    if r1_gamma_now > 0:  # official Dboth: R1 of the same augmented reals, signs counted once
+        r1, _ = _r1_term(nets, d_params, state, batch, key, tag=2)
         loss, metrics["r1"] = loss + r1_gamma_now * r1, r1
     metrics["loss"] = loss
-    return loss, ({**state.collections, "g": g_cols}, metrics)
+    cols = {**state.collections, "g": g_cols}
+    if nets.augment == "none":
+        return loss, (cols, metrics)
+    metrics.update(augment_p=jnp.asarray(nets.aug(state, key, 2)[1], jnp.float32),
+                   sign_real=jnp.mean(jnp.sign(logits_real)))
+    scalars = state.scalars
+    if nets.augment == "ada":
+        scalars = ada.count_signs(scalars, logits_real)
+    return loss, (cols, metrics, scalars)
 
 
 def _d_reg(nets, gain, d_params, state, batch, key):
-    """D reg (lazy): gain · γ · R1, gain = the lazy interval (official Dreg)."""
-    del key
-    r1 = _r1_term(nets, d_params, state, batch)
+    """D reg (lazy): gain · γ · R1, gain = the lazy interval (official Dreg; with ADA its real
+    logits' signs count too)."""
+    r1, logits = _r1_term(nets, d_params, state, batch, key)
     loss = r1 * nets.t.r1_gamma * gain
-    return loss, (state.collections, {"loss": loss, "r1": r1})
+    metrics = {"loss": loss, "r1": r1}
+    if logits is None:
+        return loss, (state.collections, metrics)
+    return loss, (state.collections, metrics, ada.count_signs(state.scalars, logits))
 
 
 def _phases(nets, t, micro: int) -> tuple:
@@ -411,6 +450,8 @@ def _make_recipe(config, G, D, stage: Optional[GrowStage] = None) -> Recipe:
         scalars = {"pl_mean": jnp.zeros((), jnp.float32)}
         if stage is not None:
             scalars.update(growing.initial_scalars())
+        if nets.augment == "ada":
+            scalars.update(ada.ada_scalars())
         return GANState(
             step=jnp.zeros((), jnp.int32), rng=krun, params=params,
             opt_state={k: optimizers[k].init(params[k]) for k in params},
@@ -427,10 +468,15 @@ def _make_recipe(config, G, D, stage: Optional[GrowStage] = None) -> Recipe:
                             **nets.grow_kw(_alpha(state)))
         return images.astype(jnp.float32)
 
-    post_step = None
+    posts = []
     if stage is not None:  # images_seen += batch, α of the next step
-        post_step = functools.partial(growing.count_images, batch=stage.batch,
-                                      growth=stage.growth)
+        posts.append(functools.partial(growing.count_images, batch=stage.batch,
+                                       growth=stage.growth))
+    if nets.augment == "ada":  # p every ada_interval steps (official training_loop)
+        posts.append(functools.partial(ada.ada_post_step, batch=nets.batch, interval=t.ada_interval,
+                                       target=t.ada_target, ada_kimg=t.ada_kimg))
+    post_step = None if not posts else functools.reduce(
+        lambda f, g: lambda state: g(f(state)), posts)
     return Recipe(
         init_state=init_state, phases=precision.loss_scaled_phases(
             _phases(nets, t, nets.batch // t.grad_accum),
