@@ -1,7 +1,8 @@
-"""DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training").
+"""DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"),
+and ADA's `bgc` pipeline and p update (Karras et al. 2020; the ADA section below).
 
-The one source of truth for StyleGAN-XL's projected D (spec stylegan_xl_and_t.md §1.4, input path
-step 1) and StyleGAN-T's D (§2.4: "default parameters"). Semantics of the official
+DiffAugment is the one source of truth for StyleGAN-XL's projected D (spec stylegan_xl_and_t.md
+§1.4, input path step 1) and StyleGAN-T's D (§2.4: "default parameters"). Semantics of the official
 `training/diffaug.py` of autonomousvision/stylegan-xl (identical in stylegan-t), images NHWC in
 the official value range ([-1, 1]); every draw is per sample, uniform:
 
