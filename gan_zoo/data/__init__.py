@@ -3,7 +3,8 @@ folders (`data.path`, gan_zoo.tools.dataset), TFDS by name, image folders; per-h
 prefetch to devices. TensorFlow is imported only by tf_sources."""
 
 from gan_zoo.data.pipeline import prefetch_to_devices
-from gan_zoo.data.registry import make_source
+from gan_zoo.data.registry import check_prepared, make_source
 from gan_zoo.data.sources import BUILTIN, InMemorySource, Layout
 
-__all__ = ["BUILTIN", "InMemorySource", "Layout", "make_source", "prefetch_to_devices"]
+__all__ = ["BUILTIN", "InMemorySource", "Layout", "check_prepared", "make_source",
+           "prefetch_to_devices"]

@@ -6,6 +6,8 @@ Selection: `data.path` (a dataset tool output or an NVlabs zip/folder) wins; oth
 dataset that must be prepared with the dataset tool (PREPARE: the paper presets), or a TFDS name.
 """
 
+import os
+
 from gan_zoo.data import archive, sources
 
 # Datasets of the paper presets that exist only as downloads: where to get the images and the
@@ -39,15 +41,25 @@ def prepare_error(name: str, resolution: int) -> FileNotFoundError:
         f"--config.data.path={dest}")
 
 
+def check_prepared(data_cfg, resolution: int) -> None:
+    """Cheap checks a run makes before it builds any state: data.path exists, and a PREPARE
+    dataset has one (else the commands that prepare it)."""
+    path = data_cfg.get("path", "")
+    if path and not os.path.exists(path):
+        raise FileNotFoundError(f"data.path={path!r}: no such zip or folder (prepare one with "
+                                f"python -m gan_zoo.tools.dataset --resolution={resolution})")
+    if not path and data_cfg.get("name", "") in PREPARE:
+        raise prepare_error(data_cfg.name, resolution)
+
+
 def make_source(data_cfg, resolution: int, seed: int):
     """The source data_cfg selects (see the module docstring)."""
+    check_prepared(data_cfg, resolution)
     if data_cfg.get("path", ""):
         return archive.archive_source(data_cfg, resolution, seed)
     name = data_cfg.name
     if name in sources.BUILTIN:
         return sources.BUILTIN[name](data_cfg, resolution, seed)
-    if name in PREPARE:
-        raise prepare_error(name, resolution)
     from gan_zoo.data import captions  # noqa: PLC0415 (image-caption sources, StyleGAN-T)
 
     if name in captions.SOURCES:

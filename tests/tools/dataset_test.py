@@ -214,3 +214,13 @@ def test_trains_from_prepared_data_and_resumes_its_batches(tmp_path, monkeypatch
 def _layout_of(batch) -> Layout:
     s, a, b = batch["label"].shape
     return Layout(s, a, b)
+
+
+def test_run_stops_with_the_commands(tmp_path):
+    """train.run checks the data before it builds the (here 512x512) networks."""
+    config = sg3_config.get_config("afhq512_t")
+    with pytest.raises(FileNotFoundError, match="python -m gan_zoo.tools.dataset"):
+        train.run(config, str(tmp_path / "run"))
+    config.data.path = str(tmp_path / "missing.zip")
+    with pytest.raises(FileNotFoundError, match="no such zip or folder"):
+        train.run(config, str(tmp_path / "run"))
