@@ -271,6 +271,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     """
     # ----- Mesh -----
     checks.check_run_config(config)  # non-positive steps, batch sizes, intervals: before any work
+    gdata.check_prepared(config.data, config.model.resolution)  # data.path / how to prepare
     maybe_init_distributed(config)
     if config.get("matmul_precision", ""):
         jax.config.update("jax_default_matmul_precision", config.matmul_precision)
