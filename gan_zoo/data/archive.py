@@ -43,7 +43,8 @@ class ImageArchive:
     """A zip file or a folder of images: sorted '/'-separated names, bytes by name, labels."""
 
     def __init__(self, path: str, what: str = "data.path"):
-        self.path, self.what = path, what
+        self.what = what
+        self.path = path = os.path.expanduser(path)  # '--x=~/...': the shell leaves the ~
         if os.path.isdir(path):
             self._zip = None
             names = [os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")

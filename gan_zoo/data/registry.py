@@ -45,7 +45,7 @@ def check_prepared(data_cfg, resolution: int) -> None:
     """Cheap checks a run makes before it builds any state: data.path exists, and a PREPARE
     dataset has one (else the commands that prepare it)."""
     path = data_cfg.get("path", "")
-    if path and not os.path.exists(path):
+    if path and not os.path.exists(os.path.expanduser(path)):
         raise FileNotFoundError(f"data.path={path!r}: no such zip or folder (prepare one with "
                                 f"python -m gan_zoo.tools.dataset --resolution={resolution})")
     if not path and data_cfg.get("name", "") in PREPARE:

@@ -145,6 +145,7 @@ class _Dest:
     """A zip (ZIP_STORED) or a new / empty folder."""
 
     def __init__(self, dest: str):
+        dest = os.path.expanduser(dest)
         self.zip = None
         if dest.lower().endswith(".zip"):
             os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
@@ -179,7 +180,7 @@ def convert(source: str, dest: str, resolution: tuple, transform: str = "none",
     if not archive.names:
         raise FileNotFoundError(f"--source={source!r}: no images")
     if labels_path:
-        with open(labels_path, "rb") as f:
+        with open(os.path.expanduser(labels_path), "rb") as f:
             labels = read_labels(f.read(), labels_path)
     else:
         labels = archive.labels()
