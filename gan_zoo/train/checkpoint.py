@@ -146,8 +146,16 @@ class Checkpointer:
         return dst
 
     def move_all_aside(self, tag: str) -> list:
-        """Moves every checkpoint aside (see move_aside); returns the new paths."""
-        return [self.move_aside(s, tag) for s in sorted(self.manager.all_steps())]
+        """Moves every checkpoint aside (see move_aside), and the run's best checkpoint folder
+        (<workdir>/checkpoints_best -> checkpoints_best.<tag>); returns the new paths."""
+        moved = [self.move_aside(s, tag) for s in sorted(self.manager.all_steps())]
+        best = os.path.join(os.path.dirname(self.directory), BEST_SUBDIR)
+        if os.path.basename(self.directory) != BEST_SUBDIR and os.path.isdir(best):
+            if jax.process_index() == 0:
+                os.rename(best, f"{best}.{tag}")
+            _sync_hosts(f"gan_zoo_move_best_aside_{tag}")
+            moved.append(f"{best}.{tag}")
+        return moved
 
     def restore_config(self, step=None) -> dict:
         step = self.latest_step() if step is None else step

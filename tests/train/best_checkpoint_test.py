@@ -107,3 +107,20 @@ def test_best_metric_without_periodic_eval_warns(tmp_path, caplog):
     config.checkpoint.best_mode = "lowest"
     with pytest.raises(ValueError, match="config.checkpoint.best_mode"):
         loop._best_keeper(config, str(tmp_path), 10)  # at the start of the run, not at an eval
+
+
+def test_a_reset_moves_the_best_checkpoint_aside_too(run, tmp_path):
+    """config.allow_reset (workdir.reset_or_raise) moves every checkpoint aside: the old run's
+    best must not outlive it (a new run would compare against an incompatible best)."""
+    import shutil  # noqa: PLC0415
+
+    path = tmp_path / "run"
+    shutil.copytree(run[2], path)
+    ckpt = checkpoint.Checkpointer(str(path), 2, False)
+    moved = ckpt.move_all_aside("reset-x")
+    ckpt.close()
+    assert moved[-1] == str(path / f"{checkpoint.BEST_SUBDIR}.reset-x")
+    assert not (path / checkpoint.BEST_SUBDIR).exists()
+    with pytest.raises(FileNotFoundError, match="--step=best: no best checkpoint"):
+        checkpoint.open_for_step(str(path), 2, "best")
+    assert checkpoint.BestKeeper(str(path), "fid").best is None  # a new best starts
