@@ -111,10 +111,12 @@ class Recipe:
 
 
 def data_devices(config) -> int:
-    """Devices on mesh axis 'data' of config.mesh (-1: the devices left by the other axes): the
-    size of a per-device ("device") statistics group's denominator, not jax.device_count()."""
+    """Devices a batch is split over: mesh axis 'data' of config.mesh times 'fsdp' if present
+    (-1: the devices left by the other axes; gan_zoo.train.sharding.BATCH_AXES). The size of a
+    per-device ("device") statistics group's denominator, not jax.device_count()."""
     axes = dict(config.mesh)
-    n = axes.get("data", 1)
-    if n == -1:
-        n = jax.device_count() // math.prod(v for k, v in axes.items() if k != "data")
-    return int(n)
+    sizes = [axes[a] for a in ("data", "fsdp") if a in axes] or [1]
+    if -1 in axes.values():
+        left = jax.device_count() // math.prod(v for v in axes.values() if v != -1)
+        sizes = [left if s == -1 else s for s in sizes]
+    return int(math.prod(sizes))

@@ -56,16 +56,35 @@ def param_table(params) -> tuple[list, int]:
     return lines, int(sum(int(np.prod(v.shape)) for v in flat.values()))
 
 
-def summary(config, networks=None) -> str:
-    """Each network's parameter table and totals ('G params: N', 'D params: N'); no training."""
-    mesh = sharding.make_mesh({"data": 1})
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3f} GiB"
+
+
+def memory_lines(abstract, mesh) -> list:
+    """Per-device bytes of the train state under config.mesh / config.param_rules: each group's
+    parameters, and the whole state (parameters, optimizer slots, EMA, collections)."""
+    axes = ", ".join(f"{a}={n}" for a, n in mesh.shape.items())
+    out = [f"Mesh: {axes} ({mesh.size} devices; batch split over {sharding.batch_axes(mesh)})"]
+    for group, params in sorted(abstract.params.items(), reverse=True):
+        mine, total = sharding.bytes_per_device(params)
+        out.append(f"{group.upper()} parameter bytes per device: {_gib(mine)} of {_gib(total)}")
+    mine, total = sharding.bytes_per_device(abstract)
+    out.append(f"State bytes per device: {mine} ({_gib(mine)}) of {total} ({_gib(total)})")
+    return out
+
+
+def summary(config, networks=None, num_devices=None) -> str:
+    """Each network's parameter table and totals ('G params: N', 'D params: N'), then the state's
+    bytes per device on config.mesh (-1 axes sized by num_devices, default this machine's);
+    built with eval_shape on an abstract mesh: nothing is allocated, no training."""
+    mesh = sharding.abstract_mesh(config.mesh, num_devices)
     _, abstract, _, _ = build_state(config, mesh, networks)
     out = []
     for group, params in sorted(abstract.params.items(), reverse=True):  # g before d
         lines, total = param_table(params)
         out += [f"{group.upper()} parameters:"] + lines
         out.append(f"{group.upper()} params: {total}")
-    return "\n".join(out)
+    return "\n".join(out + memory_lines(abstract, mesh))
 
 
 def evaluate_checkpoint(config, workdir: str, networks=None, writer=None,

@@ -295,7 +295,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
 
     # ----- Data -----
     source = gdata.make_source(config.data, config.model.resolution, config.seed)
-    if source.n_classes > max(recipe.n_classes, 1):
+    if getattr(source, "n_classes", 0) > max(recipe.n_classes, 1):  # caption sources: none
         raise ValueError(f"config.model.n_classes={recipe.n_classes} but data.name="
                          f"{config.data.name!r} has {source.n_classes} classes")
     in_sharding = sharding.batch_sharding(mesh)
@@ -306,10 +306,10 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
         if stage.batch_size % t.grad_accum:
             raise ValueError(f"{what}={stage.batch_size} must be divisible by "
                              f"train.grad_accum={t.grad_accum}")
-        if (stage.batch_size // t.grad_accum) % mesh.shape[sharding.DATA_AXIS]:
+        if (stage.batch_size // t.grad_accum) % sharding.batch_devices(mesh):
             raise ValueError(f"{what}={stage.batch_size} / train.grad_accum must be divisible "
-                             f"by the {mesh.shape[sharding.DATA_AXIS]} devices of mesh axis "
-                             f"'{sharding.DATA_AXIS}' (config.mesh)")
+                             f"by the {sharding.batch_devices(mesh)} devices of mesh axes "
+                             f"{sharding.batch_axes(mesh)} (config.mesh)")
         layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum,
                               stage.batch_size // t.grad_accum, jax.process_index(),
                               jax.process_count())

@@ -1,15 +1,29 @@
 """Mesh and shardings as data: config.mesh names the axes, config.param_rules maps parameter
-paths to partition specs. The batch is sharded over the `data` axis."""
+paths to partition specs. The batch is sharded over the `data` axis and, where the mesh has one,
+the `fsdp` axis: fully sharded data parallelism (ZeRO-3) keeps each device's own samples and
+shards the parameters and optimizer state over `fsdp` (FSDP_RULES); the jitted step gathers
+each weight where it is used (GSPMD), so no model code knows about it."""
 
+import math
 import re
 
 import jax
 import numpy as np
 from flax import traverse_util
-from jax.sharding import NamedSharding
+from jax.sharding import AbstractMesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"
+BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # mesh axes that split the samples of a batch
+
+# config.param_rules of an FSDP layout: the second-to-last dim of every >= 2-D parameter, Adam
+# slot and EMA leaf (a conv kernel's input channels I of [kh, kw, I, O], a dense kernel's inputs)
+# over `fsdp` where it divides; 1-D leaves (biases, gains), collections (w/x averages, BN stats,
+# frozen buffers), counters and the rng stay replicated. (Not the last dim: on a data=2 x fsdp=4
+# CPU mesh, XLA (jax 0.10.2) returned twice the gradient of an O-sharded conv kernel that follows
+# a nearest upsample; tests/train/fsdp_test.py compares with data-only training.)
+FSDP_RULES = ((r"^(params|opt_state|ema_params)/", (FSDP_AXIS, None)),)
 
 
 def make_mesh(mesh_cfg, devices=None) -> jax.sharding.Mesh:
@@ -31,11 +45,24 @@ def make_mesh(mesh_cfg, devices=None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.asarray(devices).reshape(shape), tuple(axes))
 
 
+def abstract_mesh(mesh_cfg, num_devices=None) -> AbstractMesh:
+    """config.mesh's axis sizes without devices (layouts and per-device bytes of a machine this
+    need not be): -1 is the devices left by the other axes (num_devices, default all; at
+    least 1)."""
+    axes = dict(mesh_cfg)
+    n = jax.device_count() if num_devices is None else num_devices
+    known = math.prod(s for s in axes.values() if s != -1)
+    return AbstractMesh(tuple(max(n // known, 1) if s == -1 else int(s) for s in axes.values()),
+                        tuple(axes))
+
+
 def _spec_for(path: str, shape, rules, mesh) -> P:
-    """The first rule whose regex matches `path`, if its axes divide the shape; else replicated."""
+    """The first rule whose regex matches `path`, if its axes divide the shape; else replicated.
+    An axis the mesh lacks leaves its dim whole (FSDP_RULES on a mesh without `fsdp`)."""
     for pattern, spec in rules:
         if re.search(pattern, path):
-            spec = tuple(spec)[-len(shape):] if shape else ()
+            spec = tuple(a if a in mesh.shape else None for a in spec)
+            spec = spec[-len(shape):] if shape else ()
             spec = (None,) * (len(shape) - len(spec)) + spec
             ok = all(a is None or dim % mesh.shape[a] == 0 for a, dim in zip(spec, shape))
             return P(*spec) if ok else P()
@@ -51,9 +78,32 @@ def state_shardings(abstract_state, mesh, rules=()):
     return jax.tree_util.tree_map_with_path(leaf_sharding, abstract_state)
 
 
+def batch_axes(mesh) -> tuple:
+    """The mesh axes the samples of a batch are split over: `data`, then `fsdp` if present."""
+    return tuple(a for a in BATCH_AXES if a in mesh.shape)
+
+
+def batch_devices(mesh) -> int:
+    """How many ways a batch is split: the product of the batch axes' sizes."""
+    return math.prod(mesh.shape[a] for a in batch_axes(mesh))
+
+
 def batch_sharding(mesh) -> NamedSharding:
-    """Input batches [S, A, B, ...] (sub-batch, micro-batch, sample): samples over `data`."""
-    return NamedSharding(mesh, P(None, None, DATA_AXIS))
+    """Input batches [S, A, B, ...] (sub-batch, micro-batch, sample): samples over `data` (x
+    `fsdp`)."""
+    axes = batch_axes(mesh)
+    return NamedSharding(mesh, P(None, None, axes[0] if len(axes) == 1 else axes))
+
+
+def bytes_per_device(abstract) -> tuple[int, int]:
+    """(bytes one device holds, total bytes) of an abstract state whose leaves
+    carry NamedShardings (replicated leaves count whole on every device)."""
+    per_device = total = 0
+    for leaf in jax.tree.leaves(abstract):
+        size = np.dtype(leaf.dtype).itemsize
+        total += math.prod(leaf.shape) * size
+        per_device += math.prod(leaf.sharding.shard_shape(leaf.shape)) * size
+    return per_device, total
 
 
 def describe(shardings) -> dict:
