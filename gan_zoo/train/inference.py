@@ -56,8 +56,8 @@ def param_table(params) -> tuple[list, int]:
     return lines, int(sum(int(np.prod(v.shape)) for v in flat.values()))
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.3f} GiB"
+def _bytes(mine: int, total: int) -> str:
+    return f"{mine} ({mine / 2**30:.3f} GiB) of {total} ({total / 2**30:.3f} GiB)"
 
 
 def memory_lines(abstract, mesh) -> list:
@@ -67,9 +67,9 @@ def memory_lines(abstract, mesh) -> list:
     out = [f"Mesh: {axes} ({mesh.size} devices; batch split over {sharding.batch_axes(mesh)})"]
     for group, params in sorted(abstract.params.items(), reverse=True):
         mine, total = sharding.bytes_per_device(params)
-        out.append(f"{group.upper()} parameter bytes per device: {_gib(mine)} of {_gib(total)}")
+        out.append(f"{group.upper()} parameter bytes per device: {_bytes(mine, total)}")
     mine, total = sharding.bytes_per_device(abstract)
-    out.append(f"State bytes per device: {mine} ({_gib(mine)}) of {total} ({_gib(total)})")
+    out.append(f"State bytes per device: {_bytes(mine, total)}")
     return out
 
 

@@ -21,8 +21,9 @@ BATCH_AXES = (DATA_AXIS, FSDP_AXIS)  # mesh axes that split the samples of a bat
 # slot and EMA leaf (a conv kernel's input channels I of [kh, kw, I, O], a dense kernel's inputs)
 # over `fsdp` where it divides; 1-D leaves (biases, gains), collections (w/x averages, BN stats,
 # frozen buffers), counters and the rng stay replicated. (Not the last dim: on a data=2 x fsdp=4
-# CPU mesh, XLA (jax 0.10.2) returned twice the gradient of an O-sharded conv kernel that follows
-# a nearest upsample; tests/train/fsdp_test.py compares with data-only training.)
+# CPU mesh, XLA (jax 0.10.2) returned exactly twice the gradient of one O-sharded conv kernel,
+# the first conv of tests/train/_tiny.py's G; data=4 x fsdp=2, 1 x 8 and I-sharding were exact.
+# tests/train/fsdp_test.py compares fsdp training with data-only training.)
 FSDP_RULES = ((r"^(params|opt_state|ema_params)/", (FSDP_AXIS, None)),)
 
 
