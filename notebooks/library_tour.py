@@ -67,7 +67,7 @@ from gan_zoo.config_file import load_config_file
 from gan_zoo.data import builtin
 from gan_zoo.metrics import fid_from_features
 from gan_zoo.models import biggan
-from gan_zoo.train import writers
+from gan_zoo.train import sharding, writers
 
 print("devices:", jax.devices())
 
@@ -105,12 +105,12 @@ display(Image.fromarray(writers.image_grid(fake, cols=N)).resize((N * 64, 64)))
 
 # %% [markdown]
 # ## Your own step, jitted and sharded over a mesh
-# One mesh axis `data` over every device; the batch is split along it, the parameters are
-# replicated. The D update below is a custom step (hinge loss, Adam as in BigGAN §3); XLA inserts
-# the gradient all-reduce.
+# One mesh axis `data` over every device (`-1`: all of them); the batch is split along it, the
+# parameters are replicated. The D update below is a custom step (hinge loss, Adam as in BigGAN
+# §3); XLA inserts the gradient all-reduce.
 
 # %%
-mesh = jax.make_mesh((jax.device_count(),), ("data",))
+mesh = sharding.make_mesh({"data": -1})  # axes are Auto: XLA places the collectives
 print("mesh:", dict(mesh.shape))
 batch_sharding, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 optimizer = optax.adam(config.train.lr_d, b1=0.0, b2=0.999)

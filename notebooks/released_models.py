@@ -106,7 +106,8 @@ PSI = 0.7
 seeds = list(range(8))
 c = generate.class_labels(G, CLASS, len(seeds))
 ws = generate.map_z(G, variables, generate.seed_z(seeds, G.z_dim), c, psi=PSI)
-show(generate.synthesize(G, variables, ws), cols=8)
+images = generate.synthesize(G, variables, ws)  # [8, R, R, C] in [-1, 1]
+show(images, cols=8)
 
 # %% [markdown]
 # ## Style mixing
@@ -137,7 +138,7 @@ TARGET = ""  # e.g. "/content/drive/MyDrive/me.jpg"
 LPIPS = ""  # e.g. "/content/drive/MyDrive/lpips_vgg16.npz"
 if TEST:
     TARGET = os.path.join(tempfile.mkdtemp(), "target.png")
-    Image.fromarray(writers.image_grid(generate.synthesize(G, variables, ws[:1]))).save(TARGET)
+    Image.fromarray(writers.to_uint8(images[0])).save(TARGET)  # seed 0's image
 elif not TARGET:
     from google.colab import files  # noqa: F401 (Colab only)
 
@@ -165,6 +166,7 @@ if BIGGAN:
     big = official.load_official(BIGGAN)
     z = generate_biggan.seed_z(range(8), big.G.dim_z, threshold=0.5)  # τ = 0.5
     y = np.arange(8) % big.G.n_classes
-    show(generate_biggan.render(big.G, big.g_ema_variables, z, y), cols=8)
-    zs = generate.interp_ws(z[:2, None], 8)[:, 0]
-    show(generate_biggan.render(big.G, big.g_ema_variables, zs, np.full(8, y[0])), cols=8)
+    zs = generate.interp_ws(z[:2, None], 8)[:, 0]  # z of seed 0 -> seed 1, class y[0]
+    out = generate_biggan.render(big.G, big.g_ema_variables, np.concatenate([z, zs]),
+                                 np.concatenate([y, np.full(8, y[0])]))  # one compile
+    show(out, cols=8)  # row 1: classes 0..7; row 2: interpolation

@@ -82,7 +82,6 @@ if TEST:  # the stem only, tiny widths (as tests/recipes/stylegan_xl_run_test.py
     config.model.resolution = 16
     config.model.update(z_dim=8, w_dim=16, channel_base=128, channel_max=8, stem_layers=3,
                         head_layers=3, embed_dim=8, d_embed_dim=8, d_cmap_dim=8, d_vit_width=16)
-    config.train.update(pl_start_kimg=0.0, g_reg_interval=2)
 config.checkpoint.use_async = False
 WORKDIR = tempfile.mkdtemp(prefix="sgxl_") if TEST else "/tmp/gan_zoo_stylegan_xl"
 mesh = sharding.make_mesh(config.mesh)
