@@ -160,7 +160,8 @@ class SynthesisBlock(nn.Module):
             img = ops.upsample2d(img, ops.setup_filter(DEFAULT_FILTER), **kw)
         if self.num_torgb:
             y = ToRGBLayer(self.img_channels, conv_clamp=self.conv_clamp, style_split=True,
-                           weight_init=0.1, name="torgb", **kw)(x, ws[-1]).astype(jnp.float32)
+                           weight_init=0.1, name="torgb", **kw)(x, ws[-1], fused_modconv)
+            y = y.astype(jnp.float32)
             img = y if img is None else img + y
         return x, img
 
