@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "clu",
     "tensorboard",  # clu's TensorBoard writer imports it
     "pillow",
+    "grain",  # data.loader='grain': the random-access input pipeline (gan_zoo/data/grain_source)
     "scikit-learn",  # the built-in `digits` dataset ships inside it
     "scikit-image",  # the built-in `photos` dataset ships inside it
     "safetensors",  # feature-net loaders read timm / open_clip .safetensors (numpy API, no torch)

@@ -73,6 +73,9 @@ def data_config(p: dict) -> ml_collections.ConfigDict:
         name=p["data"], data_dir="", split="train", flip=p.get("flip", False),
         # a dataset prepared by gan_zoo.tools.dataset, or an NVlabs zip / folder (wins over name)
         path="",
+        # 'grain': data.path and the built-ins read through Grain (gan_zoo/data/grain_source.py;
+        # the same batches as 'native', the hand-written readers); other sources ignore it
+        loader="grain",
         shuffle_buffer=10_000, prefetch=2,
         # undecodable images skipped (each logged) before the run stops: < 1 a fraction of the
         # dataset, >= 1 a count

@@ -142,7 +142,7 @@ class ArchiveSource:
                     f"--dest=<out.zip> --resolution={self.resolution}")
             return
 
-    def _load_into(self, out: np.ndarray, index: int, flip: bool) -> bool:
+    def load_into(self, out: np.ndarray, index: int, flip: bool) -> bool:
         """Decodes image `index` into out (float32 [r, r, 3] in [-1, 1], x-flipped if `flip`);
         False when it does not decode or has another size (out left as is)."""
         try:
@@ -154,19 +154,30 @@ class ArchiveSource:
         out[...] = to_float(img[:, ::-1] if flip else img)
         return True
 
-    def _order(self, layout: Layout, epoch: int) -> np.ndarray:
+    def order(self, layout: Layout, epoch: int) -> np.ndarray:
         """Archive indices of this host's images in epoch `epoch`'s order."""
         own = np.arange(layout.process_index, len(self.archive.names), layout.process_count)
         rng = np.random.default_rng([self.seed, layout.process_index, epoch])
         return own[rng.permutation(len(own))]
 
-    def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
-        """Step after step from start_step; the next PREFETCH_STEPS steps decode meanwhile."""
-        layout.check()
+    def host_images(self, layout: Layout) -> int:
+        """How many images host layout.process_index reads (every process_count-th)."""
         n_host = len(range(layout.process_index, len(self.archive.names), layout.process_count))
         if not n_host:
             raise ValueError(f"{self.where}: {len(self.archive.names)} images, fewer than the "
                              f"{layout.process_count} hosts")
+        return n_host
+
+    def flips(self, layout: Layout, step: int, n: int) -> np.ndarray:
+        """Whether each of the n examples of step `step` is x-flipped (seed, host, step)."""
+        if not self.data_cfg.flip:
+            return np.zeros(n, bool)
+        return np.random.default_rng([self.seed, layout.process_index, step]).random(n) < 0.5
+
+    def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
+        """Step after step from start_step; the next PREFETCH_STEPS steps decode meanwhile."""
+        layout.check()
+        n_host = self.host_images(layout)
         shape = (layout.sub_batches, layout.accum, layout.local_batch)
         bad = BadRecords(bad_record_limit(self.data_cfg, len(self.archive.names)), self.where)
         orders = {}  # epoch -> this host's order (the live ones only)
@@ -176,7 +187,7 @@ class ArchiveSource:
             stream = np.arange(step * per_step, (step + 1) * per_step)
             epochs = stream // n_host
             for e in set(epochs.tolist()) - set(orders):
-                orders[e] = self._order(layout, e)
+                orders[e] = self.order(layout, e)
             idx = np.array([orders[e][i % n_host] for e, i in zip(epochs, stream)])
             for e in [e for e in orders if e < epochs[0]]:
                 del orders[e]
@@ -196,12 +207,9 @@ class ArchiveSource:
     def _submit(self, pool, idx: np.ndarray, step: int, layout: Layout) -> tuple:
         """Starts decoding step `step`'s images: (idx, float32 [n, r, r, 3], futures)."""
         r = self.resolution
-        flips = np.zeros(len(idx), bool)
-        if self.data_cfg.flip:
-            flips = np.random.default_rng([self.seed, layout.process_index, step]).random(
-                len(idx)) < 0.5
+        flips = self.flips(layout, step, len(idx))
         images = np.zeros((len(idx), r, r, 3), np.float32)
-        futures = [pool.submit(self._load_into, images[j], i, f)
+        futures = [pool.submit(self.load_into, images[j], i, f)
                    for j, (i, f) in enumerate(zip(idx, flips))]
         return idx, images, futures
 

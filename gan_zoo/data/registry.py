@@ -4,11 +4,13 @@ source modules (sources, archive, captions, tf_sources), none of them imports it
 Selection: `data.path` (a dataset tool output or an NVlabs zip/folder) wins; otherwise
 `data.name` is a built-in ('digits', 'photos'), a caption source, 'folder' (data.data_dir), a
 dataset that must be prepared with the dataset tool (PREPARE: the paper presets), or a TFDS name.
+`data.loader='grain'` serves the random-access ones (data.path, built-ins) through Grain
+(grain_source); the stream sources keep their own readers.
 """
 
 import os
 
-from gan_zoo.data import archive, sources
+from gan_zoo.data import archive, grain_source, sources
 
 # Datasets of the paper presets that exist only as downloads: where to get the images and the
 # dataset tool arguments that prepare them ({r} = config.model.resolution).
@@ -43,7 +45,8 @@ def prepare_error(name: str, resolution: int) -> FileNotFoundError:
 
 def check_prepared(data_cfg, resolution: int) -> None:
     """Cheap checks a run makes before it builds any state: data.path exists, and a PREPARE
-    dataset has one (else the commands that prepare it)."""
+    dataset has one (else the commands that prepare it); data.loader is known."""
+    grain_source.check_loader(data_cfg)
     path = data_cfg.get("path", "")
     if path and not os.path.exists(os.path.expanduser(path)):
         raise FileNotFoundError(f"data.path={path!r}: no such zip or folder (prepare one with "
@@ -55,11 +58,11 @@ def check_prepared(data_cfg, resolution: int) -> None:
 def make_source(data_cfg, resolution: int, seed: int):
     """The source data_cfg selects (see the module docstring)."""
     check_prepared(data_cfg, resolution)
-    if data_cfg.get("path", ""):
-        return archive.archive_source(data_cfg, resolution, seed)
+    if data_cfg.get("path", ""):  # random access: data.loader picks Grain or the native loader
+        return grain_source.wrap(data_cfg, archive.archive_source(data_cfg, resolution, seed))
     name = data_cfg.name
     if name in sources.BUILTIN:
-        return sources.BUILTIN[name](data_cfg, resolution, seed)
+        return grain_source.wrap(data_cfg, sources.BUILTIN[name](data_cfg, resolution, seed))
     from gan_zoo.data import captions  # noqa: PLC0415 (image-caption sources, StyleGAN-T)
 
     if name in captions.SOURCES:

@@ -58,21 +58,25 @@ class InMemorySource:
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
         layout.check()
+        step = start_step
+        while True:
+            yield self.step_batch(layout, step)
+            step += 1
+
+    def step_batch(self, layout: Layout, step: int) -> dict:
+        """This host's batch of train step `step` (a pure function of seed and step)."""
         shape = (layout.sub_batches, layout.accum, layout.batch)
         n = int(np.prod(shape))
         # Deterministic per-host sharding: host p takes samples [p*b, (p+1)*b) of each micro-batch.
         owner = np.arange(layout.batch) // layout.local_batch
         keep = np.broadcast_to(owner == layout.process_index, shape).reshape(-1)
         local = shape[:2] + (layout.local_batch,)
-        step = start_step
-        while True:
-            rng = np.random.default_rng([self.seed, step])
-            images, labels = self.draw(rng, n, keep)
-            flips = rng.random(n)[keep] < 0.5 if self.flip else np.zeros(keep.sum(), bool)
-            images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
-            yield {"image": to_float(images).reshape(local + images.shape[1:]),
-                   "label": labels.astype(np.int32).reshape(local)}
-            step += 1
+        rng = np.random.default_rng([self.seed, step])
+        images, labels = self.draw(rng, n, keep)
+        flips = rng.random(n)[keep] < 0.5 if self.flip else np.zeros(keep.sum(), bool)
+        images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
+        return {"image": to_float(images).reshape(local + images.shape[1:]),
+                "label": labels.astype(np.int32).reshape(local)}
 
 
 class BadRecordsError(ValueError):

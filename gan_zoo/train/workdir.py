@@ -29,7 +29,8 @@ HEARTBEAT_S = 60.0  # how often the holder refreshes the lock's mtime
 STALE_AFTER_S = 600.0  # a lock from another host unrefreshed this long is stale
 # Config keys whose change never alters the state: shown as a diff on resume, never an error.
 HARMLESS_PREFIXES = ("train.num_steps", "log.", "eval.", "checkpoint.", "sample.", "data.data_dir",
-                     "data.prefetch", "allow_reset", "force_unlock", "matmul_precision")
+                     "data.prefetch", "data.loader", "allow_reset", "force_unlock",
+                     "matmul_precision")
 
 
 # ----- Lock -----
