@@ -1,6 +1,7 @@
 """Input pipelines: the built-in offline datasets (`digits`, `photos`), NVlabs-layout zips and
 folders (`data.path`, gan_zoo.tools.dataset), TFDS by name, image folders; per-host sharding and
-prefetch to devices. TensorFlow is imported only by tf_sources."""
+prefetch to devices. data.loader='grain' reads the random-access ones (data.path, built-ins)
+through Grain (grain_source). TensorFlow is imported only by tf_sources, Grain only when used."""
 
 from gan_zoo.data.pipeline import prefetch_to_devices
 from gan_zoo.data.registry import check_prepared, make_source

@@ -65,7 +65,9 @@ class GrainSource:
                             f"{type(source).__name__}")
         self.source = source
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # only for names GrainSource itself lacks
+        if name == "source":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.source, name)
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
