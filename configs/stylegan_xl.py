@@ -75,6 +75,9 @@ def base(p: dict) -> ml_collections.ConfigDict:
         channel_max=p.get("channel_max", 0), stem_layers=p.get("stem_layers", 0),
         head_layers=p.get("head_layers", 0), embed_rows=p.get("embed_rows", 0),
         embed_dim=p.get("embed_dim", 0),
+        # Pretrained class table for G (official in_embeddings/tf_efficientnet_lite0.pkl or an
+        # .npz 'embed' [rows, E]); "" = random init (logged when a file is used).
+        embed_weights="",
         num_fp16_res=p["num_fp16_res"], fp16_dtype="auto", fused_modconv="auto",
         # Projected D (spec §1.4): backbones in logit order; ViT sizes 0 = DeiT-base's.
         d_backbones=p.get("d_backbones", "deit_base_distilled_patch16_224,tf_efficientnet_lite0"),

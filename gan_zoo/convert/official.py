@@ -14,6 +14,9 @@ Families (from the pickle's class names, its module children and kwargs):
   `networks_stylegan3`): `G`, `G_ema`, `D` persistent objects; a synthesis network with an
   `input` layer is StyleGAN3 (T or R by its kwargs), one with `b4` is StyleGAN2. The
   stylegan2-ada-pytorch Generator nests `synthesis_kwargs`; it is flattened.
+- StyleGAN-XL pickles (autonomousvision/stylegan_xl `networks_stylegan3_resetting`): a stem
+  `Generator` (its mapping takes `rand_embedding`) or a grown `SuperresGenerator`; G and G_ema
+  are loaded (`gan_zoo.convert.stylegan_xl`), the Projected D is skipped with a warning.
 - BigGAN-PyTorch checkpoints: `G_ema.pth`, `G.pth`, `D.pth` (zip or pre-1.6 format) with the run's
   `config` from `state_dict.pth` beside them (or `biggan_kwargs`); `config['model']` (or the deep
   blocks' `conv4`) tells BigGAN from BigGAN-deep.
@@ -37,7 +40,7 @@ __all__ = ["OfficialNetworks", "UnsafePickleError", "load_official", "read_pickl
 
 @dataclasses.dataclass
 class OfficialNetworks:
-    family: str  # "stylegan2" | "stylegan3" | "biggan" | "biggan_deep"
+    family: str  # "stylegan2" | "stylegan3" | "stylegan_xl" | "biggan" | "biggan_deep"
     path: str  # the file (or BigGAN checkpoint folder) read
     G: object  # gan_zoo flax module of the generator
     g_variables: Optional[dict]  # from the file's G (None if absent)
@@ -74,17 +77,18 @@ _XL_KWARGS = {"rand_embedding", "path_stem", "head_layers", "up_factor", "embed_
 
 
 def _nvlabs_family(rec: PersistentObject, where: str) -> str:
+    if isinstance(rec, PersistentObject) and rec.class_name == "SuperresGenerator":
+        return "stylegan_xl"
     if not isinstance(rec, PersistentObject) or rec.class_name != "Generator":
         name = getattr(rec, "class_name", type(rec).__name__)
         raise ValueError(f"{where}: generator record is {name!r}, expected a persistent "
-                         "'Generator' (unsupported network family)")
+                         "'Generator' or StyleGAN-XL 'SuperresGenerator' (unsupported "
+                         "network family)")
     syn = rec.modules.get("synthesis")
     children = set(getattr(syn, "modules", {}) or {})
     kw = rec.init_kwargs
-    xl = set(kw) & _XL_KWARGS or set(kw.get("mapping_kwargs") or {}) & _XL_KWARGS
-    if xl:
-        raise ValueError(f"{where}: a StyleGAN-XL generator (kwargs {sorted(xl)}): not "
-                         "supported yet (unsupported network family)")
+    if set(kw) & _XL_KWARGS or set(kw.get("mapping_kwargs") or {}) & _XL_KWARGS:
+        return "stylegan_xl"
     if "input" in children and getattr(syn, "class_name", "") == "SynthesisNetwork":
         return "stylegan3"
     if "b4" in children and getattr(syn, "class_name", "") == "SynthesisNetwork":
@@ -190,6 +194,8 @@ def _load_nvlabs(path: str) -> OfficialNetworks:
     if g_rec is None:
         raise ValueError(f"{path}: no 'G_ema' or 'G' network (keys {sorted(data)})")
     family = _nvlabs_family(g_rec, path)
+    if family == "stylegan_xl":
+        return _load_xl(path, data, nets, g_rec)
     conv = sg3c if family == "stylegan3" else sg2c
     G = conv.generator_from_kwargs(_stylegan_kwargs(g_rec, "G", path))
     gv = {k: _convert(conv.convert_state_dict, nets[k].state_dict, G, k, path)
@@ -199,6 +205,26 @@ def _load_nvlabs(path: str) -> OfficialNetworks:
     kwargs = {k: nets[k].init_kwargs for k in ("G", "D") if nets[k] is not None}
     kwargs.setdefault("G", g_rec.init_kwargs)
     return OfficialNetworks(family, path, G, gv["G"], gv["G_ema"], D, dv, kwargs, extra)
+
+
+def _load_xl(path: str, data: dict, nets: dict, g_rec) -> OfficialNetworks:
+    """StyleGAN-XL (stem Generator or SuperresGenerator): G and G_ema; the Projected D is not
+    ported as an official network (warned, extra['D_skipped'])."""
+    from gan_zoo.convert import stylegan_xl as xlc  # noqa: PLC0415
+
+    G, meta = xlc.generator_from_record(g_rec, path)
+    gv = {k: _convert(xlc.convert_state_dict, nets[k].state_dict, G, k, path)
+          if nets[k] is not None else None for k in ("G", "G_ema")}
+    extra = {**_nvlabs_extra(data, g_rec), **meta, "source_repo": "stylegan_xl",
+             "c_dim": G.c_dim, "resolution": G.img_resolution}
+    if nets["D"] is not None:
+        why = (f"D is {getattr(nets['D'], 'class_name', type(nets['D']).__name__)!r}; the "
+               "StyleGAN-XL Projected D is not loaded from official files")
+        warnings.warn(f"{path}: {why}: loading G only", stacklevel=3)
+        extra["D_skipped"] = why
+    kwargs = {"G": g_rec.init_kwargs, "G_synthesis": meta["stem_kwargs"]}
+    return OfficialNetworks("stylegan_xl", path, G, gv["G"], gv["G_ema"], None, None, kwargs,
+                            extra)
 
 
 # ----------------------------------------------------------------------------------------------

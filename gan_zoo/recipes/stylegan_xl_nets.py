@@ -169,6 +169,22 @@ def classifier_variables(config, clf: Classifier, key) -> dict:
     return clf.net.init(key, x)
 
 
+def with_class_embedding(g_params: dict, path: str) -> dict:
+    """G params whose class table is the pretrained one in `path` (config.model.embed_weights;
+    official: in_embeddings/tf_efficientnet_lite0.pkl, SG-XL §3.1). The shape must equal G's
+    table (config.model.embed_rows x embed_dim; paper 1000 x 320)."""
+    from gan_zoo.convert import stylegan_xl as conv_xl  # noqa: PLC0415
+
+    table = conv_xl.read_class_embedding(path)
+    old = g_params["mapping"]["embed"]["embedding"]
+    if tuple(table.shape) != tuple(old.shape):
+        raise ValueError(f"config.model.embed_weights={path}: class table {list(table.shape)}, "
+                         f"the G's is {list(old.shape)} (config.model.embed_rows, embed_dim)")
+    log.info("StyleGAN-XL G class embedding %s: from %s", list(table.shape), path)
+    embed = {**g_params["mapping"]["embed"], "embedding": jnp.asarray(table, old.dtype)}
+    return {**g_params, "mapping": {**g_params["mapping"], "embed": embed}}
+
+
 def _check_same_shapes(want, got, what: str) -> None:
     a = traverse_util.flatten_dict(want, sep="/")
     b = traverse_util.flatten_dict(got, sep="/")
