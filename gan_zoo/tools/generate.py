@@ -7,6 +7,8 @@
     python -m gan_zoo.tools.generate --network=ffhq.npz --mode=interp --seeds=1,2,3 --frames=16 \
         --outdir=out
     python -m gan_zoo.tools.generate --workdir=/tmp/run --config=configs/stylegan2.py:smoke ...
+    python -m gan_zoo.tools.generate --workdir=/tmp/t --config=configs/stylegan_t.py:digits_text \
+        --prompt="a handwritten digit seven" --seeds=0-3 --trunc=0.7 --outdir=out  (generate_text)
 
 Mix and interp (gan_zoo.tools.edit) take classes for a conditional G: `--row_classes`,
 `--col_classes`, and `--classes` for class interpolation between (seed, class) keyframes.
@@ -456,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mp4", type=int, default=0, help="interp: also interp.mp4 at this "
                         "fps (needs imageio-ffmpeg)")
     parser.add_argument("--batch_size", type=int, default=8)
+    from gan_zoo.tools import generate_text
+
+    generate_text.add_prompt_flags(parser)  # --prompt, --style: StyleGAN-T runs
     return parser
 
 
@@ -463,6 +468,13 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.prompt:  # text-to-image (StyleGAN-T workdir): gan_zoo.tools.generate_text
+            from gan_zoo.tools import generate_text
+
+            os.makedirs(args.outdir, exist_ok=True)
+            paths = generate_text.run(args)
+            print(f"wrote {len(paths)} images to {args.outdir}")
+            return 0
         G, variables = network_from_args(args)
         if args.latents and args.mode != "mix" and is_stylegan(G):
             variables = with_latent_noise(args.latents, variables, args.noise_mode)
