@@ -187,6 +187,7 @@ def write_workdir(nets, out: str, config_text=None) -> tuple:
 # Plain state dicts.
 
 _CLASS_NAMES = {"stylegan2": "training.networks.{}", "stylegan3": "training.networks_stylegan3.{}",
+                "stylegan_xl": "training.networks_stylegan3_resetting.{}",
                 "biggan": "BigGAN.{}", "biggan_deep": "BigGANdeep.{}"}
 
 
@@ -194,7 +195,7 @@ def raw_state_dicts(nets) -> dict:
     """{'G' | 'G_ema' | 'D': {torch name: array}} exactly as stored in the file."""
     from gan_zoo.convert import official  # noqa: PLC0415
 
-    if nets.family in ("stylegan2", "stylegan3"):
+    if nets.family in ("stylegan2", "stylegan3", "stylegan_xl"):
         data = official.read_pickle(nets.path)
         return {k: dict(data[k].state_dict) for k in ("G", "G_ema", "D")
                 if data.get(k) is not None}
