@@ -67,7 +67,7 @@ from PIL import Image
 from gan_zoo import train
 from gan_zoo.config_file import load_config_file
 from gan_zoo.tools import generate
-from gan_zoo.train import inference, sharding, writers
+from gan_zoo.train import sharding, writers
 
 print("devices:", jax.devices())
 
@@ -99,22 +99,24 @@ for step, metrics in history[-3:]:
 
 # %% [markdown]
 # ## Samples by class (one class per column)
+# The EMA generator of the latest checkpoint as a plain Flax module and its variables:
+# `G.map` (z, one-hot class -> ws) and `G.synthesize` (ws -> image).
 
 # %%
-n_classes = config.model.n_classes
-labels = np.tile(np.arange(n_classes), 2 if TEST else 5)
-images, _ = inference.sample(config, WORKDIR, num=len(labels), labels=labels)
-grid = writers.image_grid(images / 127.5 - 1.0, cols=n_classes)
+G, variables = generate.load_workdir(WORKDIR, config)
+labels = np.tile(np.arange(G.c_dim), 2 if TEST else 5)
+onehot = np.eye(G.c_dim, dtype=np.float32)[labels]
+ws = generate.map_z(G, variables, generate.seed_z(range(len(labels)), G.z_dim), onehot)
+grid = writers.image_grid(generate.synthesize(G, variables, ws), cols=G.c_dim)
 display(Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST))
 
 # %% [markdown]
 # ## Style mixing and interpolation in W
-# The EMA generator of the latest checkpoint as a plain Flax module and its variables; rows take
-# the coarse styles of each column's seed.
+# Rows take the coarse styles (the first half of the w's) of each column's seed; then a walk
+# in W between two seeds. All of digit 3, ψ = 0.7 toward that class's average w.
 
 # %%
-G, variables = generate.load_workdir(WORKDIR, config)
-c = generate.class_labels(G, 3, 6)  # digit 3
+c = generate.class_labels(G, 3, 6)
 ws = np.asarray(generate.map_z(G, variables, generate.seed_z(range(6), G.z_dim), c, psi=0.7))
 mixed = generate.mix_ws(ws[:2], ws[2:6], list(range(G.num_ws // 2)))
 images = generate.synthesize(G, variables, mixed.reshape(-1, *mixed.shape[2:]))
