@@ -1,0 +1,164 @@
+"""StyleGAN-T recipe and configs (gan_zoo/recipes/stylegan_t.py, configs/stylegan_t.py) through
+the trainer on the digits_text,smoke preset (stages primary 16^2 x 2 steps, text-encoder 16^2 x 1,
+primary 32^2 x 2; batch 8): the CLI trains every stage; the text encoder changes only in the text
+stage while G and D stay frozen there; a run interrupted at both stage boundaries resumes bit for
+bit; sampling from the CLI's workdir by prompt ids, tokens and embeddings agrees; the paper
+presets' schedules and weight-file errors. Slow (three stage compiles, shared through the
+persistent compilation cache by the CLI run and the in-process runs)."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import stylegan_t as t_config
+from gan_zoo.recipes import stylegan_t as rt
+from gan_zoo.train import loop, sharding
+from tests.conftest import REPO
+
+OVERRIDES = {"checkpoint.use_async": False, "checkpoint.every_steps": 100, "log.every_steps": 1,
+             "matmul_precision": "highest"}
+STEPS = 5  # primary16: steps 0-1, text16: step 2, primary32: steps 3-4
+PRESET = "digits_text,smoke"
+
+
+def _config(**extra):
+    c = t_config.get_config(PRESET)
+    for key, value in {**OVERRIDES, **extra}.items():
+        *path, leaf = key.split(".")
+        node = c
+        for p in path:
+            node = node[p]
+        node[leaf] = value
+    return c
+
+
+def _flat(tree) -> dict:
+    """{path: numpy leaf} of any pytree (optimizer states included)."""
+    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves}
+
+
+def _same(a, b) -> bool:
+    fa, fb = _flat(a), _flat(b)
+    return fa.keys() == fb.keys() and all(np.array_equal(fa[k], fb[k]) for k in fa)
+
+
+def _changed(before, after) -> list:
+    """Leaves of `after` present in `before` with the same shape whose values differ."""
+    fa, fb = _flat(before), _flat(after)
+    return [k for k in fb if k in fa and fa[k].shape == fb[k].shape
+            and not np.array_equal(fa[k], fb[k])]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sgt_cli")
+    args = [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
+    cmd = [sys.executable, str(REPO / "experiments" / "main.py"),
+           f"--config=configs/stylegan_t.py:{PRESET}", f"--workdir={workdir}", *args]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800,
+                         env=dict(os.environ))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir, out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """In-process: an uninterrupted run, and one stopped after each stage (2, 3) and resumed."""
+    full, _ = loop.run(_config(), str(tmp_path_factory.mktemp("sgt_full")))
+    workdir = str(tmp_path_factory.mktemp("sgt_chain"))
+    config = _config()
+    recipe = loop.make_run_recipe(config)
+    init = loop.StageLayouts(recipe, config, sharding.make_mesh(config.mesh)).at_step(0).init()
+    states = [init]
+    for stop in (2, 1, 2):
+        states.append(loop.run(_config(), workdir, stop_after=stop)[0])
+    return full, states
+
+
+@pytest.mark.slow
+def test_cli_trains_every_stage(cli_run):
+    workdir, log = cli_run
+    assert "RANDOM init (no weight file)" in log  # digits_text: random towers, logged
+    for name in ("00000002_end_primary16.png", "00000003_end_text16.png"):
+        assert (workdir / "samples" / name).is_file(), sorted(os.listdir(workdir / "samples"))
+    assert (workdir / "checkpoints" / str(STEPS)).is_dir()
+
+
+@pytest.mark.slow
+def test_resume_is_bit_identical(chain):
+    full, states = chain
+    assert [int(s.step) for s in states] == [0, 2, 3, STEPS]
+    assert _same(full.params, states[-1].params)
+    assert _same(full.ema_params, states[-1].ema_params)
+    assert _same(full.opt_state, states[-1].opt_state)
+    assert _same(full.collections, states[-1].collections)
+
+
+@pytest.mark.slow
+def test_only_the_text_encoder_trains_in_the_text_stage(chain):
+    _, (s0, s2, s3, s5) = chain
+    text = lambda s: s.params["g"]["text"]  # noqa: E731
+    # G's encoder starts as the frozen CLIP's, stays frozen in primary stages.
+    assert _same(text(s0), s0.collections["clip"]["params"]["text"])
+    assert _same(text(s0), text(s2)) and _same(text(s3), text(s5))
+    assert _changed(text(s2), text(s3))  # trained in the text stage
+    # G's synthesis/mapping and D: trained in primary stages, frozen in the text stage.
+    assert _changed(s0.params["g"]["G"], s2.params["g"]["G"])
+    assert _changed(s0.params["d"], s2.params["d"])
+    assert not _changed(s2.params["g"]["G"], s3.params["g"]["G"])  # (32^2 grown, 16^2 kept)
+    assert _same(s2.params["d"], s3.params["d"])
+    assert _changed(s3.params["g"]["G"], s5.params["g"]["G"])
+    # The original CLIP (D's and the CLIP loss's conditioning) never changes.
+    assert _same(s0.collections["clip"], s5.collections["clip"])
+
+
+@pytest.mark.slow
+def test_sampling_by_prompt_id_tokens_and_embedding_agree(cli_run):
+    workdir, _ = cli_run
+    config = _config()
+    recipe, state, step = loop.restore_run(config, str(workdir), sharding.make_mesh({"data": 1}))
+    assert step == STEPS
+    prompts = list(config.sample.prompts)
+    c = rt.encode_prompts(recipe, state, prompts[3:5])
+    assert c.shape == (2, recipe.networks["g"].G.c_dim)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(c), axis=1), 1.0, rtol=1e-5)
+    TG = recipe.networks["g"]
+    tokens = rt.nets_lib.tokenize(prompts[3:5], TG.text.context_length)
+    key, cols = jax.random.PRNGKey(3), state.collections["g"]
+    fn = jax.jit(recipe.sample_fn, static_argnums=3)
+    by_id = fn(state, key, np.array([3, 4], np.int32), 1.0, cols)
+    by_tokens = fn(state, key, tokens, 1.0, cols)
+    by_embed = fn(state, key, c, 1.0, cols)
+    assert by_id.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(np.asarray(by_id), np.asarray(by_tokens))
+    np.testing.assert_allclose(np.asarray(by_id), np.asarray(by_embed), atol=1e-5)
+    other = fn(state, key, np.array([5, 6], np.int32), 1.0, cols)
+    assert not np.allclose(np.asarray(by_id), np.asarray(other))  # the prompt changes the image
+
+
+def test_paper_presets():
+    full = t_config.get_config("full512")
+    plan = rt.parse_schedule(full.train.schedule, full.model.resolution)
+    # App. A Table 5: 292k iterations of 2048 images; the text stage at 64^2 after the primary.
+    assert sum(s.steps for s in plan) == 292_000 and full.train.batch_size == 2048
+    assert [s.name for s in plan][2:5] == ["primary64", "text64", "primary128"]
+    lite = t_config.get_config("lite64")
+    assert (lite.train.lr_g, lite.train.lr_d, lite.train.b1, lite.train.b2) == \
+        (0.002, 0.002, 0.0, 0.99)
+    assert (lite.train.clip_weight, lite.train.clip_weight_text, lite.train.lr_text) == \
+        (0.2, 50.0, 3e-6)
+    with pytest.raises(FileNotFoundError, match="config.model.clip_weights"):
+        rt.make_recipe(lite)
+
+
+@pytest.mark.parametrize("schedule,match", [
+    ("primary@16:10", "must end at"), ("primary@32:5,primary@16:5", "shrinks"),
+    ("prime@32:4", "bad stage"), ("primary@32", "bad stage")])
+def test_schedule_errors(schedule, match):
+    with pytest.raises(ValueError, match=match):
+        rt.parse_schedule(schedule, 32)
