@@ -53,10 +53,11 @@ def _timed(fn, args, rounds: int) -> float:
     return statistics.median(times)
 
 
-def generator_fn(G, psi: float):
-    """jit(variables, z, c) -> images [N, R, R, 3]: mapping + synthesis, constant noise."""
+def generator_fn(G, psi: float, fused=None):
+    """jit(variables, z, c) -> images [N, R, R, 3]: mapping + synthesis, constant noise.
+    fused: the modulated convs as one grouped conv per layer (None: the model default, True)."""
     def sample(variables, z, c):
-        img, _ = G.apply(variables, z, c, psi=psi, noise_mode="const")
+        img, _ = G.apply(variables, z, c, psi=psi, noise_mode="const", fused_modconv=fused)
         return img
     return jax.jit(sample)
 
@@ -69,14 +70,14 @@ def _gen_inputs(G, batch: int, mesh: Mesh):
     return jax.device_put(z, shard), jax.device_put(c, shard)
 
 
-def bench_generator(variant: str, batches, rounds: int, psi: float) -> list:
+def bench_generator(variant: str, batches, rounds: int, psi: float, fused=None) -> list:
     """[(batch, seconds per call)] for G of `variant`."""
     G = stylegan_t.generator(variant)
     z1, c1 = jnp.zeros((1, G.z_dim)), jnp.zeros((1, G.c_dim))
     variables = jax.jit(G.init)(jax.random.PRNGKey(0), z1, c1)
     n_params = sum(x.size for x in jax.tree.leaves(variables["params"]))
     print(f"{variant}: {G.img_resolution}^2, {n_params / 1e6:.1f}M G parameters")
-    fn, out = generator_fn(G, psi), []
+    fn, out = generator_fn(G, psi, fused), []
     for batch in batches:
         mesh = _mesh_for(batch)
         params = jax.device_put(variables, NamedSharding(mesh, PartitionSpec()))
@@ -135,13 +136,17 @@ def main(argv=None):
     p.add_argument("--text", default="ViT-L-14", help="clip.VARIANTS name; '' skips the text "
                    "encoder")
     p.add_argument("--cost_only", default="", help="variants to report FLOPs/bytes for, unrun")
+    p.add_argument("--fused_modconv", default="auto", choices=("auto", "true", "false"),
+                   help="auto: the model default (fused = grouped conv; on XLA CPU a grouped conv "
+                   "over a batch > 1 was ~100x slower per image than batch 1)")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",") if b]
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} "
           f"({jax.default_backend()}), jax {jax.__version__}")
     results = {}
     for variant in [v for v in args.variants.split(",") if v]:
-        results[variant] = bench_generator(variant, batches, args.rounds, args.psi)
+        fused = {"auto": None, "true": True, "false": False}[args.fused_modconv]
+        results[variant] = bench_generator(variant, batches, args.rounds, args.psi, fused)
     for variant in [v for v in args.cost_only.split(",") if v]:
         results[f"{variant}:cost"] = cost_only(variant, args.psi)
     if args.text:
