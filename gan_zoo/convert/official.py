@@ -61,7 +61,16 @@ def read_pickle(path) -> dict:
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"official network pickle: no file at {path}")
-    data = torch_pickle.read_plain_pickle(path)
+    try:
+        data = torch_pickle.read_plain_pickle(path)
+    except UnsafePickleError as e:
+        if not any(f"'{m}" in str(e) for m in _PROJECTED_D_MODULES):
+            raise
+        raise UnsafePickleError(
+            f"{path}: {e}. This looks like a StyleGAN-XL / Projected GAN training snapshot: its "
+            "Projected D is a plain torch module (pg_modules, timm), which the safe reader "
+            "does not load. Save the generator alone with the official code, e.g. "
+            "pickle.dump({'G_ema': legacy.load_network_pkl(f)['G_ema']}, out)") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not an NVlabs network pickle (top level is "
                          f"{type(data).__name__}, expected a dict)")
@@ -70,6 +79,9 @@ def read_pickle(path) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 # NVlabs pickles.
+
+# Modules of the StyleGAN-XL Projected D's (non-persistent) classes in a training snapshot.
+_PROJECTED_D_MODULES = ("pg_modules.", "timm.", "feature_networks.", "torchvision.", "dill.")
 
 # Kwargs only StyleGAN-XL's generators take (autonomousvision/stylegan_xl train.py,
 # networks_stylegan3_resetting.py: class embedding, superresolution stages).

@@ -292,10 +292,14 @@ def _g_optimizer(t, G):
     return skip_zero_grads(tx), lr
 
 
-def init_g(G, key, n_classes: int) -> dict:
-    """Fresh variables of a stage's G (params and collections)."""
+def init_g(G, key, n_classes: int, embed_weights: str = "") -> dict:
+    """Fresh variables of a stage's G (params and collections); the class table from
+    `embed_weights` (config.model.embed_weights) when given, as the official G (SG-XL §3.1)."""
     z = jnp.zeros((2, G.z_dim), jnp.float32)
-    return dict(G.init({"params": key}, z, _one_hot(jnp.zeros((2,), jnp.int32), n_classes)))
+    g_vars = dict(G.init({"params": key}, z, _one_hot(jnp.zeros((2,), jnp.int32), n_classes)))
+    if embed_weights and n_classes > 0:
+        g_vars["params"] = nets_lib.with_class_embedding(g_vars["params"], embed_weights)
+    return g_vars
 
 
 def _pin_frozen_ema(G, state):
@@ -306,17 +310,8 @@ def _pin_frozen_ema(G, state):
     return state.replace(ema_params=ema)
 
 
-def _generator_of(g_params, gens: tuple):
-    """The G of `gens` whose ToRGB layer is in g_params (the stage that state is in)."""
-    names = g_params["synthesis"]
-    for G in gens:
-        if G.table().layers[-1].name in names:
-            return G
-    raise ValueError(f"stylegan_xl: no stage generator has the layers {sorted(names)}")
-
-
-def _stage_recipe(config, G, D, clf, stage: XLStage, gens: tuple) -> tuple:
-    """(Recipe, _Parts) of one stage; gens: the G of every stage (for sample_fn)."""
+def _stage_recipe(config, G, D, clf, stage: XLStage) -> tuple:
+    """(Recipe, _Parts) of one stage."""
     m, t = config.model, config.train
     nets = _Nets(G, D, clf, config, stage)
     tx_g, lr_g = _g_optimizer(t, G)
@@ -325,7 +320,7 @@ def _stage_recipe(config, G, D, clf, stage: XLStage, gens: tuple) -> tuple:
 
     def init_state(rng, config) -> GANState:
         kg, kd, kc, krun = jax.random.split(rng, 4)
-        g_vars = init_g(G, kg, m.n_classes)
+        g_vars = init_g(G, kg, m.n_classes, m.get("embed_weights", ""))
         x = jnp.zeros((2, stage.res, stage.res, 3), jnp.float32)
         c = _one_hot(jnp.zeros((2,), jnp.int32), m.n_classes)
         d_vars = dict(D.init({"params": kd}, x, c, train=False))  # weight files: load_frozen
@@ -340,12 +335,11 @@ def _stage_recipe(config, G, D, clf, stage: XLStage, gens: tuple) -> tuple:
 
     def sample_fn(state, key, labels, truncation, collections):
         """EMA-G samples, class-conditional truncation ψ toward the class's w_avg (SG-XL §4.1;
-        truncation <= 0: ψ = 1) -> [N, res, res, 3]. The G is the one whose layers the state
-        holds: the trainer renders a stage's end grid with the next stage's sample_fn."""
-        G_s = _generator_of(state.ema_params, gens)
-        z = jax.random.normal(key, (labels.shape[0], G_s.z_dim), jnp.float32)
+        truncation <= 0: ψ = 1) -> [N, res, res, 3] (the trainer renders a stage's end grid
+        with that stage's own sample_fn: the grown G cannot run on the stem's state)."""
+        z = jax.random.normal(key, (labels.shape[0], G.z_dim), jnp.float32)
         psi = float(truncation) if truncation is not None and truncation > 0 else 1.0
-        img, _ = G_s.apply({"params": state.ema_params, **collections}, z,
+        img, _ = G.apply({"params": state.ema_params, **collections}, z,
                            _one_hot(labels, m.n_classes), psi=psi)
         return img.astype(jnp.float32)
 
@@ -444,7 +438,7 @@ def make_recipe(config, networks=None) -> Recipe:
                                                                      sg.data_devices(config)))
     clf = nets_lib.make_classifier(config) if need_clf else None
     gens = tuple(nets_lib.stage_generator(G, s.res) for s in plan)
-    built = {s.res: _stage_recipe(config, g, D, clf, s, gens) for g, s in zip(gens, plan)}
+    built = {s.res: _stage_recipe(config, g, D, clf, s) for g, s in zip(gens, plan)}
     recipes = {r: b[0] for r, b in built.items()}
     parts = {r: b[1] for r, b in built.items()}
     base = recipes[plan[-1].res]

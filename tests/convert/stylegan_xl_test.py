@@ -102,3 +102,36 @@ def test_class_embedding_file(tmp_path, ref):
     small = {"mapping": {"embed": {"embedding": jnp.zeros((10, 8))}}}
     with pytest.raises(ValueError, match=r"config.model.embed_weights=.*\[10, 12\].*\[10, 8\]"):
         nets_lib.with_class_embedding(small, str(npz))
+
+
+def test_recipe_init_g_takes_the_class_table_from_the_file():
+    """recipes.stylegan_xl.init_g (config.model.embed_weights) on a stand-in G (a real tiny G's
+    init costs ~40 s eagerly on the loaded box; with_class_embedding is tested above)."""
+    from gan_zoo.recipes import stylegan_xl as recipe
+
+    class FakeG:
+        z_dim = 8
+
+        def init(self, rngs, z, c):
+            assert z.shape == (2, 8) and c.shape == (2, 10)
+            return {"params": {"mapping": {"embed": {"embedding": jnp.zeros((10, 12))}}},
+                    "ema_stats": {"w_avg": jnp.ones(3)}}
+
+    with np.load(DATA / "outputs.npz") as f:
+        table = f["embed_table"]
+    g_vars = recipe.init_g(FakeG(), jax.random.PRNGKey(0), 10, str(DATA / "embed_10x12.pkl"))
+    np.testing.assert_array_equal(g_vars["params"]["mapping"]["embed"]["embedding"], table)
+    assert g_vars["ema_stats"]["w_avg"].shape == (3,)
+    fresh = recipe.init_g(FakeG(), jax.random.PRNGKey(0), 10)  # no file: G's own init
+    assert not np.any(fresh["params"]["mapping"]["embed"]["embedding"])
+
+
+def test_snapshot_with_the_projected_d_is_refused_with_a_hint(tmp_path):
+    """The official snapshot's D is a plain pg_modules/timm module: refused (nothing runs), and
+    the message says how to save G_ema alone."""
+    path = tmp_path / "network-snapshot.pkl"
+    path.write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00Dq\x01cpg_modules.discriminator\n"
+                     b"ProjectedDiscriminator\nq\x02)\x81q\x03s.")
+    with pytest.raises(official.UnsafePickleError,
+                       match="pg_modules.discriminator.ProjectedDiscriminator.*G_ema"):
+        official.load_official(path)
