@@ -29,6 +29,19 @@ def demod_coefficients(w):
     return jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(1, 2, 3)) + 1e-8)
 
 
+def demod_coefficients_of(weight, styles):
+    """`demod_coefficients` of w' = s_i * w_ijk without forming the [N, kh, kw, I, O] tensor:
+    sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 (sum_k w_ijk^2), one [N, I] x [I, O] matmul (the same
+    sum in another order; issue #20: the per-sample weights dominated the unfused layer's time).
+
+    weight: [kh, kw, I, O]; styles: [N, I] -> [N, O].
+    """
+    w2 = jnp.sum(jnp.square(weight), axis=(0, 1))  # [I, O]
+    # HIGHEST: float32 sums on every backend (a TPU/GPU default matmul would round to bf16/tf32).
+    return jax.lax.rsqrt(jnp.matmul(jnp.square(styles), w2, precision=jax.lax.Precision.HIGHEST)
+                         + 1e-8)
+
+
 # fused_modconv="auto": the largest batch N at which the fused (grouped) conv runs, per backend
 # and activation dtype (None: any N; 0: never).
 # CPU: never. Measured with benchmarks/modconv_fused.py (XLA CPU, 1 thread, forward, float32,
@@ -116,9 +129,12 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
                            / jnp.max(jnp.abs(weight), axis=(0, 1, 2), keepdims=True))
         styles = styles / jnp.max(jnp.abs(styles), axis=1, keepdims=True)
 
-    # Modulate: [N, kh, kw, I, O].
-    w = weight[None] * styles[:, None, None, :, None] if (demodulate or fused) else None
-    dcoefs = demod_coefficients(w) if demodulate else None  # [N, O]
+    # Modulate: [N, kh, kw, I, O] (fused only; unfused needs just the coefficients).
+    w = weight[None] * styles[:, None, None, :, None] if fused else None
+    if not demodulate:
+        dcoefs = None
+    else:  # [N, O]
+        dcoefs = demod_coefficients(w) if fused else demod_coefficients_of(weight, styles)
     resample = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight,
                     impl=impl)
 
@@ -162,16 +178,16 @@ def modulated_conv2d_sg3(x, w, s, demodulate=True, padding=0, input_gain=None,
     gain = None if input_gain is None else jnp.broadcast_to(
         jnp.asarray(input_gain, jnp.float32), (n, i))  # [N, I]
     pad = dict(padding=((padding, padding), (padding, padding)))
-    # Modulate: [N, kh, kw, I, O]; demodulation coefficients [N, O].
-    wm = w[None] * s[:, None, None, :, None]
-    dcoefs = demod_coefficients(wm) if demodulate else None
     if not use_fused(fused_modconv, x.shape, x.dtype):
+        dcoefs = demod_coefficients_of(w, s) if demodulate else None  # [N, O]
         # Scale activations: conv(x * s * gain, w) * dcoef.
         scale = s if gain is None else s * gain
         x = conv2d(x * scale.astype(x.dtype)[:, None, None, :], w.astype(x.dtype), **pad)
         return x if dcoefs is None else x * dcoefs.astype(x.dtype)[:, None, None, :]
+    # Modulate: [N, kh, kw, I, O]; demodulate.
+    wm = w[None] * s[:, None, None, :, None]
     if demodulate:
-        wm = wm * dcoefs[:, None, None, None, :]
+        wm = wm * demod_coefficients(wm)[:, None, None, None, :]
     if gain is not None:
         wm = wm * gain[:, None, None, :, None]
     return _grouped_conv(x, wm.astype(x.dtype), conv=conv2d, **pad)

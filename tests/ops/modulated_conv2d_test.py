@@ -114,3 +114,14 @@ def test_bad_noise_shape_is_named(shape):
     x, w, s = _inputs()
     with pytest.raises(ValueError, match="noise"):
         ops.modulated_conv2d(x, w, s, noise=jnp.zeros(shape), padding=1)
+
+
+def test_demod_coefficients_of_equals_the_per_sample_weight_formula():
+    # StyleGAN2 eq. 3 on explicitly modulated weights, in float64 NumPy, vs the factored form
+    # the unfused execution uses (no [N, kh, kw, I, O] tensor).
+    rng = np.random.default_rng(0)
+    w, s = rng.normal(size=(3, 3, 24, 16)), rng.normal(size=(5, 24))
+    direct = 1 / np.sqrt(np.sum((w[None] * s[:, None, None, :, None]) ** 2, axis=(1, 2, 3)) + 1e-8)
+    got = mc.demod_coefficients_of(jnp.float32(w), jnp.float32(s))
+    assert got.shape == (5, 16)
+    np.testing.assert_allclose(np.asarray(got), direct, rtol=2e-6)
