@@ -130,8 +130,10 @@ def check_weight_files(config) -> None:
             raise FileNotFoundError(
                 f"config.model.{field} is empty: the {role} needs the weights of {ident} (a "
                 f".safetensors/.npz state dict; or set config.model.feature_nets=random)")
+        sizes = "" if path or m.feature_nets == "pretrained" else \
+            "; sizes of config.model.clip_* / d_dino_* and the variant"
         log.info("StyleGAN-T %s (%s): %s", role, ident,
-                 f"weights from {path}" if path else "RANDOM init (no weight file)")
+                 f"weights from {path}" if path else f"RANDOM init (no weight file{sizes})")
 
 
 def load_clip_variables(config, clip_model: clip.CLIP) -> dict:

@@ -83,7 +83,7 @@ def chain(tmp_path_factory):
 @pytest.mark.slow
 def test_cli_trains_every_stage(cli_run):
     workdir, log = cli_run
-    assert "RANDOM init (no weight file)" in log  # digits_text: random towers, logged
+    assert "RANDOM init (no weight file" in log  # digits_text: random towers, logged
     for name in ("00000002_end_primary16.png", "00000003_end_text16.png"):
         assert (workdir / "samples" / name).is_file(), sorted(os.listdir(workdir / "samples"))
     assert (workdir / "checkpoints" / str(STEPS)).is_dir()
@@ -130,7 +130,7 @@ def test_sampling_by_prompt_id_tokens_and_embedding_agree(cli_run):
     TG = recipe.networks["g"]
     tokens = rt.nets_lib.tokenize(prompts[3:5], TG.text.context_length)
     key, cols = jax.random.PRNGKey(3), state.collections["g"]
-    fn = jax.jit(recipe.sample_fn, static_argnums=3)
+    fn = recipe.sample_fn  # eager: three input kinds would be three compiles of G
     by_id = fn(state, key, np.array([3, 4], np.int32), 1.0, cols)
     by_tokens = fn(state, key, tokens, 1.0, cols)
     by_embed = fn(state, key, c, 1.0, cols)
