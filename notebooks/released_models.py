@@ -61,7 +61,7 @@ from IPython.display import display
 from PIL import Image
 
 from gan_zoo.convert import official
-from gan_zoo.tools import generate, generate_biggan, project, projector
+from gan_zoo.tools import generate_biggan, project, projector, sampling
 from gan_zoo.train import writers
 
 print("devices:", jax.devices())
@@ -104,9 +104,9 @@ print(net.family, "resolution", G.img_resolution, "classes", G.c_dim, "num_ws", 
 CLASS = 0 if G.c_dim else None
 PSI = 0.7
 seeds = list(range(8))
-c = generate.class_labels(G, CLASS, len(seeds))
-ws = generate.map_z(G, variables, generate.seed_z(seeds, G.z_dim), c, psi=PSI)
-images = generate.synthesize(G, variables, ws)  # [8, R, R, C] in [-1, 1]
+c = sampling.class_labels(G, CLASS, len(seeds))
+ws = sampling.map_z(G, variables, sampling.seed_z(seeds, G.z_dim), c, psi=PSI)
+images = sampling.synthesize(G, variables, ws)  # [8, R, R, C] in [-1, 1]
 show(images, cols=8)
 
 # %% [markdown]
@@ -116,15 +116,15 @@ show(images, cols=8)
 # %%
 row_ws, col_ws = ws[:3], ws[3:7]
 styles = list(range(G.num_ws // 2))
-mixed = generate.mix_ws(row_ws, col_ws, styles)  # [rows, cols, num_ws, w_dim]
-show(generate.synthesize(G, variables, mixed.reshape(-1, *mixed.shape[2:])), cols=len(col_ws))
+mixed = sampling.mix_ws(row_ws, col_ws, styles)  # [rows, cols, num_ws, w_dim]
+show(sampling.synthesize(G, variables, mixed.reshape(-1, *mixed.shape[2:])), cols=len(col_ws))
 
 # %% [markdown]
 # ## Interpolation in W
 
 # %%
-frames = generate.interp_ws(np.asarray(ws[:3]), 5 if TEST else 9)
-show(generate.synthesize(G, variables, frames), cols=len(frames))
+frames = sampling.interp_ws(np.asarray(ws[:3]), 5 if TEST else 9)
+show(sampling.synthesize(G, variables, frames), cols=len(frames))
 
 # %% [markdown]
 # ## Project an image into W
@@ -166,7 +166,7 @@ if BIGGAN:
     big = official.load_official(BIGGAN)
     z = generate_biggan.seed_z(range(8), big.G.dim_z, threshold=0.5)  # τ = 0.5
     y = np.arange(8) % big.G.n_classes
-    zs = generate.interp_ws(z[:2, None], 8)[:, 0]  # z of seed 0 -> seed 1, class y[0]
+    zs = sampling.interp_ws(z[:2, None], 8)[:, 0]  # z of seed 0 -> seed 1, class y[0]
     out = generate_biggan.render(big.G, big.g_ema_variables, np.concatenate([z, zs]),
                                  np.concatenate([y, np.full(8, y[0])]))  # one compile
     show(out, cols=8)  # row 1: classes 0..7; row 2: interpolation

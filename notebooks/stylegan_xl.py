@@ -66,7 +66,7 @@ from PIL import Image
 
 from gan_zoo import train
 from gan_zoo.config_file import load_config_file
-from gan_zoo.tools import generate
+from gan_zoo.tools import generate, sampling
 from gan_zoo.train import sharding, writers
 
 print("devices:", jax.devices())
@@ -106,8 +106,8 @@ for step, metrics in history[-3:]:
 G, variables = generate.load_workdir(WORKDIR, config)
 labels = np.tile(np.arange(G.c_dim), 2 if TEST else 5)
 onehot = np.eye(G.c_dim, dtype=np.float32)[labels]
-ws = generate.map_z(G, variables, generate.seed_z(range(len(labels)), G.z_dim), onehot)
-grid = writers.image_grid(generate.synthesize(G, variables, ws), cols=G.c_dim)
+ws = sampling.map_z(G, variables, sampling.seed_z(range(len(labels)), G.z_dim), onehot)
+grid = writers.image_grid(sampling.synthesize(G, variables, ws), cols=G.c_dim)
 display(Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST))
 
 # %% [markdown]
@@ -116,10 +116,10 @@ display(Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Ima
 # in W between two seeds. All of digit 3, ψ = 0.7 toward that class's average w.
 
 # %%
-c = generate.class_labels(G, 3, 6)
-ws = np.asarray(generate.map_z(G, variables, generate.seed_z(range(6), G.z_dim), c, psi=0.7))
-mixed = generate.mix_ws(ws[:2], ws[2:6], list(range(G.num_ws // 2)))
-images = generate.synthesize(G, variables, mixed.reshape(-1, *mixed.shape[2:]))
+c = sampling.class_labels(G, 3, 6)
+ws = np.asarray(sampling.map_z(G, variables, sampling.seed_z(range(6), G.z_dim), c, psi=0.7))
+mixed = sampling.mix_ws(ws[:2], ws[2:6], list(range(G.num_ws // 2)))
+images = sampling.synthesize(G, variables, mixed.reshape(-1, *mixed.shape[2:]))
 display(Image.fromarray(writers.image_grid(images, cols=4)).resize((256, 128), Image.NEAREST))
-frames = generate.synthesize(G, variables, generate.interp_ws(ws[:2], 8))
+frames = sampling.synthesize(G, variables, sampling.interp_ws(ws[:2], 8))
 display(Image.fromarray(writers.image_grid(frames, cols=8)).resize((512, 64), Image.NEAREST))

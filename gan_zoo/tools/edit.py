@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from gan_zoo.tools import generate
+from gan_zoo.tools import sampling
 
 
 def one_hot(G, classes, flag: str) -> np.ndarray:
@@ -40,22 +40,22 @@ def one_hot(G, classes, flag: str) -> np.ndarray:
 def seed_ws(G, variables, seeds, classes, args, flag: str) -> np.ndarray:
     """ws [len(seeds), num_ws, w_dim] of the seeds (official z), class k = classes[k % K]
     (None: --class), with --trunc / --trunc_cutoff (class-conditional w_avg for SG-XL)."""
-    z = generate.seed_z(seeds, G.z_dim)
+    z = sampling.seed_z(seeds, G.z_dim)
     if classes is None:
-        c = generate.class_labels(G, args.class_idx, len(seeds))
+        c = sampling.class_labels(G, args.class_idx, len(seeds))
     else:
         c = one_hot(G, [classes[k % len(classes)] for k in range(len(seeds))], flag)
-    return np.asarray(generate.map_z(G, variables, z, c, args.trunc, args.trunc_cutoff))
+    return np.asarray(sampling.map_z(G, variables, z, c, args.trunc, args.trunc_cutoff))
 
 
 def _classes(args, name: str):
     text = getattr(args, name, None)
-    return generate.parse_range(f"--{name}", text) if text else None
+    return sampling.parse_range(f"--{name}", text) if text else None
 
 
 def keyframes(args) -> tuple:
     """(seeds, classes) of the interpolation keyframes: (seeds[k % S], classes[k % K])."""
-    seeds = generate.parse_range("--seeds", args.seeds)
+    seeds = sampling.parse_range("--seeds", args.seeds)
     classes = _classes(args, "classes")
     n = max(len(seeds), len(classes or ()))
     return [seeds[k % len(seeds)] for k in range(n)], classes and [
@@ -67,13 +67,13 @@ def run_mix(args, G, variables) -> list:
     row seed's w with the --styles slots from column seed c (official style_mixing.py)."""
     from gan_zoo.train import writers
 
-    rows = generate.parse_range("--row_seeds", args.row_seeds)
-    cols = generate.parse_range("--col_seeds", args.col_seeds)
-    styles = generate.parse_range("--styles", args.styles, 0, G.num_ws - 1)
+    rows = sampling.parse_range("--row_seeds", args.row_seeds)
+    cols = sampling.parse_range("--col_seeds", args.col_seeds)
+    styles = sampling.parse_range("--styles", args.styles, 0, G.num_ws - 1)
     w_rows = seed_ws(G, variables, rows, _classes(args, "row_classes"), args, "--row_classes")
     w_cols = seed_ws(G, variables, cols, _classes(args, "col_classes"), args, "--col_classes")
-    mixed = generate.mix_ws(w_rows, w_cols, styles).reshape(-1, G.num_ws, G.w_dim)
-    images = generate.synthesize(G, variables, np.concatenate([w_rows, w_cols, mixed]),
+    mixed = sampling.mix_ws(w_rows, w_cols, styles).reshape(-1, G.num_ws, G.w_dim)
+    images = sampling.synthesize(G, variables, np.concatenate([w_rows, w_cols, mixed]),
                                  args.noise_mode, args.noise_seed, args.batch_size)
     x = writers.to_uint8(images)
     nr, nc = len(rows), len(cols)
@@ -85,19 +85,19 @@ def run_mix(args, G, variables) -> list:
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
                 paths.append(os.path.join(args.outdir, f"{r}-{c}.png"))
-                generate.save_image(paths[-1], cells[i + 1, j + 1])
+                sampling.save_image(paths[-1], cells[i + 1, j + 1])
     grid = cells.transpose(0, 2, 1, 3, 4).reshape(
         (nr + 1) * x.shape[1], (nc + 1) * x.shape[2], x.shape[3])
     paths.append(os.path.join(args.outdir, "grid.png"))
-    generate.save_image(paths[-1], grid)
+    sampling.save_image(paths[-1], grid)
     return paths
 
 
 def interp_keyframe_ws(args, G, variables) -> np.ndarray:
     """ws [K, num_ws, w_dim] of the keyframes: --seeds with --classes, else --seeds /
-    --latents with one --class (generate.latents_from_args)."""
+    --latents with one --class (sampling.latents_from_args)."""
     if not getattr(args, "classes", None):
-        return generate.latents_from_args(args, G, variables, n_min=2)[1]
+        return sampling.latents_from_args(args, G, variables, n_min=2)[1]
     if args.latents or not args.seeds:
         raise ValueError("--classes: interpolates between (seed, class) keyframes; give --seeds "
                          "(not --latents)")
@@ -109,14 +109,14 @@ def interp_keyframe_ws(args, G, variables) -> np.ndarray:
 
 def run_interp(args, G, variables) -> list:
     """Lerp in W between consecutive keyframes: PNG frames, strip.png [, interp.mp4]."""
-    generate.check_frames(args.frames)
+    sampling.check_frames(args.frames)
     fps = getattr(args, "mp4", 0)
     if fps:
         check_mp4()
-    ws = generate.interp_ws(interp_keyframe_ws(args, G, variables), args.frames)
-    images = generate.synthesize(G, variables, ws, args.noise_mode, args.noise_seed,
+    ws = sampling.interp_ws(interp_keyframe_ws(args, G, variables), args.frames)
+    images = sampling.synthesize(G, variables, ws, args.noise_mode, args.noise_seed,
                                  args.batch_size)
-    paths = generate.write_frames(args, images)
+    paths = sampling.write_frames(args, images)
     if fps:
         paths.append(write_mp4(os.path.join(args.outdir, "interp.mp4"), images, fps))
     return paths

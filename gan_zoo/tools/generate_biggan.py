@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_zoo.tools import generate
+from gan_zoo.tools import sampling
 
 
 def seed_z(seeds, dim_z: int, threshold: float = 0.0) -> np.ndarray:
     """[len(seeds), dim_z] float32; threshold τ > 0: N(0, I) truncated to [-τ, τ] per seed."""
     if threshold <= 0:
-        return generate.seed_z(seeds, dim_z)
+        return sampling.seed_z(seeds, dim_z)
     from scipy.stats import truncnorm
 
     return np.concatenate([
@@ -33,14 +33,14 @@ def latents(args, G, n_min: int = 1) -> tuple:
         raise ValueError("--trunc: ψ is a StyleGAN W-space truncation; BigGAN truncates z with "
                          "--z_trunc=τ")
     if args.seeds:
-        seeds = generate.parse_range("--seeds", args.seeds)
+        seeds = sampling.parse_range("--seeds", args.seeds)
         z, names = seed_z(seeds, G.dim_z, args.z_trunc), [f"seed{s:04d}" for s in seeds]
     else:
-        _, z = generate.load_latents(args.latents, _ZOnly(G.dim_z), "z")
+        _, z = sampling.load_latents(args.latents, _ZOnly(G.dim_z), "z")
         names = [f"latent{i:04d}" for i in range(len(z))]
     if len(z) < n_min:
         raise ValueError(f"--seeds / --latents: this mode needs at least {n_min} latents")
-    y = generate.labels_from_npz(args.latents, G.n_classes, len(z))
+    y = sampling.labels_from_npz(args.latents, G.n_classes, len(z))
     if y is None:
         if args.class_idx is None or not 0 <= args.class_idx < G.n_classes:
             raise ValueError(f"--class: BigGAN is class-conditional; give a class in "
@@ -50,7 +50,7 @@ def latents(args, G, n_min: int = 1) -> tuple:
 
 
 class _ZOnly:
-    """The fields generate.load_latents reads, for a G whose only latent is z."""
+    """The fields sampling.load_latents reads, for a G whose only latent is z."""
 
     def __init__(self, dim_z: int):
         self.z_dim, self.w_dim, self.num_ws = dim_z, -1, -1
@@ -72,17 +72,17 @@ def render(G, variables, z, y, batch: int = 8) -> np.ndarray:
 
 def run_images(args, G, variables) -> list:
     names, z, y = latents(args, G)
-    return generate.write_images(args, names, render(G, variables, z, y, args.batch_size))
+    return sampling.write_images(args, names, render(G, variables, z, y, args.batch_size))
 
 
 def run_interp(args, G, variables) -> list:
     """Lerp in z between consecutive latents, each segment with its start's class."""
-    generate.check_frames(args.frames)
+    sampling.check_frames(args.frames)
     _, z, y = latents(args, G, n_min=2)
-    zs = generate.interp_ws(z[:, None], args.frames)[:, 0]  # [F, dim_z]
+    zs = sampling.interp_ws(z[:, None], args.frames)[:, 0]  # [F, dim_z]
     steps = args.frames - 1
     ys = np.concatenate([np.repeat(y[:-1], steps), y[-1:]])  # segment k: class of latent k
-    return generate.write_frames(args, render(G, variables, zs, ys, args.batch_size))
+    return sampling.write_frames(args, render(G, variables, zs, ys, args.batch_size))
 
 
 def run_mix(args, G, variables) -> list:

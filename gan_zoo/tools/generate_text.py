@@ -92,33 +92,33 @@ def render(recipe, state, z, c, psi: float, noise_mode: str, noise_seed: int, ba
 def run(args) -> list:
     """generate --prompt: images (prompts x seeds) or a prompt interpolation; written paths."""
     from gan_zoo.recipes import stylegan_t
-    from gan_zoo.tools import generate
+    from gan_zoo.tools import sampling
 
     if args.mode not in ("images", "interp"):
         raise ValueError(f"--mode={args.mode}: --prompt supports images and interp")
     prompts = prompts_from_args(args)
-    seeds = generate.parse_range("--seeds", args.seeds or "0")
+    seeds = sampling.parse_range("--seeds", args.seeds or "0")
     recipe, state = load_run(args)
     z_dim = recipe.networks["g"].G.z_dim
     cs = np.asarray(stylegan_t.encode_prompts(recipe, state, prompts), np.float32)  # [P, E]
     if args.mode == "interp":
-        generate.check_frames(args.frames)
+        sampling.check_frames(args.frames)
         if len(prompts) < 2 or len(seeds) != 1:
             raise ValueError("--mode=interp --prompt: give >= 2 --prompt and exactly one seed "
                              f"(z is fixed), got {len(prompts)} prompts, seeds {seeds}")
         c = interp_c(cs, args.frames)
-        z = np.repeat(generate.seed_z(seeds, z_dim), len(c), axis=0)
+        z = np.repeat(sampling.seed_z(seeds, z_dim), len(c), axis=0)
         images = render(recipe, state, z, c, args.trunc, args.noise_mode, args.noise_seed,
                         args.batch_size)
-        return generate.write_frames(args, images)
-    z = np.tile(generate.seed_z(seeds, z_dim), (len(prompts), 1))  # row-major: prompt, seed
+        return sampling.write_frames(args, images)
+    z = np.tile(sampling.seed_z(seeds, z_dim), (len(prompts), 1))  # row-major: prompt, seed
     c = np.repeat(cs, len(seeds), axis=0)
     images = render(recipe, state, z, c, args.trunc, args.noise_mode, args.noise_seed,
                     args.batch_size)
     names = [f"p{i}_seed{s}" for i in range(len(prompts)) for s in seeds]
     if args.grid and not args.grid_cols:
         args.grid_cols = len(seeds)
-    paths = generate.write_images(args, names, images)
+    paths = sampling.write_images(args, names, images)
     with open(os.path.join(args.outdir, "prompts.txt"), "w") as f:
         f.write("".join(f"p{i}\t{p}\n" for i, p in enumerate(prompts)))
     return paths

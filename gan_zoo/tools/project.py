@@ -42,7 +42,7 @@ import sys
 import jax
 import numpy as np
 
-from gan_zoo.tools import generate, projector, pti
+from gan_zoo.tools import generate, projector, pti, sampling
 
 SEED = 303  # official projector default
 CLASSIFIER = "deit_base_distilled_patch16_224"  # timm id of StyleGAN-XL's class predictor
@@ -85,8 +85,8 @@ def write_outputs(outdir, G, variables, target, out: dict, save_frames: int = 0)
     proj = writers.to_uint8(projector.synthesize(G, variables, w, out["noise"]))[0]
     paths = [os.path.join(outdir, n) for n in ("target.png", "proj.png", "projected_w.npz",
                                                "projection_log.npz")]
-    generate.save_image(paths[0], np.asarray(target, np.uint8))
-    generate.save_image(paths[1], proj)
+    sampling.save_image(paths[0], np.asarray(target, np.uint8))
+    sampling.save_image(paths[1], proj)
     np.savez(paths[2], w=w, **projector.noise_to_npz(out["noise"]))
     np.savez(paths[3], dist=out["dist"], reg=out["reg"], w=out["w"])
     if save_frames:
@@ -94,7 +94,7 @@ def write_outputs(outdir, G, variables, target, out: dict, save_frames: int = 0)
         for i in range(0, len(out["w"]), save_frames):
             img = writers.to_uint8(projector.synthesize(G, variables, out["w"][i], out["noise"]))
             paths.append(os.path.join(outdir, "frames", f"step{i:04d}.png"))
-            generate.save_image(paths[-1], np.concatenate([target, img[0]], axis=1))
+            sampling.save_image(paths[-1], np.concatenate([target, img[0]], axis=1))
     return paths
 
 
@@ -144,7 +144,7 @@ def start_labels(args, G, target, classifier_fn=None, num_samples: int = 10000):
     """Labels of the w statistics: None (unconditional G), one-hot [c_dim] (--class), or for
     StyleGAN-XL [num_samples, c_dim] drawn from the classifier's softmax on the target."""
     if G.c_dim == 0 or args.class_idx is not None or not is_stylegan_xl(G):
-        c = generate.class_labels(G, args.class_idx, 1)
+        c = sampling.class_labels(G, args.class_idx, 1)
         return None if c is None else c[0]
     probs = projector.class_probs(classifier_fn or load_classifier(args.classifier), target)
     if len(probs) != G.c_dim:

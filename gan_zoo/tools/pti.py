@@ -235,7 +235,7 @@ def write_network_npz(args, G, tuned, outdir: str) -> list:
 def run(args, G, variables, target, w, noise: dict, feature_fn: Callable) -> list:
     """`project --pti`: tunes G around the projected w (and noise maps), writes proj_pti.png
     (the pivot under the tuned G), pti_log.npz and the tuned G; returns the written paths."""
-    from gan_zoo.tools import generate
+    from gan_zoo.tools import sampling
     from gan_zoo.train import writers
 
     cfg = PTIConfig(num_steps=args.pti_steps, learning_rate=args.pti_learning_rate)
@@ -248,6 +248,6 @@ def run(args, G, variables, target, w, noise: dict, feature_fn: Callable) -> lis
     tuned, hist = pivotal_tuning(G, variables, w, target, feature_fn,
                                  jax.random.PRNGKey(args.seed), cfg, args.log_every, log)
     paths = [os.path.join(args.outdir, "proj_pti.png"), os.path.join(args.outdir, "pti_log.npz")]
-    generate.save_image(paths[0], writers.to_uint8(synthesize(G, tuned, w))[0])
+    sampling.save_image(paths[0], writers.to_uint8(synthesize(G, tuned, w))[0])
     np.savez(paths[1], **hist)
     return paths + save_tuned(args, G, tuned, args.outdir)

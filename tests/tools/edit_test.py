@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo.models import stylegan_xl
-from gan_zoo.tools import edit, generate
+from gan_zoo.tools import edit, generate, sampling
 from gan_zoo.train import writers
 
 
@@ -38,7 +38,7 @@ def _ws(G, variables, seed, cls, psi=1.0):
 def _image(G, variables, ws):
     """uint8 [H, W, C] of one ws [num_ws, w_dim]: g(ws) (G.synthesize, noise 'const') in a
     batch of 8, the shape the runners below use, so one compile serves all."""
-    img = generate.synthesize(G, variables, np.repeat(np.asarray(ws)[None], 8, axis=0))
+    img = sampling.synthesize(G, variables, np.repeat(np.asarray(ws)[None], 8, axis=0))
     return writers.to_uint8(img)[0]
 
 
@@ -59,7 +59,7 @@ def test_mix_cells_take_each_layer_from_the_right_source(tmp_path):
     paths = edit.run_mix(args, G, v)
     rows = [_ws(G, v, s, 3, 0.7) for s in (1, 2)]
     cols = [_ws(G, v, s, k, 0.7) for s, k in ((7, 5), (8, 6))]
-    mixed = generate.mix_ws(np.stack(rows), np.stack(cols), [2, 3, 4])  # [R, C, num_ws, w_dim]
+    mixed = sampling.mix_ws(np.stack(rows), np.stack(cols), [2, 3, 4])  # [R, C, num_ws, w_dim]
     for i in range(2):
         for j in range(2):
             for layer in range(G.num_ws):  # per-layer source of the cell's ws

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo.convert import stylegan2 as sg2_convert
-from gan_zoo.tools import generate
+from gan_zoo.tools import generate, sampling
 from gan_zoo.train import writers
 
 KWARGS = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=256,
@@ -126,7 +126,7 @@ def test_mix_all_styles_is_the_column_image(net, tmp_path):
 
 def test_mix_ws_copies_only_the_styles():
     rows, cols = np.zeros([2, 6, 4]), np.ones([3, 6, 4])
-    out = generate.mix_ws(rows, cols, [1, 4])
+    out = sampling.mix_ws(rows, cols, [1, 4])
     assert out.shape == (2, 3, 6, 4)
     assert (out[:, :, [1, 4]] == 1).all() and (out[:, :, [0, 2, 3, 5]] == 0).all()
 
@@ -145,7 +145,7 @@ def test_interp_endpoints_are_the_seed_images(net, tmp_path):
 
 def test_interp_ws_is_linear_with_exact_endpoints():
     ws = np.random.RandomState(0).randn(3, 2, 5).astype(np.float32)
-    out = generate.interp_ws(ws, 5)
+    out = sampling.interp_ws(ws, 5)
     assert out.shape == (9, 2, 5)
     np.testing.assert_array_equal(out[[0, 4, 8]], ws)
     np.testing.assert_allclose(out[2], 0.5 * (ws[0] + ws[1]), rtol=1e-6)
@@ -156,11 +156,11 @@ def test_interp_ws_is_linear_with_exact_endpoints():
                                         ("4294967296", "outside")])
 def test_parse_range_errors_name_the_flag(text, match):
     with pytest.raises(ValueError, match=f"--seeds: .*{match}"):
-        generate.parse_range("--seeds", text)
+        sampling.parse_range("--seeds", text)
 
 
 def test_parse_range():
-    assert generate.parse_range("--seeds", "0-3,12, 7") == [0, 1, 2, 3, 12, 7]
+    assert sampling.parse_range("--seeds", "0-3,12, 7") == [0, 1, 2, 3, 12, 7]
 
 
 @pytest.mark.parametrize("extra,flag", [

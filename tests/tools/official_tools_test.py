@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo.config_file import load_config_file
-from gan_zoo.tools import convert, generate, generate_biggan
+from gan_zoo.tools import convert, generate, generate_biggan, sampling
 
 OFFICIAL = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "official")
 REL_L2 = 1e-5  # ../shared/official/README.md: a correct float32 port agrees to ~1e-5 rel-L2
@@ -69,15 +69,15 @@ def test_generate_functions_reproduce_official_stylegan(name):
     e, nets = expected(name), official_nets(f"{name}.pkl")
     G, v, c = nets.G, nets.g_ema_variables, (jnp.asarray(e["c"]) if e["c"].shape[1] else None)
     keys = ("psi1", "psi07", "psi07_cutoff")
-    ws = [generate.map_z(G, v, e["z"], c, psi, cutoff)
+    ws = [sampling.map_z(G, v, e["z"], c, psi, cutoff)
           for psi, cutoff in ((1.0, None), (0.7, None), (0.7, G.num_ws // 2))]
     for key, w in zip(keys, ws):
         assert_close(w, e[f"ws_{key}"], f"ws_{key}")
-    images = generate.synthesize(G, v, np.concatenate(ws), batch=len(keys) * len(e["z"]))
+    images = sampling.synthesize(G, v, np.concatenate(ws), batch=len(keys) * len(e["z"]))
     for key, img in zip(keys, np.split(images, len(keys))):
         assert_close(img, nhwc(e[f"img_{key}"]), f"img_{key}")
     if "img_psi1_noise_none" in e:  # StyleGAN2: no noise inputs
-        assert_close(generate.synthesize(G, v, ws[0], "none"), nhwc(e["img_psi1_noise_none"]),
+        assert_close(sampling.synthesize(G, v, ws[0], "none"), nhwc(e["img_psi1_noise_none"]),
                      "noise_mode none")
 
 
@@ -126,7 +126,7 @@ def test_biggan_render_and_truncation():
     z = generate_biggan.seed_z([0, 1, 2], 4096, threshold=0.5)
     assert np.abs(z).max() <= 0.5 and np.abs(z).max() > 0.49  # truncated, not clipped to 0
     assert np.array_equal(z, generate_biggan.seed_z([0, 1, 2], 4096, threshold=0.5))
-    assert np.array_equal(generate_biggan.seed_z([3], 8), generate.seed_z([3], 8))
+    assert np.array_equal(generate_biggan.seed_z([3], 8), sampling.seed_z([3], 8))
 
 
 def test_biggan_errors(tmp_path, capsys):
@@ -209,7 +209,7 @@ def test_convert_npz_round_trips_into_generate(tmp_path):
     assert json.loads((tmp_path / "G_ema.json").read_text())["init_kwargs"]["z_dim"] == 64
     e = expected("sg3t_uncond32")
     G, v = generate.load_network(tmp_path / "G_ema.npz")
-    assert_close(generate.synthesize(G, v, generate.map_z(G, v, e["z"], None)),
+    assert_close(sampling.synthesize(G, v, sampling.map_z(G, v, e["z"], None)),
                  nhwc(e["img_psi1"]), "G_ema.npz")
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gan_zoo.convert import stylegan2 as sg2_convert
-from gan_zoo.tools import generate, project, projector, pti
+from gan_zoo.tools import generate, project, projector, pti, sampling
 from tests.tools.edit_test import tiny_xl
 from tests.tools.generate_test import KWARGS, tiny_generator
 
@@ -85,7 +85,7 @@ def test_project_pti_writes_a_generator_that_generate_reads(sg2_net, tmp_path):
     G, variables, path = sg2_net
     z = np.random.RandomState(3).randn(1, G.z_dim).astype(np.float32)
     img, _ = G.apply(variables, jnp.asarray(z), None, noise_mode="const")
-    generate.save_image(tmp_path / "t.png", np.asarray(
+    sampling.save_image(tmp_path / "t.png", np.asarray(
         jnp.clip(jnp.round(projector.to_feature_range(img[0])), 0, 255), np.uint8))
     out = tmp_path / "out"
     assert project.main([f"--network={path}", f"--target={tmp_path / 't.png'}",
