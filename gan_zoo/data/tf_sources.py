@@ -14,6 +14,11 @@ So the batches from step k are the same whether the iterator started at 0 or at 
   examples when it prepares a dataset) through a shuffle buffer seeded by (seed, e) and not
   reshuffled; starting at step k skips the first k * E mod n records of the epoch, still
   encoded (images are decoded after the skip), i.e. it reads at most one epoch of raw records.
+- TFDS splits prepared as ArrayRecord (`tfds build NAME --file_format=array_record`) with
+  data.loader='grain' are read by index instead (TFDSIndexSource, as_data_source), through
+  Grain in the order of the data.path archives (grain_source.IndexedSource: host p reads
+  records p, p + P, ...; per-epoch permutations by (seed, host, epoch); flips by (seed, host,
+  step)): starting at step k reads nothing before it. Same preprocessing as the stream.
 
 Bad input. An example whose image does not decode (empty, not an image, truncated) is flagged
 rather than failing the pipeline, then counted, logged with its path (folders) or TFDS record
@@ -22,12 +27,16 @@ data.max_bad_records.
 """
 
 import dataclasses
+import logging
 import os
 from typing import Callable, Iterator
 
 import numpy as np
 
+from gan_zoo.data import grain_source
 from gan_zoo.data.sources import BadRecords, Layout, bad_record_limit
+
+log = logging.getLogger("gan_zoo.data")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _END = 2**62  # "forever" for tf.data ranges
@@ -124,6 +133,9 @@ def tfds_source(data_cfg, resolution: int, seed: int) -> TFSource:
         raise _tfds_missing(name, data_cfg.data_dir)
     label_key = "label" if "label" in builder.info.features else None
     n_classes = builder.info.features["label"].num_classes if label_key else 1
+    indexed = _by_index(builder, data_cfg, resolution, seed, label_key, n_classes)
+    if indexed is not None:
+        return indexed
 
     def records(layout: Layout, start: int):
         import tensorflow as tf  # noqa: PLC0415
@@ -149,6 +161,50 @@ def tfds_source(data_cfg, resolution: int, seed: int) -> TFSource:
     total = builder.info.splits[data_cfg.split].num_examples
     return TFSource(records, n_classes, data_cfg, resolution, seed, total,
                     f"data.name={name!r} split {data_cfg.split!r}")
+
+
+def _by_index(builder, data_cfg, resolution, seed, label_key, n_classes):
+    """A split prepared as ArrayRecord, served by Grain (tf.data cannot read it: TFDS has no
+    as_dataset for ArrayRecord files); None for other formats (streamed: logged)."""
+    loader, file_format = grain_source.check_loader(data_cfg), builder.info.file_format.value
+    if file_format != "array_record":
+        log.info("data.name=%r is read as a record stream (%s, data.loader=%r): a resumed run "
+                 "skips up to one epoch of records; for exact O(1) resume prepare it as "
+                 "ArrayRecord (`tfds build %s --file_format=array_record --data_dir=...`) with "
+                 "data.loader='grain'", data_cfg.name, file_format, loader, data_cfg.name)
+        return None
+    if loader != "grain":
+        raise ValueError(f"data.name={data_cfg.name!r} is prepared as ArrayRecord, which only "
+                         f"data.loader='grain' reads (got data.loader='native')")
+    return grain_source.GrainSource(
+        TFDSIndexSource(builder, data_cfg, resolution, seed, label_key, n_classes))
+
+
+class TFDSIndexSource(grain_source.IndexedSource):
+    """A TFDS split prepared as ArrayRecord, read by record index (see the module docstring)."""
+
+    def __init__(self, builder, data_cfg, resolution: int, seed: int, label_key, n_classes):
+        import tensorflow_datasets as tfds  # noqa: PLC0415
+
+        split = data_cfg.split
+        self.records = builder.as_data_source(
+            split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        self.num_records, self.label_key, self.n_classes = len(self.records), label_key, n_classes
+        self.data_cfg, self.resolution, self.seed = data_cfg, resolution, seed
+        self.where = f"data.name={data_cfg.name!r} split {split!r}"
+
+    def read_into(self, out: np.ndarray, index: int, flip: bool) -> tuple[bool, int]:
+        record = self.records[index]
+        label = int(record[self.label_key]) if self.label_key else 0
+        try:  # decoded eagerly by the stream's preprocessing (flip apart: seeded by step)
+            image = _preprocess(record["image"], label, self.resolution, False, None)["image"]
+        except Exception:  # noqa: BLE001 (counted by BadRecords)
+            return False, label
+        out[...] = image.numpy()[:, ::-1] if flip else image.numpy()
+        return True, label
+
+    def record_name(self, index: int) -> str:
+        return f"{self.data_cfg.split}[{index}]"
 
 
 def list_folder(root: str) -> tuple[list, list, list]:
