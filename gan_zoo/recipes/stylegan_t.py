@@ -240,7 +240,8 @@ def _init_state(parts, optimizers, rng, config=None) -> GANState:
     g_params = dict(g_vars.pop("params"))
     g_params["text"] = clip_vars["params"]["text"]  # G's encoder starts as the frozen one
     c = jnp.zeros((2, TG.G.c_dim), jnp.float32)
-    d_vars = dict(D.init({"params": kd}, jnp.zeros((2, res, res, 3)), c, train=False))
+    d_init = D.clone(num_devices=1)  # BN grouping: no parameters; any init batch
+    d_vars = dict(d_init.init({"params": kd}, jnp.zeros((2, res, res, 3)), c, train=False))
     params = {"g": g_params, "d": d_vars.pop("params")}
     return GANState(step=jnp.zeros((), jnp.int32), rng=krun, params=params,
                     opt_state={k: optimizers[k].init(params[k]) for k in params},
