@@ -52,12 +52,15 @@ PRESETS = {
     # Only the ViT: EfficientNet-lite0 has no smaller variant and tripled the step time
     # (measured at batch 16 on a loaded 2-core box: 11-14 s vs 3.5-4 s per step);
     # --config.model.d_backbones=deit_base_distilled_patch16_224,tf_efficientnet_lite0 adds it.
+    # G and D lr x2 and no D blur: the best of the measured stem trials (benchmarks/RESULTS.md
+    # 'StyleGAN-XL digits preset trials'); still far from learning the classes.
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
                    flip=False, batch=16, batch_sizes={}, stage_kimg={16: 3.2, 32: 3.2},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
                    embed_dim=16, d_backbones="deit_base_distilled_patch16_224",
                    d_vit=(32, 4, 2), d_vit_patch=8, d_vit_hooks="0,1,2,3", d_resize_to=32,
-                   d_nominal_res=64, d_interp224="true", ema_kimg=0.5, blur_fade_kimg=1.0,
+                   d_nominal_res=64, d_interp224="true", ema_kimg=0.5, blur_sigma=0.0,
+                   blur_fade_kimg=1.0, lr_g=0.005, lr_d=0.004,
                    ckpt_every=100, log_every=10, image_every=100, grid=20,
                    metrics="fid,kid,is,rfid,pr"),
 }
@@ -98,11 +101,11 @@ def base(p: dict) -> ml_collections.ConfigDict:
         batch_sizes={str(r): b for r, b in p["batch_sizes"].items() if r <= p["resolution"]},
         stage_kimg={str(r): k for r, k in p["stage_kimg"].items() if r <= p["resolution"]},
         start_res=0,  # first stage; 0 = the stem, or the final stage with init_from
-        lr_g=0.0025, lr_d=0.002, b1=0.0, b2=0.99, adam_eps=1e-8,
+        lr_g=p.get("lr_g", 0.0025), lr_d=p.get("lr_d", 0.002), b1=0.0, b2=0.99, adam_eps=1e-8,
         g_reg_interval=4, d_reg_interval=16,  # lazy rescaling (D has no regulariser)
         pl_weight=2.0, pl_start_kimg=1000.0, pl_decay=0.01, pl_batch_shrink=2,
         cls_weight=p["cls_weight"], cls_min_res=32,  # guidance in stages above cls_min_res
-        blur_sigma=2.0, blur_fade_kimg=p.get("blur_fade_kimg", 300.0),
+        blur_sigma=p.get("blur_sigma", 2.0), blur_fade_kimg=p.get("blur_fade_kimg", 300.0),
         ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
     c.sample = ml_collections.ConfigDict(dict(
         truncation=1.0,  # ψ toward the class's w_avg; 1 (or <= 0) = none
@@ -127,7 +130,7 @@ def get_config(arg=None):
     if a.smoke:  # a few CPU steps of the digits model, two stages
         p.update({k: v for k, v in PRESETS["digits"].items() if k not in ("data",)})
         p.update(batch=8, stage_kimg={16: 0.016, 32: 0.016}, ckpt_every=2, log_every=1,
-                 image_every=0, grid=4, data="digits")
+                 image_every=0, grid=4, data="digits", blur_sigma=2.0)  # blur path exercised
     c = base(p)
     c.preset = a.preset
     return c
