@@ -97,3 +97,19 @@ def check_num_steps(num_steps: int, recipe_sets_it: bool) -> None:
     if num_steps < 1:
         source = "the recipe's run length" if recipe_sets_it else "config.train.num_steps"
         raise ValueError(f"{source}={num_steps}: expected a positive number of train steps")
+
+
+def check_data_classes(data_classes: int, model_classes: int, data_cfg) -> str:
+    """The dataset's class count against config.model.n_classes. A conditional model needs at
+    least the data's classes (ValueError naming both); an unconditional one ignores the labels,
+    as the official code does with a labelled dataset and cond=False: returns the line to log
+    ('' when there is nothing to say)."""
+    where = (f"data.path={data_cfg.get('path')!r}" if data_cfg.get("path")
+             else f"data.name={data_cfg.get('name')!r}")
+    if data_classes > 1 and not model_classes:
+        return (f"{where} has {data_classes} classes; config.model.n_classes=0 "
+                "(unconditional): the labels are not used")
+    if data_classes > max(model_classes, 1):
+        raise ValueError(f"config.model.n_classes={model_classes} but {where} has "
+                         f"{data_classes} classes")
+    return ""

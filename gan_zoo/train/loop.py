@@ -295,9 +295,10 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
 
     # ----- Data -----
     source = gdata.make_source(config.data, config.model.resolution, config.seed)
-    if getattr(source, "n_classes", 0) > max(recipe.n_classes, 1):  # caption sources: none
-        raise ValueError(f"config.model.n_classes={recipe.n_classes} but data.name="
-                         f"{config.data.name!r} has {source.n_classes} classes")
+    note = checks.check_data_classes(getattr(source, "n_classes", 0),  # captions: none
+                                     recipe.n_classes, config.data)
+    if note and is_main:
+        log.info(note)
     in_sharding = sharding.batch_sharding(mesh)
 
     def stream(stage: Stage, from_step: int):

@@ -48,3 +48,16 @@ def test_run_rejects_before_touching_the_workdir(tmp_path):
         train.run(tiny_config(**{"train.batch_size": 0}), str(workdir))
     leftovers = [p.name for p in workdir.iterdir()] if workdir.exists() else []
     assert not [n for n in leftovers if n != "run.lock"], leftovers  # no config, no checkpoint
+
+
+def test_data_classes_against_model_classes():
+    from ml_collections import ConfigDict  # noqa: PLC0415
+    named, pathed = ConfigDict({"name": "digits", "path": ""}), ConfigDict({"path": "/d/x.zip"})
+    assert checks.check_data_classes(10, 10, named) == ""
+    assert checks.check_data_classes(0, 0, pathed) == ""
+    assert checks.check_data_classes(1, 0, named) == ""
+    # Unconditional model, labelled data: the labels are ignored (official cond=False), logged.
+    note = checks.check_data_classes(5, 0, pathed)
+    assert "data.path='/d/x.zip' has 5 classes" in note and "not used" in note
+    with pytest.raises(ValueError, match=r"n_classes=3 but data.name='digits' has 10 classes"):
+        checks.check_data_classes(10, 3, named)
