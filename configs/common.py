@@ -95,6 +95,23 @@ def checkpoint_and_log(c, p: dict, sv_every: int = 0) -> None:
         sv_every_steps=sv_every, sv_layers=".", grid_size=p.get("grid", 64)))
 
 
+# gan_zoo.train.sharding.FSDP_RULES as data (configs import no gan_zoo code; a test keeps the two
+# equal): dim -2 of every params / opt_state / ema_params leaf over the `fsdp` axis.
+FSDP_RULES = ((r"^(params|opt_state|ema_params)/", ("fsdp", None)),)
+
+
+def mesh_and_rules(c, fsdp: int = 0) -> None:
+    """c.mesh and c.param_rules: the batch over `data` and everything replicated, or with
+    fsdp > 1 an `fsdp` axis of that size holding a shard of every parameter, Adam slot and EMA
+    leaf (sharding.FSDP_RULES; the batch then splits over data x fsdp)."""
+    if fsdp > 1:
+        c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": fsdp})
+        c.param_rules = FSDP_RULES
+    else:
+        c.mesh = ml_collections.ConfigDict({"data": -1})
+        c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated
+
+
 def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
     c = run_base("biggan")
@@ -124,8 +141,7 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     # layer's sigma_0): all >= 2-D kernels but G's shared class embedding, which has no SN.
     c.log.sv_layers = r"^(?!shared/)"
     c.eval = eval_config(p)
-    c.mesh = ml_collections.ConfigDict({"data": -1})
-    c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated
+    mesh_and_rules(c)
     return c
 
 

@@ -75,6 +75,5 @@ def _base(p: dict) -> ml_collections.ConfigDict:
     c.sample = ml_collections.ConfigDict(dict(truncation=0.0, standing_stats_batch_size=16))
     common.checkpoint_and_log(c, p)
     c.eval = common.eval_config(p)
-    c.mesh = ml_collections.ConfigDict({"data": -1})
-    c.param_rules = ()
+    common.mesh_and_rules(c)
     return c

@@ -102,8 +102,7 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
     common.checkpoint_and_log(c, p)
     if hasattr(common, "eval_config"):
         c.eval = common.eval_config(p)
-    c.mesh = ml_collections.ConfigDict({"data": -1})
-    c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated
+    common.mesh_and_rules(c)
     return c
 
 

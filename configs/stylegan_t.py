@@ -2,7 +2,10 @@
 
     python experiments/main.py --config=configs/stylegan_t.py:digits_text --workdir=/tmp/sgt
 
-Args (after the colon, comma separated): a preset name, then `batch=`, `smoke`. The run's stages
+Args (after the colon, comma separated): a preset name, then `batch=`, `smoke`, `fsdp=N` (a mesh
+axis of N devices sharding every parameter and Adam slot: the 1.02B-parameter full512 G does
+not fit replicated beside the CLIP and DINO towers; `--mode=summary` prints bytes per device).
+The run's stages
 are config.train.schedule, "PHASE@RES:STEPS,...": primary stages train G and D at RES^2, the
 "text" stage trains only G's CLIP text encoder (the secondary phase, §3.3). Weight files (local
 state dicts, .safetensors / .npz): --config.model.clip_weights (open_clip ViT-L-14, OpenAI
@@ -97,13 +100,12 @@ def base(p: dict) -> ml_collections.ConfigDict:
     common.checkpoint_and_log(c, p)
     c.eval = common.eval_config(p)
     c.eval.metrics = p["metrics"]
-    c.mesh = ml_collections.ConfigDict({"data": -1})
-    c.param_rules = ()
+    common.mesh_and_rules(c)
     return c
 
 
 def get_config(arg=None):
-    a = common.parse_arg(arg, preset="lite64", batch=0, smoke=False)
+    a = common.parse_arg(arg, preset="lite64", batch=0, smoke=False, fsdp=0)
     p = dict(common.check_preset(a.preset, PRESETS))
     if a.batch:
         p["batch"] = a.batch
@@ -116,5 +118,6 @@ def get_config(arg=None):
         p["d_dino"] = dict(p["d_dino"], d_dino_width=16, d_dino_depth=2)
         p["d_hooks"] = "0,1,1,1"
     c = base(p)
+    common.mesh_and_rules(c, a.fsdp)  # fsdp=N: params and Adam state sharded N ways (full512)
     c.preset = a.preset
     return c

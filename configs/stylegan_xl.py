@@ -113,8 +113,7 @@ def base(p: dict) -> ml_collections.ConfigDict:
     common.checkpoint_and_log(c, p)
     c.eval = common.eval_config(p)
     c.eval.metrics = p["metrics"]
-    c.mesh = ml_collections.ConfigDict({"data": -1})
-    c.param_rules = ()
+    common.mesh_and_rules(c)
     return c
 
 

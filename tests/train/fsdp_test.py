@@ -135,3 +135,13 @@ def test_summary_reports_per_device_bytes(full512):
         "('data', 'fsdp'))" in text
     g = re.search(r"G parameter bytes per device: (\d+) \(.*\) of (\d+) \(", text)
     assert g and 0 < int(g.group(1)) < int(g.group(2)), text[-400:]
+
+
+def test_configs_fsdp_rules_are_the_trainer_rules():
+    from configs import common  # noqa: PLC0415
+    from configs import stylegan_t as t_config  # noqa: PLC0415
+    assert common.FSDP_RULES == sharding.FSDP_RULES
+    c = t_config.get_config("full512,fsdp=4")
+    assert dict(c.mesh) == {"data": -1, "fsdp": 4} and c.param_rules == sharding.FSDP_RULES
+    plain = t_config.get_config("lite64")
+    assert dict(plain.mesh) == {"data": -1} and plain.param_rules == ()
