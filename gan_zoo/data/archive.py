@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from gan_zoo.data.sources import BadRecords, Layout, bad_record_limit, to_float
+from gan_zoo.data.sources import BadRecords, IndexedSource, Layout, bad_record_limit, to_float
 
 LABELS_FILE = "dataset.json"
 DECODE_THREADS = 8  # PIL decodes outside the GIL
@@ -114,15 +114,17 @@ def class_labels(archive: ImageArchive) -> tuple[np.ndarray, int]:
     return y, int(y.max()) + 1 if len(y) else 1
 
 
-class ArchiveSource:
+class ArchiveSource(IndexedSource):
     """Batches {"image": float32 [S, A, b, r, r, 3], "label": int32 [S, A, b]} from an
-    ImageArchive (see the module docstring for the order and resume)."""
+    ImageArchive; the order, sharding and flips are sources.IndexedSource's (see the module
+    docstring for the resume)."""
 
     def __init__(self, data_cfg, resolution: int, seed: int):
         self.archive = ImageArchive(data_cfg.path)
         if not self.archive.names:
             raise FileNotFoundError(f"data.path={data_cfg.path!r}: no images")
         self.labels, self.n_classes = class_labels(self.archive)
+        self.num_records = len(self.archive.names)
         self.data_cfg, self.resolution, self.seed = data_cfg, resolution, seed
         self.where = f"data.path={data_cfg.path!r}"
         self._check_resolution()
@@ -154,32 +156,18 @@ class ArchiveSource:
         out[...] = to_float(img[:, ::-1] if flip else img)
         return True
 
-    def order(self, layout: Layout, epoch: int) -> np.ndarray:
-        """Archive indices of this host's images in epoch `epoch`'s order."""
-        own = np.arange(layout.process_index, len(self.archive.names), layout.process_count)
-        rng = np.random.default_rng([self.seed, layout.process_index, epoch])
-        return own[rng.permutation(len(own))]
+    def read_into(self, out: np.ndarray, index: int, flip: bool) -> tuple[bool, int]:
+        return self.load_into(out, index, flip), int(self.labels[index])
 
-    def host_images(self, layout: Layout) -> int:
-        """How many images host layout.process_index reads (every process_count-th)."""
-        n_host = len(range(layout.process_index, len(self.archive.names), layout.process_count))
-        if not n_host:
-            raise ValueError(f"{self.where}: {len(self.archive.names)} images, fewer than the "
-                             f"{layout.process_count} hosts")
-        return n_host
-
-    def flips(self, layout: Layout, step: int, n: int) -> np.ndarray:
-        """Whether each of the n examples of step `step` is x-flipped (seed, host, step)."""
-        if not self.data_cfg.flip:
-            return np.zeros(n, bool)
-        return np.random.default_rng([self.seed, layout.process_index, step]).random(n) < 0.5
+    def record_name(self, index: int) -> str:
+        return self.archive.names[index]
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
         """Step after step from start_step; the next PREFETCH_STEPS steps decode meanwhile."""
         layout.check()
         n_host = self.host_images(layout)
         shape = (layout.sub_batches, layout.accum, layout.local_batch)
-        bad = BadRecords(bad_record_limit(self.data_cfg, len(self.archive.names)), self.where)
+        bad = BadRecords(bad_record_limit(self.data_cfg, self.num_records), self.where)
         orders = {}  # epoch -> this host's order (the live ones only)
 
         def indices(step: int) -> np.ndarray:  # archive index of each example of `step`

@@ -14,13 +14,13 @@ step); `.map` decodes (and flips) each element, `to_iter_dataset(ReadOptions)` r
 Grain's thread pool with a bounded prefetch buffer, and `IterDataset.batch` stacks one step's
 examples. The device transfer stays in pipeline.prefetch_to_devices (all sources share it).
 
-Order, sharding, shuffling: the same as the native loaders, so both loaders give identical
-batches for a seed and step (tested). Host p of P (Layout.process_index/count, which the trainer
-fills from jax.process_index()/process_count(), i.e. what grain.ShardByJaxProcess reads) reads
-archive images p, p + P, ...; each epoch visits them in a permutation seeded by (seed, p, epoch);
-flips are seeded by (seed, p, step). Grain's own `MapDataset.shuffle` would give another order,
-so a run switched between loaders, or resumed from a checkpoint of the native one, would not
-continue the same stream.
+Order, sharding, shuffling (sources.IndexedSource holds the rules): the same as the native
+loaders, so both loaders give identical batches for a seed and step (tested). Host p of P
+(Layout.process_index/count, which the trainer fills from jax.process_index()/process_count(),
+i.e. what grain.ShardByJaxProcess reads) reads archive images p, p + P, ...; each epoch
+visits them in a permutation seeded by (seed, p, epoch); flips are seeded by (seed, p, step).
+Grain's own `MapDataset.shuffle` would give another order, so a run switched between loaders,
+or resumed from a checkpoint of the native one, would not continue the same stream.
 
 Resume: the iterator is positioned from the step, not restored from a saved Grain iterator
 state. Every batch is a pure function of (seed, layout, step) and the Orbax checkpoint already
@@ -38,8 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
-from gan_zoo.data.archive import ArchiveSource
-from gan_zoo.data.sources import BadRecords, InMemorySource, Layout, bad_record_limit
+from gan_zoo.data.sources import BadRecords, IndexedSource, InMemorySource, Layout, bad_record_limit
 
 LOADERS = ("native", "grain")
 IN_MEMORY_THREADS = 2  # steps computed ahead in parallel (each is one whole batch)
@@ -55,69 +54,14 @@ def check_loader(data_cfg) -> str:
     return loader
 
 
-class IndexedSource:
-    """A dataset read by record index, in the order of archive.ArchiveSource (module docstring):
-    host p of P reads records p, p + P, ...; epoch e visits them in a permutation seeded by
-    (seed, p, e); flips are seeded by (seed, p, step). A subclass sets num_records, resolution,
-    seed, data_cfg (flip, max_bad_records), where (names the data in messages) and n_classes,
-    and defines read_into and record_name."""
-
-    num_records: int
-    resolution: int
-    seed: int
-    data_cfg: object
-    where: str
-
-    def host_images(self, layout: Layout) -> int:
-        n_host = len(range(layout.process_index, self.num_records, layout.process_count))
-        if not n_host:
-            raise ValueError(f"{self.where}: {self.num_records} records, fewer than the "
-                             f"{layout.process_count} hosts")
-        return n_host
-
-    def order(self, layout: Layout, epoch: int) -> np.ndarray:
-        """Record indices of this host's records in epoch `epoch`'s order."""
-        own = np.arange(layout.process_index, self.num_records, layout.process_count)
-        return own[np.random.default_rng([self.seed, layout.process_index, epoch])
-                   .permutation(len(own))]
-
-    def flips(self, layout: Layout, step: int, n: int) -> np.ndarray:
-        if not self.data_cfg.flip:
-            return np.zeros(n, bool)
-        return np.random.default_rng([self.seed, layout.process_index, step]).random(n) < 0.5
-
-    def read_into(self, out: np.ndarray, index: int, flip: bool) -> tuple[bool, int]:
-        """Decodes record `index` into out (float32 [r, r, 3] in [-1, 1]): (ok, label)."""
-        raise NotImplementedError
-
-    def record_name(self, index: int) -> str:
-        raise NotImplementedError
-
-
-class _ArchiveRecords(IndexedSource):
-    """An ArchiveSource as an IndexedSource (its own order, flips and decoding)."""
-
-    def __init__(self, source: ArchiveSource):
-        self.source, self.num_records = source, len(source.archive.names)
-        self.host_images, self.order, self.flips = source.host_images, source.order, source.flips
-        self.resolution, self.data_cfg = source.resolution, source.data_cfg
-        self.where = source.where
-
-    def read_into(self, out: np.ndarray, index: int, flip: bool) -> tuple[bool, int]:
-        return self.source.load_into(out, index, flip), int(self.source.labels[index])
-
-    def record_name(self, index: int) -> str:
-        return self.source.archive.names[index]
-
-
 class GrainSource:
     """A random-access source read through Grain: the wrapped source's attributes (n_classes,
     labels, archive, ...) and the same `batches(layout, start_step)` stream."""
 
     def __init__(self, source):
-        if not isinstance(source, (InMemorySource, ArchiveSource, IndexedSource)):
-            raise TypeError(f"GrainSource serves InMemorySource, ArchiveSource and "
-                            f"IndexedSource, got {type(source).__name__}")
+        if not isinstance(source, (InMemorySource, IndexedSource)):
+            raise TypeError(f"GrainSource serves InMemorySource and IndexedSource (e.g. "
+                            f"ArchiveSource), got {type(source).__name__}")
         self.source = source
 
     def __getattr__(self, name):  # only for names GrainSource itself lacks
@@ -129,8 +73,6 @@ class GrainSource:
         layout.check()
         if isinstance(self.source, InMemorySource):
             return _in_memory_batches(self.source, layout, start_step)
-        if isinstance(self.source, ArchiveSource):
-            return _indexed_batches(_ArchiveRecords(self.source), layout, start_step)
         return _indexed_batches(self.source, layout, start_step)
 
 
@@ -181,6 +123,6 @@ def _indexed_batches(source: IndexedSource, layout: Layout, start: int) -> Itera
 def wrap(data_cfg, source):
     """source read by the loader data.loader names: Grain for the random-access sources."""
     if check_loader(data_cfg) == "grain" and isinstance(
-            source, (InMemorySource, ArchiveSource, IndexedSource)):
+            source, (InMemorySource, IndexedSource)):
         return GrainSource(source)
     return source

@@ -79,6 +79,48 @@ class InMemorySource:
                 "label": labels.astype(np.int32).reshape(local)}
 
 
+class IndexedSource:
+    """A dataset read by record index, in the one order all indexed sources share (the
+    data.path archives, archive.ArchiveSource, and TFDS ArrayRecord, tf_sources.TFDSIndexSource;
+    both loaders, grain_source): host p of P reads records p, p + P, ...; epoch e visits them in
+    a permutation seeded by (seed, p, e); flips are seeded by (seed, p, step). A subclass sets
+    num_records, resolution, seed, data_cfg (flip, max_bad_records), where (names the data in
+    messages) and n_classes, and defines read_into and record_name."""
+
+    num_records: int
+    resolution: int
+    seed: int
+    data_cfg: object
+    where: str
+
+    def host_images(self, layout: Layout) -> int:
+        """How many records host layout.process_index reads (every process_count-th)."""
+        n_host = len(range(layout.process_index, self.num_records, layout.process_count))
+        if not n_host:
+            raise ValueError(f"{self.where}: {self.num_records} records, fewer than the "
+                             f"{layout.process_count} hosts")
+        return n_host
+
+    def order(self, layout: Layout, epoch: int) -> np.ndarray:
+        """Record indices of this host's records in epoch `epoch`'s order."""
+        own = np.arange(layout.process_index, self.num_records, layout.process_count)
+        return own[np.random.default_rng([self.seed, layout.process_index, epoch])
+                   .permutation(len(own))]
+
+    def flips(self, layout: Layout, step: int, n: int) -> np.ndarray:
+        """Whether each of the n examples of step `step` is x-flipped (seed, host, step)."""
+        if not self.data_cfg.flip:
+            return np.zeros(n, bool)
+        return np.random.default_rng([self.seed, layout.process_index, step]).random(n) < 0.5
+
+    def read_into(self, out: np.ndarray, index: int, flip: bool) -> tuple[bool, int]:
+        """Decodes record `index` into out (float32 [r, r, 3] in [-1, 1]): (ok, label)."""
+        raise NotImplementedError
+
+    def record_name(self, index: int) -> str:
+        raise NotImplementedError
+
+
 class BadRecordsError(ValueError):
     """More undecodable records than data.max_bad_records allows."""
 
