@@ -168,6 +168,10 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
         eq_batch_size=4,
         every=p.get("eval_every", 0),  # train steps between evaluations; 0 = off
         truncation=0.0,  # truncation passed to the recipe's sample_fn (0 = none)
+        # --mode=eval only: the sample metrics at each of these truncations (e.g. "1.0,0.9,0.7",
+        # StyleGAN-T's FID-CLIP-score curve over psi), keys '<metric>/psi_<value>' in
+        # metrics_<step>.json; "" = off (config.eval.truncation, plain keys)
+        truncation_sweep="",
         inception="",  # FID Inception: pt_inception-2015-12-05-6726825d.pth or .npz
         vgg16="",  # VGG16 for precision/recall (.npz, torch names; convert.vgg16)
         lpips="",  # LPIPS-VGG16 for PPL (.npz, lpips package names; convert.vgg16.load_lpips)

@@ -135,12 +135,15 @@ def _lpips_pairs(net):
     return lambda variables, ab: lpips.ppl_distance(variables, net)(ab[..., :3], ab[..., 3:])
 
 
-def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, mesh=None):
+def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, mesh=None,
+                   prompts=None):
     """(key, n) -> float images [n, H, W, 3] in [-1, 1] of the EMA G, random labels; one compile
     (batches are padded to batch_size, rounded up to a multiple of the mesh's 'data' size). The
     batch is sharded over 'data' (mesh None: the state's devices): each device draws its share
     once, none the whole batch. The samples do not depend on the mesh (jax.random values are
-    counter-based: the same per index whatever the sharding or padding)."""
+    counter-based: the same per index whatever the sharding or padding). prompts: one string per
+    label (a text-conditional G's integer labels index its prompts): sample_fn then returns
+    (images, [n] prompt strings), what CLIP score reads."""
     from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
 
     if mesh is None:  # the devices holding the state (a mesh of 1 for a single-device state)
@@ -156,12 +159,14 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, me
         cols = jax.jit(recipe.sampling_collections, static_argnums=2)(
             state, jax.random.fold_in(base, 0), trunc)
 
+    def labels_of(key):  # the batch's labels, the same in draw and on the host (prompts)
+        return jax.random.randint(jax.random.split(key)[0], (padded,), 0, n_classes, jnp.int32)
+
     @functools.partial(jax.jit, out_shardings=rows)
     def draw(state, cols, key):
-        k_y, k_z = jax.random.split(key)
-        labels = jax.random.randint(k_y, (padded,), 0, n_classes, dtype=jnp.int32)
-        labels = jax.lax.with_sharding_constraint(labels, rows)  # the batch over 'data'
-        return recipe.sample_fn(state, k_z, labels, trunc, cols)
+        labels = jax.lax.with_sharding_constraint(labels_of(key), rows)  # the batch over 'data'
+        return recipe.sample_fn(state, jax.random.split(key)[1], labels, trunc, cols)
+    host_labels = jax.jit(labels_of)
 
     def sample_fn(key, n):
         if n > batch_size:
@@ -170,7 +175,10 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, me
         if jax.process_count() > 1:  # rows on other hosts' devices: gather them
             from jax.experimental import multihost_utils  # noqa: PLC0415
             images = multihost_utils.process_allgather(images, tiled=True)
-        return np.asarray(jax.device_get(images))[:n]
+        images = np.asarray(jax.device_get(images))[:n]
+        if prompts is None:
+            return images
+        return images, [prompts[y] for y in np.asarray(host_labels(key))[:n]]
     # The generated resolution (a staged recipe, e.g. ProGAN mid-growth, samples below the data's).
     sample_fn.resolution = int(jax.eval_shape(draw, state, cols, base).shape[1])
     sample_fn.draw, sample_fn.args = draw, (state, cols)  # draw(*args, key): for inspection
@@ -242,10 +250,12 @@ def real_batches(config, num: int, batch_size: int, resolution: int = 0, source=
     return batches
 
 
-def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) -> dict:
+def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None,
+                   truncations=()) -> dict:
     """Runs config.eval on `state`; writes <workdir>/eval/metrics_<step>.json (host 0) and the
-    values to `writer` under 'eval/<name>'. Returns the metric dict (with 'step')."""
-    from gan_zoo import metrics  # noqa: PLC0415
+    values to `writer` under 'eval/<name>'. Returns the metric dict (with 'step').
+    truncations: the sample metrics at each value (keys `sweep_key`, one log line each: the
+    --mode=eval sweep of config.eval.truncation_sweep); () = at config.eval.truncation."""
     from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
 
     e = config.eval
@@ -256,18 +266,14 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     step = int(jax.device_get(state.step))
     out = w_metrics(names, recipe, state, config, kwargs.pop("ppl_distance", None), eval_mesh)
     names = tuple(n for n in names if n not in _W_METRICS)
-    if names:
-        sample_fn = make_sample_fn(recipe, state, config, e.truncation, e.batch_size, mesh)
-        source = real_source(config)
-        num_real, protocol = real_count(e, source)
-        out |= metrics.evaluate(
-            sample_fn, real_batches(config, num_real, e.batch_size, sample_fn.resolution, source),
-            names, e.num_samples,
-            batch_size=e.batch_size, seed=config.seed, num_real=num_real,
-            workdir=os.path.join(workdir, "eval"),
-            dataset_name=dataset_key(config, sample_fn.resolution), real_protocol=protocol,
-            mesh=eval_mesh, fid_method=e.get("fid_method", "sqrtm"), **kwargs,
-            **_small_set_kwargs(e.num_samples))
+    run = functools.partial(sample_metrics, recipe, state, config, names, kwargs, workdir,
+                            mesh, eval_mesh)
+    for psi in truncations if names else ():
+        at_psi = run(psi)
+        log.info("eval at step %d, truncation %g: %s", step, psi, at_psi)
+        out |= {sweep_key(k, psi): v for k, v in at_psi.items()}
+    if names and not truncations:
+        out |= run(e.truncation)
     out = {k: float(v) for k, v in out.items()}
     log.info("eval at step %d: %s", step, out)
     if writer is not None and out:
@@ -275,6 +281,58 @@ def evaluate_state(recipe, state, config, workdir: str, mesh=None, writer=None) 
     if jax.process_index() == 0:
         write_json(workdir, step, out)
     return {"step": step, **out}
+
+
+def sample_metrics(recipe, state, config, names, kwargs, workdir, mesh, eval_mesh,
+                   truncation) -> dict:
+    """The sample-based metrics `names` (evaluate()'s, kwargs from resolve_metrics) of the EMA G
+    at one truncation; real statistics cached in <workdir>/eval (read once for a sweep)."""
+    from gan_zoo import metrics  # noqa: PLC0415
+
+    e = config.eval
+    prompts = sample_prompts(recipe, config) if "clip_score" in names else None
+    sample_fn = make_sample_fn(recipe, state, config, truncation, e.batch_size, mesh, prompts)
+    source = real_source(config)
+    num_real, protocol = real_count(e, source)
+    out = metrics.evaluate(
+        sample_fn, real_batches(config, num_real, e.batch_size, sample_fn.resolution, source),
+        names, e.num_samples,
+        batch_size=e.batch_size, seed=config.seed, num_real=num_real,
+        workdir=os.path.join(workdir, "eval"),
+        dataset_name=dataset_key(config, sample_fn.resolution), real_protocol=protocol,
+        mesh=eval_mesh, fid_method=e.get("fid_method", "sqrtm"), **kwargs,
+        **_small_set_kwargs(e.num_samples))
+    return {k: float(v) for k, v in out.items()}
+
+
+def sample_prompts(recipe, config) -> list:
+    """CLIP score's prompts: config.sample.prompts, one per integer label of the recipe's
+    sample_fn (StyleGAN-T: the label indexes them)."""
+    prompts = list(config.sample.get("prompts", ()) or ())
+    if len(prompts) != max(recipe.n_classes, 1):
+        raise ValueError(f"config.eval.metrics: clip_score needs config.sample.prompts, one per "
+                         f"label of recipe {config.recipe!r} ({recipe.n_classes}); got "
+                         f"{len(prompts)}")
+    return prompts
+
+
+def truncation_sweep(eval_cfg) -> tuple:
+    """config.eval.truncation_sweep ("1.0,0.9,0.7" or a sequence) as floats; () when empty."""
+    raw = eval_cfg.get("truncation_sweep", "")
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    try:
+        values = tuple(float(v) for v in items if str(v).strip())
+    except ValueError:
+        raise ValueError(f"config.eval.truncation_sweep: expected comma-separated numbers, "
+                         f"e.g. '1.0,0.9,0.7', got {raw!r}") from None
+    if len(set(values)) != len(values):
+        raise ValueError(f"config.eval.truncation_sweep: repeated value in {raw!r}")
+    return values
+
+
+def sweep_key(name: str, truncation: float) -> str:
+    """A metric's key at one truncation of the sweep: 'fid/psi_0.7', 'clip_score/psi_1'."""
+    return f"{name}/psi_{truncation:g}"
 
 
 def check_w_metrics(names, recipe, config) -> None:

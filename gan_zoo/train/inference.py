@@ -90,10 +90,12 @@ def summary(config, networks=None, num_devices=None) -> str:
 def evaluate_checkpoint(config, workdir: str, networks=None, writer=None,
                         step="latest") -> dict:
     """config.eval for a checkpoint in workdir (the CLI's --mode=eval); step: 'latest', 'best'
-    (config.checkpoint.best_metric's) or a step number. Here, not in evaluation.py: it restores
-    through loop.restore_run, and loop imports evaluation (imports go one way)."""
+    (config.checkpoint.best_metric's) or a step number; config.eval.truncation_sweep set: the
+    sample metrics at each truncation (evaluation.sweep_key). Here, not in evaluation.py: it
+    restores through loop.restore_run, and loop imports evaluation (imports go one way)."""
+    sweep = evaluation.truncation_sweep(config.eval)  # a bad value fails before the restore
     mesh = sharding.make_mesh(config.mesh)
     if checkpoint.Checkpointer(workdir, config.checkpoint.keep, False).latest_step() is None:
         raise FileNotFoundError(f"--mode=eval: no checkpoint in {workdir}; train first")
     recipe, state, _ = restore_run(config, workdir, mesh, networks, step)  # its stage
-    return evaluation.evaluate_state(recipe, state, config, workdir, mesh, writer)
+    return evaluation.evaluate_state(recipe, state, config, workdir, mesh, writer, sweep)
