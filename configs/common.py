@@ -112,6 +112,13 @@ def mesh_and_rules(c, fsdp: int = 0) -> None:
         c.param_rules = ()  # ((regex, (axis or None, ...)), ...); default: all replicated
 
 
+def run_blocks(c, p: dict, sv_every: int = 0) -> None:
+    """The blocks every family's config ends with: checkpoint, log, eval and mesh/param_rules."""
+    checkpoint_and_log(c, p, sv_every)
+    c.eval = eval_config(p)
+    mesh_and_rules(c)
+
+
 def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
     """The full BigGAN(-deep) config for a preset dict `p` (keys as in the PRESETS tables)."""
     c = run_base("biggan")
@@ -136,12 +143,10 @@ def biggan_base(p: dict, family: str) -> ml_collections.ConfigDict:
         truncation_mode="threshold",  # "threshold" (paper) | "tfhub_scaled"
         standing_stats_batches=p.get("standing_batches", 100),
         standing_stats_batch_size=min(p["batch"], 256)))
-    checkpoint_and_log(c, p, sv_every=p.get("sv_every", 1000))
+    run_blocks(c, p, sv_every=p.get("sv_every", 1000))
     # Every SN weight of G and D (BigGAN §4.1 collapse analysis; BigGAN-PyTorch logs each SN
     # layer's sigma_0): all >= 2-D kernels but G's shared class embedding, which has no SN.
     c.log.sv_layers = r"^(?!shared/)"
-    c.eval = eval_config(p)
-    mesh_and_rules(c)
     return c
 
 
@@ -150,14 +155,14 @@ def eval_config(p: dict) -> ml_collections.ConfigDict:
 
     Weights are local files; a metric whose file is empty is skipped with a log line. Preset keys:
     eval_every (default 0 = off, as on CPU), eval_samples (default 50k, the fid50k protocol; 1k
-    on the built-in CPU datasets).
+    on the built-in CPU datasets), metrics.
     """
     cpu_data = p.get("data") in ("digits", "photos")
     return ml_collections.ConfigDict(dict(
         # comma-separated: fid kid is sfid rfid pr swd ms_ssim ppl eqt_int eqt_frac eqr clip_score
         # (ppl: StyleGAN2/3 only; eqt_int, eqt_frac, eqr: StyleGAN3 only; clip_score: a
         # text-conditional G whose sample_fn returns (images, prompts))
-        metrics="fid,kid,is,rfid,pr",
+        metrics=p.get("metrics", "fid,kid,is,rfid,pr"),
         num_samples=p.get("eval_samples", 1000 if cpu_data else 50_000),  # 50k: fid50k, pr50k3
         # real images: the whole dataset without flips (fid50k_full) capped at num_real (0: no
         # cap); a dataset of unknown size (built-in, TFDS stream): num_real, else num_samples

@@ -73,7 +73,5 @@ def _base(p: dict) -> ml_collections.ConfigDict:
         loss_scale=p.get("loss_scale", 0.0),  # static; 0 = auto: 1024 with float16 layers, else 1
         reset_opt_at_stage=True))  # fresh Adam moments at each phase start [code]
     c.sample = ml_collections.ConfigDict(dict(truncation=0.0, standing_stats_batch_size=16))
-    common.checkpoint_and_log(c, p)
-    c.eval = common.eval_config(p)
-    common.mesh_and_rules(c)
+    common.run_blocks(c, p)
     return c

@@ -99,10 +99,7 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
     c.sample = ml_collections.ConfigDict(dict(
         truncation=p.get("truncation", 1.0),  # ψ; 1 (or <= 0) = none; Fig. 12 uses 0.5
         standing_stats_batch_size=min(p["batch"], 32)))  # sample batch (no standing stats)
-    common.checkpoint_and_log(c, p)
-    if hasattr(common, "eval_config"):
-        c.eval = common.eval_config(p)
-    common.mesh_and_rules(c)
+    common.run_blocks(c, p)
     return c
 
 

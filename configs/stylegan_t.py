@@ -97,10 +97,7 @@ def base(p: dict) -> ml_collections.ConfigDict:
         truncation=1.0,  # ψ of the z part toward f̄; 1 (or <= 0) = none
         prompts=p["prompts"],  # what integer labels (grids, --mode=sample) draw
         standing_stats_batch_size=min(p["batch"], 32)))
-    common.checkpoint_and_log(c, p)
-    c.eval = common.eval_config(p)
-    c.eval.metrics = p["metrics"]
-    common.mesh_and_rules(c)
+    common.run_blocks(c, p)
     return c
 
 

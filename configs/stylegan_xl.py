@@ -110,10 +110,7 @@ def base(p: dict) -> ml_collections.ConfigDict:
     c.sample = ml_collections.ConfigDict(dict(
         truncation=1.0,  # ψ toward the class's w_avg; 1 (or <= 0) = none
         standing_stats_batch_size=min(p["batch"], 32)))
-    common.checkpoint_and_log(c, p)
-    c.eval = common.eval_config(p)
-    c.eval.metrics = p["metrics"]
-    common.mesh_and_rules(c)
+    common.run_blocks(c, p)
     return c
 
 
