@@ -1,6 +1,8 @@
 """Small validation helpers that raise user-facing `ValueError`s naming what was expected."""
 
+import logging
 import numbers
+import os
 from typing import Sequence
 
 
@@ -113,3 +115,24 @@ def check_data_classes(data_classes: int, model_classes: int, data_cfg) -> str:
         raise ValueError(f"config.model.n_classes={model_classes} but {where} has "
                          f"{data_classes} classes")
     return ""
+
+
+def check_feature_weights(model_cfg, field: str, ident: str, role: str, log: logging.Logger,
+                          family: str, random_note: str = "") -> None:
+    """One frozen feature net's weight file `config.model.<field>` (StyleGAN-XL / -T): a given
+    path must exist; none is an error when model.feature_nets is 'pretrained', else the net is
+    random-initialised. Logs which (`random_note` is appended to the random case's line)."""
+    if model_cfg.feature_nets not in ("pretrained", "random"):
+        raise ValueError(f"config.model.feature_nets: expected 'pretrained' or 'random', got "
+                         f"{model_cfg.feature_nets!r}")
+    path = model_cfg.get(field, "")
+    if path and not os.path.isfile(path):
+        raise FileNotFoundError(f"config.model.{field}={path}: no such file (the {role}, "
+                                f"{ident})")
+    if not path and model_cfg.feature_nets == "pretrained":
+        raise FileNotFoundError(
+            f"config.model.{field} is empty: the {role} needs the weights of {ident} (a "
+            f".safetensors/.npz state dict; or set config.model.feature_nets=random)")
+    log.info(
+        "%s %s (%s): %s", family, role, ident,
+        f"weights from {path}" if path else f"RANDOM init (no weight file{random_note})")

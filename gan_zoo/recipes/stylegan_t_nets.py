@@ -16,13 +16,13 @@ loss in every stage (§2.5 "D and L_CLIP keep receiving c_text from the original
 """
 
 import logging
-import os
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_zoo import checks
 from gan_zoo.feature_nets import clip, clip_tokenizer
 from gan_zoo.models import stylegan_t
 from gan_zoo.models import stylegan_t_discriminator as sd
@@ -117,23 +117,11 @@ WEIGHT_FIELDS = {"clip_weights": (CLIP_ID, "text encoder, CLIP guidance image to
 
 def check_weight_files(config) -> None:
     """feature_nets="pretrained": both weight files must exist; log what is loaded or random."""
-    m = config.model
-    if m.feature_nets not in ("pretrained", "random"):
-        raise ValueError(f"config.model.feature_nets: expected 'pretrained' or 'random', got "
-                         f"{m.feature_nets!r}")
+    random_note = ("" if config.model.feature_nets == "pretrained"
+                   else "; sizes of config.model.clip_* / d_dino_* and the variant")
     for field, (ident, role) in WEIGHT_FIELDS.items():
-        path = m.get(field, "")
-        if path and not os.path.isfile(path):
-            raise FileNotFoundError(f"config.model.{field}={path}: no such file (the {role}, "
-                                    f"{ident})")
-        if not path and m.feature_nets == "pretrained":
-            raise FileNotFoundError(
-                f"config.model.{field} is empty: the {role} needs the weights of {ident} (a "
-                f".safetensors/.npz state dict; or set config.model.feature_nets=random)")
-        sizes = "" if path or m.feature_nets == "pretrained" else \
-            "; sizes of config.model.clip_* / d_dino_* and the variant"
-        log.info("StyleGAN-T %s (%s): %s", role, ident,
-                 f"weights from {path}" if path else f"RANDOM init (no weight file{sizes})")
+        checks.check_feature_weights(config.model, field, ident, role, log, "StyleGAN-T",
+                                     random_note)
 
 
 def load_clip_variables(config, clip_model: clip.CLIP) -> dict:

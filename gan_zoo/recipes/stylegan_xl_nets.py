@@ -12,12 +12,12 @@ are random.
 
 import dataclasses
 import logging
-import os
 
 import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from gan_zoo import checks
 from gan_zoo.feature_nets import vit
 from gan_zoo.models import projected_d as pd
 from gan_zoo.models import stylegan_xl as xl
@@ -113,22 +113,9 @@ def make_classifier(config) -> Classifier:
 
 def check_weight_files(config, need_clf: bool) -> None:
     """feature_nets="pretrained": every needed weight file must exist (spec §4 names)."""
-    m = config.model
-    if m.feature_nets not in ("pretrained", "random"):
-        raise ValueError(f"config.model.feature_nets: expected 'pretrained' or 'random', got "
-                         f"{m.feature_nets!r}")
-    for what, (field, timm_id, role) in _needed(config, need_clf).items():
-        path = m.get(field, "")
-        if path and not os.path.isfile(path):
-            raise FileNotFoundError(f"config.model.{field}={path}: no such file (the {role}, "
-                                    f"timm {timm_id!r})")
-        if not path and m.feature_nets == "pretrained":
-            raise FileNotFoundError(
-                f"config.model.{field} is empty: the {role} needs the weights of timm "
-                f"{timm_id!r} (a .safetensors/.npz state dict; or set "
-                f"config.model.feature_nets=random for random nets)")
-        log.info("StyleGAN-XL %s (%s): %s", role, timm_id,
-                 f"weights from {path}" if path else "RANDOM init (no weight file)")
+    for field, timm_id, role in _needed(config, need_clf).values():
+        checks.check_feature_weights(config.model, field, f"timm {timm_id!r}", role, log,
+                                     "StyleGAN-XL")
 
 
 def _needed(config, need_clf: bool) -> dict:
