@@ -54,5 +54,9 @@ def finish(p: dict, a, family: str):
     # Optional preset keys beyond the shared base (paper: 2 D steps, ortho beta 1e-4).
     c.train.d_steps = p.get("d_steps", c.train.d_steps)
     c.train.ortho_beta = p.get("ortho_beta", c.train.ortho_beta)
+    # DiffAugment of D's inputs (Zhao et al. 2020): a policy such as "translation,cutout" ("":
+    # off, the paper presets); cutout square side as a fraction of the image (their code: 0.5)
+    c.train.diffaug = p.get("diffaug", "")
+    c.train.diffaug_cutout = p.get("diffaug_cutout", 0.5)
     c.preset = a.preset
     return c

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_zoo import losses
+from gan_zoo import augment, losses
 from gan_zoo.recipes.base import GANState, Phase, Recipe, data_devices
 
 
@@ -59,6 +59,19 @@ def _fake_inputs(key, n: int, dim_z: int, n_classes: int):
     return sample_z(kz, (n, dim_z)), jax.random.randint(ky, (n,), 0, max(n_classes, 1))
 
 
+DIFFAUG_TAG = 0x44494600  # fold_in purpose tag of the DiffAugment key of a D input
+
+
+def diff_augment_input(train_cfg, key, x):
+    """D's input x [N, H, W, C] through DiffAugment (Zhao et al. 2020, §3) when
+    train_cfg.diffaug names a policy, with per-sample draws from `key`; else x unchanged."""
+    policy = train_cfg.get("diffaug", "")
+    if not policy:
+        return x
+    return augment.diff_augment(jax.random.fold_in(key, DIFFAUG_TAG), x, policy,
+                                cutout_ratio=train_cfg.get("diffaug_cutout", 0.5))
+
+
 def make_recipe(config, networks=None) -> Recipe:
     """The BigGAN recipe for `config`. networks: optional (G, D) modules (tests); default: the
     `gan_zoo.models.biggan` networks built from config.model."""
@@ -95,6 +108,7 @@ def make_recipe(config, networks=None) -> Recipe:
         x = jnp.concatenate([jax.lax.stop_gradient(fake).astype(batch["image"].dtype),
                              batch["image"]])
         labels = jnp.concatenate([y, batch["label"]])
+        x = diff_augment_input(t, key, x)
         (logits, _), d_cols = apply_net(D, d_params, state.collections["d"], x, labels, train=True)
         logits_fake, logits_real = jnp.split(logits.astype(jnp.float32), 2)
         loss, (loss_real, loss_fake) = losses.hinge_d(logits_real, logits_fake)
@@ -108,8 +122,8 @@ def make_recipe(config, networks=None) -> Recipe:
         z, y = _fake_inputs(key, micro, dim_z, n_classes)
         (fake, _), g_cols = apply_net(G, g_params, state.collections["g"], z, y, train=True)
         # D's SN state is updated in D steps only (spec §4): its new collections are dropped.
-        (logits, _), _ = apply_net(D, state.params["d"], state.collections["d"], fake, y,
-                                   train=True)
+        (logits, _), _ = apply_net(D, state.params["d"], state.collections["d"],
+                                   diff_augment_input(t, key, fake), y, train=True)
         adv = losses.hinge_g(logits)
         ortho = losses.ortho_reg(g_params, t.ortho_beta, t.ortho_exclude) \
             if t.ortho_beta > 0 else jnp.zeros((), jnp.float32)
