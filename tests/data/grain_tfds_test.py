@@ -2,7 +2,6 @@
 (exact resume at step k, each epoch a permutation, disjoint and complete 2-host shards); one
 prepared as tfrecord is still read as a stream, with a log line on how to resume exactly."""
 
-import io
 import logging
 
 import numpy as np
@@ -12,65 +11,15 @@ from ml_collections import ConfigDict
 from gan_zoo.data import Layout, grain_source, make_source
 from gan_zoo.data.sources import BadRecordsError
 
-tfds = pytest.importorskip("tensorflow_datasets")
+pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("array_record")
-
-N = 7  # record i: 8x8, value 20 i + 10, left half halved (flip-visible); label i % 3
-NAME = "gan_zoo_tiny_array"
-
-
-class GanZooTinyArray(tfds.core.GeneratorBasedBuilder):
-    """N images whose brightness encodes the record index (test-only builder)."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(8, 8, 3)),
-            "label": tfds.features.ClassLabel(num_classes=3)}))
-
-    def _split_generators(self, dl_manager):
-        del dl_manager
-        return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-        for i in range(N):
-            a = np.full((8, 8, 3), 20 * i + 10, np.uint8)
-            a[:, :4] //= 2
-            yield i, {"image": a, "label": i % 3}
-
-
-class GanZooTinyArrayBad(tfds.core.GeneratorBasedBuilder):
-    """4 records of value 10, 30, 50, 70 whose record 2 is not an image (test-only builder)."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3)),
-            "label": tfds.features.ClassLabel(num_classes=4)}))
-
-    def _split_generators(self, dl_manager):
-        del dl_manager
-        return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-        from PIL import Image  # noqa: PLC0415
-
-        for i in range(4):
-            png = io.BytesIO()
-            Image.fromarray(np.full((8, 8, 3), 20 * i + 10, np.uint8)).save(png, format="PNG")
-            yield i, {"image": io.BytesIO(b"not an image" if i == 2 else png.getvalue()),
-                      "label": i}
+from tests.data.tiny_tfds import BAD_NAME, NAME, GanZooTinyArrayBad, N  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def data_dirs(tmp_path_factory):
-    """The builder prepared twice: as ArrayRecord and as tfrecord (the TFDS default)."""
-    dirs = {f: str(tmp_path_factory.mktemp(f)) for f in ("array_record", "tfrecord")}
-    for file_format, d in dirs.items():
-        GanZooTinyArray(data_dir=d, file_format=file_format).download_and_prepare()
-    return dirs
+def data_dirs(tiny_tfds_dir):
+    """The tiny builder prepared twice: as ArrayRecord and as tfrecord (the TFDS default)."""
+    return {f: tiny_tfds_dir(f) for f in ("array_record", "tfrecord")}
 
 
 def _cfg(data_dir, loader="grain"):
@@ -136,7 +85,7 @@ def test_tfrecord_is_still_read_as_a_stream(data_dirs, caplog):
 
 def test_array_record_bad_record_is_named_and_replaced(tmp_path, caplog):
     GanZooTinyArrayBad(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
-    cfg = dict(_cfg(str(tmp_path)), name="gan_zoo_tiny_array_bad", max_bad_records=1)
+    cfg = dict(_cfg(str(tmp_path)), name=BAD_NAME, max_bad_records=1)
     src = make_source(ConfigDict(cfg), 8, seed=0)
     with caplog.at_level(logging.WARNING, logger="gan_zoo.data"):
         images, labels = _images(src, Layout(1, 1, 4), 0, 2)  # all 4 records in each step

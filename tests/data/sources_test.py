@@ -109,37 +109,18 @@ def test_folder_stream_resumes_exactly_and_reshuffles_each_epoch(tmp_path):
     assert 0 < flipped.sum() < len(flipped)
 
 
-def test_tfds_stream_resumes_exactly(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
+def test_tfds_stream_resumes_exactly(tiny_tfds_dir):
+    from tests.data import tiny_tfds  # noqa: PLC0415
 
-    class GanZooTinyIndexed(tfds.core.GeneratorBasedBuilder):
-        """7 images whose brightness encodes the index (test-only builder)."""
-
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(8, 8, 3)),
-                "label": tfds.features.ClassLabel(num_classes=3)}))
-
-        def _split_generators(self, dl_manager):
-            del dl_manager
-            return {"train": self._generate_examples()}
-
-        def _generate_examples(self):
-            for i in range(7):
-                a = np.full((8, 8, 3), 20 * i + 10, np.uint8)
-                a[:, :4] //= 2
-                yield i, {"image": a, "label": i % 3}
-
-    GanZooTinyIndexed(data_dir=str(tmp_path)).download_and_prepare()
-    src = make_source(_cfg(name="gan_zoo_tiny_indexed", data_dir=str(tmp_path), flip=True,
-                           shuffle_buffer=4), 8, seed=1)
+    data_dir = tiny_tfds_dir("tfrecord")  # the TFDS default: read as a stream
+    src = make_source(_cfg(name=tiny_tfds.NAME, data_dir=data_dir, flip=True, shuffle_buffer=4),
+                      8, seed=1)
     assert src.n_classes == 3
     layout = Layout(1, 1, 3)
     whole = _stream(src, layout, 0, 6)  # 18 examples: 2 epochs and a bit
     np.testing.assert_array_equal(_stream(src, layout, 4, 2), whole[12:])
     np.testing.assert_array_equal(_stream(src, layout, 1, 2), whole[3:9])  # mid-epoch start
     idx = _file_index(whole)
+    n = tiny_tfds.N
     for e in range(2):
-        assert sorted(idx[7 * e:7 * e + 7]) == list(range(7))
+        assert sorted(idx[n * e:n * e + n]) == list(range(n))
