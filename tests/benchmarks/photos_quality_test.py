@@ -1,6 +1,7 @@
 """benchmarks/photos_quality.py: real crops score far below noise and flat colour, the
-table prints every set, precision/recall in SWD's patch space see noise (precision near 0) and a
-few repeated crops (recall far below real's), and bad .npz files name what was expected."""
+table prints every set, per-image precision/recall/FD put real vs real near the ceiling, one
+repeated crop at recall near 0 and noise at precision near 0, and bad .npz files name what was
+expected."""
 
 import numpy as np
 import pytest
@@ -26,21 +27,27 @@ def test_real_crops_score_below_flat_colour_and_noise(tmp_path, capsys):
     assert res["real (floor)"]["swd"] < 0.6 * res["init"]["swd"]
     assert res["real (floor)"]["swd"] < 0.6 * res["noise"]["swd"]
     assert res["samples"]["recall"] > 0.6 and res["noise"]["precision"] < 0.05
+    assert res["init"]["recall"] < 0.05  # flat colour: no texture at all
+    assert res["real (floor)"]["fd"] < 0.25 * res["init"]["fd"]
     out = capsys.readouterr().out
     assert "real (floor)" in out and "noise" in out and "avg" in out and "recall" in out
+    assert "FD" in out
 
 
-def test_patch_precision_recall_real_near_floor_repeats_low_recall():
+def test_per_image_precision_recall_fd_real_one_repeated_crop_noise():
     pq = _module()
     real, other = pq.real_crops(64, 32, seed=5), pq.real_crops(64, 32, seed=6)
-    repeated = np.repeat(other[:2], 32, axis=0)  # two crops, 32 copies each
+    repeated = np.repeat(other[:1], 64, axis=0)  # one crop, 64 copies
     noise = np.random.default_rng(0).integers(0, 256, real.shape, np.uint8)
-    pr = pq.precision_recall_table({"real": other, "rep": repeated, "noise": noise}, real, 512)
-    avg = {name: np.mean(list(res.values()), axis=0) for name, res in pr.items()}
-    assert len(pr["real"]) == 2  # levels 32 and 16
-    assert avg["real"][0] > 0.6 and avg["real"][1] > 0.6  # real vs real: the ceiling
-    assert avg["rep"][1] < 0.5 * avg["real"][1]  # few images: low recall
-    assert avg["noise"][0] < 0.05  # noise patches are nowhere near real ones
+    feats = pq.feature_space(real)(real)
+    # Levels 32 and 16: 7 octave bands each, + a 4x4x3 layout; 3 blocks of unit total variance.
+    assert feats.shape == (64, 7 + 7 + 48)
+    np.testing.assert_allclose(feats.var(0).sum(), 3.0, rtol=1e-4)
+    div = pq.diversity_table({"real": other, "rep": repeated, "noise": noise}, real)
+    assert div["real"]["precision"] > 0.75 and div["real"]["recall"] > 0.75  # the ceiling
+    assert div["rep"]["recall"] < 0.05  # one image covers none of the real variety
+    assert div["noise"]["precision"] < 0.05  # far more fine-scale energy than any photo
+    assert div["real"]["fd"] < 0.25 * min(div["rep"]["fd"], div["noise"]["fd"])
 
 
 def test_bad_inputs_name_what_was_expected(tmp_path):
