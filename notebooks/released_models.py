@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,31 +31,22 @@ import pathlib
 import subprocess
 import sys
 
-# Test mode (CI, tests/notebooks_test.py): tiny sizes and steps, and XLA's cheapest CPU
-# compile (must be set before JAX starts). Colab TPU VMs need no TPU set-up call, and TensorFlow
-# is not preinstalled there: the install below pulls in what gan_zoo needs.
-TEST = os.environ.get("GAN_ZOO_NOTEBOOK_TEST") == "1"
-if TEST:
-    os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
-                          "--xla_llvm_disable_expensive_passes=true")
-REPO_URL = os.environ.get("GAN_ZOO_REPO", "https://github.com/ORG/gan_zoo")  # ORG: see README
-
-
-def find_checkout():
-    """The gan_zoo checkout holding this notebook (or the cwd), else None."""
-    for d in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]:
-        if (d / "configs").is_dir() and (d / "gan_zoo").is_dir():
-            return d
-    return None
-
-
-REPO = find_checkout()
-if REPO is None:  # Colab: clone, then install it with its dependencies
-    subprocess.run(["git", "clone", "-q", "--depth=1", REPO_URL, "gan_zoo"], check=True)
-    REPO = pathlib.Path("gan_zoo").resolve()
+# The checkout holding this notebook (or the cwd), else a clone with its dependencies
+# installed (Colab; TensorFlow is not preinstalled on TPU VMs, which need no TPU set-up call).
+cwd = pathlib.Path.cwd()
+REPO = next((d for d in (cwd, *cwd.parents, cwd / "gan_zoo") if (d / "gan_zoo").is_dir()
+             and (d / "configs").is_dir()), None)
+if REPO is None:
+    url = os.environ.get("GAN_ZOO_REPO", "https://github.com/ORG/gan_zoo")  # ORG: see README
+    subprocess.run(["git", "clone", "-q", "--depth=1", url, "gan_zoo"], check=True)
+    REPO = cwd / "gan_zoo"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(REPO)], check=True)
-os.chdir(REPO)  # the configs/ files import each other as the `configs` package
 sys.path.insert(0, str(REPO))
+from gan_zoo.tools import notebook  # noqa: E402
+
+# Test mode (GAN_ZOO_NOTEBOOK_TEST=1, tests/notebooks_test.py): tiny sizes and steps, XLA's
+# cheapest CPU compile; the cwd becomes the checkout (for the configs/ package).
+TEST = notebook.setup(REPO)
 
 # %%
 import tempfile

@@ -1,16 +1,19 @@
 """notebooks/: every notebook runs top to bottom in test mode, and each .ipynb matches its
 jupytext text pair (notebooks/X.py, percent format) cell for cell.
 
-Test mode (GAN_ZOO_NOTEBOOK_TEST=1, read in each notebook's first code cell) shrinks sizes and
-steps and asks XLA for its cheapest CPU compile; the released_models notebook then reads the
+Test mode (GAN_ZOO_NOTEBOOK_TEST=1, read by gan_zoo.tools.notebook.setup in each notebook's first
+code cell) shrinks sizes and steps and adds XLA's cheapest CPU compile to the inherited XLA_FLAGS
+(the 8 host devices of tests/conftest.py stay); the released_models notebook then reads the
 official files of ../shared/official (or $GAN_ZOO_OFFICIAL) instead of an upload.
 """
 
 import json
 import os
+import sys
 
 import pytest
 
+from gan_zoo.tools import notebook
 from tests.conftest import REPO
 
 NOTEBOOKS = REPO / "notebooks"
@@ -43,6 +46,22 @@ def test_ipynb_matches_its_text_pair_and_has_no_outputs(name):
             f"{ipynb}: outputs must be stripped (README 'Notebooks')"
     link = f"https://colab.research.google.com/github/ORG/gan_zoo/blob/main/notebooks/{name}.ipynb"
     assert link in nb.cells[0].source, f"{ipynb}: the first cell must open with the Colab link"
+
+
+def test_setup_adds_the_test_flags_once_and_enters_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv(notebook.TEST_ENV, "1")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    monkeypatch.chdir(tmp_path)  # restored afterwards, as sys.path below
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(REPO)])
+    assert notebook.setup(REPO) and notebook.setup(REPO)  # a rerun of the setup cell
+    assert os.getcwd() == str(REPO) and sys.path[0] == str(REPO)
+    flags = os.environ["XLA_FLAGS"].split()
+    assert flags == ["--xla_force_host_platform_device_count=8", *notebook.TEST_XLA_FLAGS]
+    monkeypatch.setenv(notebook.TEST_ENV, "0")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert not notebook.setup(REPO) and os.environ["XLA_FLAGS"] == ""
+    with pytest.raises(FileNotFoundError, match="no configs/ folder"):
+        notebook.setup(tmp_path)
 
 
 @pytest.mark.parametrize("name", NAMES)
