@@ -279,15 +279,31 @@ def _stage_recipe(config, TG, D, clip_model, stage: TStage) -> Recipe:
         load_frozen=functools.partial(_load_frozen, config, D))
 
 
+def _frozen_clip(config, random_vars):
+    """The CLIP variables to use instead of the random init, or None: the weight file's
+    (model.clip_weights), else, for random towers, the init fit on the run's captions
+    (model.clip_fit_steps > 0: stylegan_t_clipfit, the CPU presets' stand-in)."""
+    m = config.model
+    if m.get("clip_weights", ""):
+        clip_vars = nets_lib.load_clip_variables(config, nets_lib.make_clip(config))
+        nets_lib.check_same_shapes(random_vars, clip_vars, "config.model.clip_weights: ")
+        return clip_vars
+    if m.get("clip_fit_steps", 0) > 0 and m.feature_nets == "random":
+        from gan_zoo.recipes import stylegan_t_clipfit  # noqa: PLC0415
+
+        return stylegan_t_clipfit.fit_clip(config, nets_lib.make_clip(config),
+                                           jax.device_get(random_vars))
+    return None
+
+
 def _load_frozen(config, D, state):
     """Recipe.load_frozen: CLIP (frozen copy, G's encoder and its EMA) and DINO from the
-    config's weight files (host-side, after the jitted init); random towers stay otherwise."""
+    config's weight files, or the random CLIP fit on the captions (host-side, after the jitted
+    init); random towers stay otherwise."""
     m, cols, params, ema = config.model, dict(state.collections), dict(state.params), \
         state.ema_params
-    if m.get("clip_weights", ""):
-        clip_model = nets_lib.make_clip(config)
-        clip_vars = nets_lib.load_clip_variables(config, clip_model)
-        nets_lib.check_same_shapes(cols[CLIP], clip_vars, "config.model.clip_weights: ")
+    clip_vars = _frozen_clip(config, cols[CLIP])
+    if clip_vars is not None:
         cols[CLIP] = clip_vars
         text = clip_vars["params"]["text"]
         params["g"] = {**params["g"], "text": jax.tree.map(jnp.copy, text)}
