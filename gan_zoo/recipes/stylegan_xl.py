@@ -39,13 +39,16 @@ import optax
 
 from gan_zoo import losses
 from gan_zoo.models import progan as progan_models
+from gan_zoo.models import projected_d as pd
 from gan_zoo.models import stylegan_xl as xl
 from gan_zoo.recipes import stylegan as sg
+from gan_zoo.recipes import stylegan_xl_fit as fit_lib
 from gan_zoo.recipes import stylegan_xl_nets as nets_lib
 from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
 
 CLF = "clf"  # state.collections key of the frozen classifier's variables
 D_MUTABLE = ("batch_stats", "spectral_norm")  # D collections a train-mode forward updates
+FIT_TAG = 0x5F17  # fold_in tag of the feature-net fit's key (config.model.feature_fit_steps)
 
 
 # ----- Losses -----
@@ -358,10 +361,18 @@ def _stage_recipe(config, G, D, clf, stage: XLStage) -> tuple:
 
 def _load_frozen(config, clf, state):
     """Recipe.load_frozen: the D's feature nets and the guidance classifier from the config's
-    weight files (host-side, after the jitted init); random-initialised ones stay otherwise."""
+    weight files (host-side, after the jitted init); random-initialised ones stay, or are fitted
+    on the data's labels with config.model.feature_fit_steps > 0 (stylegan_xl_fit)."""
     cols = {**state.collections, "d": nets_lib.load_d_weights(config, dict(state.collections["d"]))}
     if clf is not None and config.model.get("clf_weights", ""):
         cols[CLF] = nets_lib.classifier_variables(config, clf, None)
+    if config.model.get("feature_fit_steps", 0) > 0:
+        key = jax.random.fold_in(state.rng, FIT_TAG)
+        frozen, clf_vars = fit_lib.fit_frozen(config, cols["d"][pd.FROZEN_COLLECTION], clf,
+                                              cols.get(CLF), key)
+        cols["d"] = {**cols["d"], pd.FROZEN_COLLECTION: frozen}
+        if clf is not None:
+            cols[CLF] = clf_vars
     return state.replace(collections=cols)
 
 

@@ -31,6 +31,7 @@ WEIGHT_FIELDS = {
     "deit": ("deit_weights", pd.DEIT, "D feature net F2"),
     "clf": ("clf_weights", CLF_VARIANT, "classifier guidance CLF"),
 }
+FITTED = ("deit", "clf")  # the random nets config.model.feature_fit_steps fits (ViTs)
 _G_KEYS = ("z_dim", "w_dim", "channel_base", "channel_max", "stem_layers")
 
 
@@ -65,7 +66,8 @@ def stage_generator(G: xl.Generator, res: int) -> xl.Generator:
     return G.clone(img_resolution=res, synthesis_kwargs=tuple(sorted(kw.items())))
 
 
-def _vit_overrides(m, prefix: str) -> tuple:
+def vit_overrides(m, prefix: str) -> tuple:
+    """(field, value) pairs of the non-zero config.model.<prefix>_{width,depth,heads,patch}."""
     return tuple((k, int(m[f"{prefix}_{k}"])) for k in ("width", "depth", "heads", "patch")
                  if m.get(f"{prefix}_{k}", 0))
 
@@ -80,7 +82,7 @@ def make_discriminator(config, data_devices: int) -> pd.ProjectedDiscriminator:
         backbones=tuple(b for b in str(m.d_backbones).split(",") if b), c_dim=m.n_classes,
         cmap_dim=m.d_cmap_dim, embed_dim=m.d_embed_dim, diffaug=m.d_diffaug,
         interp224=interp, proj_seed=m.d_proj_seed, vit_variant=pd.DEIT,
-        vit_overrides=_vit_overrides(m, "d_vit"), vit_hooks=_ints(m.d_vit_hooks),
+        vit_overrides=vit_overrides(m, "d_vit"), vit_hooks=_ints(m.d_vit_hooks),
         bn_group=group if group in ("device", "global") else int(group),
         num_devices=data_devices, resize_to=m.d_resize_to, nominal_res=m.d_nominal_res)
 
@@ -95,11 +97,16 @@ class Classifier:
     def logits(self, variables, img):
         """img [N, H, W, 3] in [-1, 1] -> logits [N, classes] (SG-XL §3.4 [C]: [0, 1], ImageNet
         mean/std, bilinear resize to 224 (align_corners=False); frozen: stop_gradient)."""
-        x = (img.astype(jnp.float32) + 1) / 2
-        x = (x - jnp.asarray(vit.IMAGENET_MEAN)) / jnp.asarray(vit.IMAGENET_STD)
-        x = pd.resize_bilinear(x, self.side)
         variables = jax.tree.map(jax.lax.stop_gradient, variables)
-        return self.net.apply(variables, x)[0]
+        return self.net.apply(variables, vit_input(img, self.side))[0]
+
+
+def vit_input(img, side: int):
+    """[-1, 1] images [N, H, W, 3] -> a timm ViT's input: [0, 1], ImageNet mean/std, bilinear
+    resize to side (align_corners=False)."""
+    x = (img.astype(jnp.float32) + 1) / 2
+    x = (x - jnp.asarray(vit.IMAGENET_MEAN)) / jnp.asarray(vit.IMAGENET_STD)
+    return pd.resize_bilinear(x, side)
 
 
 def make_classifier(config) -> Classifier:
@@ -107,15 +114,18 @@ def make_classifier(config) -> Classifier:
     configured size with max(n_classes, 1) outputs."""
     m = config.model
     classes = 1000 if m.feature_nets == "pretrained" or m.clf_weights else max(m.n_classes, 1)
-    over = dict(_vit_overrides(m, "clf"), num_classes=classes, image_size=m.clf_input)
+    over = dict(vit_overrides(m, "clf"), num_classes=classes, image_size=m.clf_input)
     return Classifier(vit.make(CLF_VARIANT, **over), int(m.clf_input))
 
 
 def check_weight_files(config, need_clf: bool) -> None:
     """feature_nets="pretrained": every needed weight file must exist (spec §4 names)."""
-    for field, timm_id, role in _needed(config, need_clf).values():
+    fit = config.model.get("feature_fit_steps", 0)
+    for key, (field, timm_id, role) in _needed(config, need_clf).items():
+        note = (f"; fitted on the data's labels first, config.model.feature_fit_steps={fit}"
+                if fit > 0 and key in FITTED else "")
         checks.check_feature_weights(config.model, field, f"timm {timm_id!r}", role, log,
-                                     "StyleGAN-XL")
+                                     "StyleGAN-XL", note)
 
 
 def _needed(config, need_clf: bool) -> dict:
@@ -137,7 +147,7 @@ def load_d_weights(config, d_vars: dict) -> dict:
         from gan_zoo.convert import vit as conv_vit  # noqa: PLC0415
 
         _, variables = conv_vit.load_vit(m.deit_weights, pd.DEIT,
-                                         **dict(_vit_overrides(m, "d_vit")))
+                                         **dict(vit_overrides(m, "d_vit")))
         params = {k: v for k, v in variables["params"].items()
                   if k not in ("head", "head_dist")}  # D uses the taps only (num_classes 0)
         frozen[pd.DEIT + "_net"] = {"params": params}

@@ -160,7 +160,7 @@ def test_weight_files_are_loaded_after_init_into_the_frozen_d(tmp_path):
     from gan_zoo.train import loop, sharding
 
     config = xl_config.get_config("digits,smoke")
-    overrides = dict(xl_nets._vit_overrides(config.model, "d_vit"))
+    overrides = dict(xl_nets.vit_overrides(config.model, "d_vit"))
     module = vit.make("deit_base_distilled_patch16_224", **overrides)
     x = jax.ShapeDtypeStruct((1, module.image_size, module.image_size, 3), jnp.float32)
     template = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)["params"]

@@ -1,0 +1,127 @@
+"""Feature nets fitted on the training data's labels: a CPU stand-in for pretrained ones.
+
+StyleGAN-XL's projected D stands on feature networks pretrained on ImageNet classification (SG-XL
+§3.3, Projected GAN §3.1) and its guidance classifier is a pretrained DeiT (SG-XL §3.4). Without
+the weight files (config.model.feature_nets="random") the nets are random, a poor stand-in: their
+features carry little of the class. config.model.feature_fit_steps > 0 trains each random ViT
+(the D's F2 and the guidance classifier) with a linear head on the labelled training data for
+that many Adam steps before the GAN starts (the analogue of pretraining on the data's own domain),
+then freezes it as the paper's nets. Weight files, when given, are used as they are (not fitted).
+The run logs the steps and the fitted nets' accuracy on the data; the result is saved with the
+state (collections "d"/frozen and "clf"), so a resumed run does not fit again.
+
+Each fit step: a batch of reals, DiffAugment (as the D's input path), [0, 1], ImageNet mean/std,
+bilinear resize to the net's input side, cross entropy of the ViT's logits (the mean of the cls
+and distillation heads for DeiT) against the labels.
+"""
+
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_zoo import augment
+from gan_zoo.feature_nets import vit
+from gan_zoo.models import projected_d as pd
+from gan_zoo.recipes import stylegan_xl_nets as nets_lib
+
+log = logging.getLogger("gan_zoo.recipes.stylegan_xl")
+HEADS = ("head", "head_dist")  # timm classifier heads: trained by the fit, not kept by the D
+
+
+def _loss(net, side: int, params, x, y, key):
+    """Cross entropy of the net's logits on DiffAugmented reals (the D's input path)."""
+    x = nets_lib.vit_input(augment.diff_augment(key, x), side)
+    logits = net.apply({"params": params}, x)[0].astype(jnp.float32)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _step(net, side: int, tx, params, opt, x, y, key):
+    grads = jax.grad(lambda p: _loss(net, side, p, x, y, key))(params)
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt
+
+
+def fit_vit(net: vit.VisionTransformer, params: dict, batches, steps: int, side: int, key,
+            lr: float = 3e-3) -> dict:
+    """params of `net` (num_classes > 0) after `steps` Adam steps of cross entropy on
+    `batches` (an iterator of (images [N, H, W, 3] in [-1, 1], int labels [N]))."""
+    tx = _adam(lr)
+    opt = tx.init(params)
+    for i in range(steps):
+        x, y = next(batches)
+        params, opt = _step(net, side, tx, params, opt, jnp.asarray(x), jnp.asarray(y),
+                            jax.random.fold_in(key, i))
+    return params
+
+
+@functools.cache
+def _adam(lr: float) -> optax.GradientTransformation:
+    return optax.adam(lr)  # one object per lr: the jitted step is compiled once per net and lr
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _logits(net, side: int, params, x):
+    return net.apply({"params": params}, nets_lib.vit_input(x, side))[0]
+
+
+def accuracy(net: vit.VisionTransformer, params: dict, images, labels, side: int) -> float:
+    """Top-1 accuracy of the fitted net on images [N, H, W, 3] in [-1, 1] (no augmentation)."""
+    logits = _logits(net, side, params, jnp.asarray(images))
+    return float(np.mean(np.argmax(np.asarray(logits), axis=-1) == np.asarray(labels)))
+
+
+def with_head(net_params: dict, fitter: vit.VisionTransformer, side: int, key) -> dict:
+    """The D's head-less ViT params plus fresh classifier heads of `fitter`."""
+    init = jax.jit(fitter.init)(key, jnp.zeros((1, side, side, 3), jnp.float32))["params"]
+    return {**init, **{k: v for k, v in net_params.items() if k not in HEADS}}
+
+
+def data_batches(config, batch: int):
+    """(images, labels) batches of config.data at the final resolution (the data pipeline)."""
+    from gan_zoo import data as gdata  # noqa: PLC0415 (host-side, only when fitting)
+
+    src = gdata.make_source(config.data, config.model.resolution, config.seed + 1)
+    for b in src.batches(gdata.Layout(1, 1, batch), 0):
+        yield (np.asarray(b["image"]).reshape(-1, *b["image"].shape[-3:]),
+               np.asarray(b["label"]).reshape(-1))
+
+
+def _fit_one(what: str, fitter, params: dict, config, side: int, key) -> dict:
+    """Fit one ViT on the data; logs its accuracy on a fresh batch of 512 training images."""
+    m = config.model
+    batches = data_batches(config, int(m.feature_fit_batch))
+    params = fit_vit(fitter, params, batches, int(m.feature_fit_steps), side, key,
+                     float(m.feature_fit_lr))
+    x, y = next(data_batches(config, 512))
+    log.info("StyleGAN-XL %s: fitted on the data labels (config.model.feature_fit_steps=%d, "
+             "batch %d): accuracy %.1f%% on 512 training images", what, m.feature_fit_steps,
+             m.feature_fit_batch, 100 * accuracy(fitter, params, x, y, side))
+    return params
+
+
+def fit_frozen(config, d_frozen: dict, clf, clf_vars, key) -> tuple:
+    """(D frozen collection, classifier variables) with the random ViTs fitted on the data
+    (config.model.feature_fit_steps > 0; nets loaded from weight files are kept)."""
+    m = config.model
+    if m.n_classes < 1:
+        raise ValueError("config.model.feature_fit_steps > 0 fits the feature nets on the data's "
+                         f"labels: it needs config.model.n_classes > 0, got {m.n_classes}")
+    name = pd.DEIT + "_net"
+    if name in d_frozen and not m.get("deit_weights", ""):
+        over = dict(nets_lib.vit_overrides(m, "d_vit"), num_classes=m.n_classes)
+        fitter, side = vit.make(pd.DEIT, **over), int(m.d_resize_to)
+        params = with_head(d_frozen[name]["params"], fitter, side, jax.random.fold_in(key, 0))
+        params = _fit_one("D feature net F2 (DeiT stand-in)", fitter, params, config, side,
+                          jax.random.fold_in(key, 1))
+        d_frozen = {**d_frozen, name: {"params": {k: v for k, v in params.items()
+                                                  if k not in HEADS}}}
+    if clf is not None and not m.get("clf_weights", ""):
+        params = _fit_one("guidance classifier (DeiT-small stand-in)", clf.net,
+                          clf_vars["params"], config, clf.side, jax.random.fold_in(key, 2))
+        clf_vars = {**clf_vars, "params": params}
+    return d_frozen, clf_vars
