@@ -24,10 +24,11 @@ PRESETS = {
     "afhq512_t": dict(_BASE, variant="config-t", resolution=512, data="afhq", gamma=8.2),
     # 2-core CPU, 32x32 crops of the built-in photos: tiny config-T G with N = 4 layers (not 14)
     # and 16 channels; γ = 1 (γ scales with resolution²: 32.8 at 1024 would be far too strong).
-    # Measured (benchmarks/RESULTS.md): 200 steps = 724 CPU-s (~6 min on 2 idle cores), SWD 120
-    # vs 237 at init (real crops 15); 300 steps scored 124, so the preset stays at 200.
-    # No ADA: at its official speed p can rise by at most 1,600 / 500k = 0.003 in 200 steps.
-    "photos": dict(_BASE, variant="config-t", resolution=32, data="photos", batch=8, steps=200,
+    # Measured (benchmarks/RESULTS.md, photos_quality.py vs real crops): 800 steps ~ 215 CPU-s
+    # with the faster ops (~2 min on 2 idle cores): SWD 119, precision 0.20, recall 0.003,
+    # FD 1.71 vs 140 / 0.01 / 0.000 / 3.10 at the former 200 steps (real: 15 / 0.94 / 0.94 / 0.01).
+    # No ADA: at its official speed p can rise by at most 1,600 / 500k = 0.013 in 800 steps.
+    "photos": dict(_BASE, variant="config-t", resolution=32, data="photos", batch=8, steps=800,
                    gamma=1.0, z_dim=32, w_dim=32, mapping_layers=2, num_layers=4,
                    channel_base=256, channel_max=16, ema_kimg=1.0, ckpt_every=100, log_every=20,
                    image_every=100, grid=16, num_fp16_res=0, augment="none"),
