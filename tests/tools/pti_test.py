@@ -112,15 +112,9 @@ def test_pti_flags_errors(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_project_pti_from_a_workdir_writes_a_workdir_generate_reads(tmp_path):
-    from gan_zoo import train
-    from gan_zoo.config_file import load_config_file
-    from tests.tools.workdir_test import CONFIG
-
-    (tmp_path / "tiny_sg2.py").write_text(CONFIG)
-    spec = f"{tmp_path / 'tiny_sg2.py'}:steps=2"
-    train.run(load_config_file(spec), str(tmp_path / "run"))
-    src = [f"--workdir={tmp_path / 'run'}", f"--config={spec}"]
+def test_project_pti_from_a_workdir_writes_a_workdir_generate_reads(tiny_sg2_run, tmp_path):
+    spec = tiny_sg2_run.spec
+    src = [f"--workdir={tiny_sg2_run.workdir}", f"--config={spec}"]
     assert generate.main(src + ["--seeds=1", f"--outdir={tmp_path / 'gen'}"]) == 0
     out = tmp_path / "out"
     assert project.main(src + [f"--target={tmp_path / 'gen' / 'seed0001.png'}", "--pti",

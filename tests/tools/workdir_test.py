@@ -1,32 +1,16 @@
 """gan_zoo.tools.generate / project with `--workdir` + `--config`: a tiny StyleGAN2 `photos` run
-trained for two steps by the trainer, then images, a projection and its re-rendering from the
-workdir's checkpoint, checked against the EMA generator of the trained state applied directly."""
+trained for two steps by the trainer (the tiny_sg2_run fixture of tests/tools/conftest.py, shared
+with pti_test), then images, a projection and its re-rendering from the workdir's checkpoint,
+checked against the EMA generator of the trained state applied directly."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
-from gan_zoo import train
-from gan_zoo.config_file import load_config_file
 from gan_zoo.recipes import stylegan
 from gan_zoo.tools import generate, project
 from gan_zoo.train import writers
-
-# configs/stylegan2.py:photos with a tiny G/D and a 2-step run (the model block is what generate
-# rebuilds from --config; the train block only has to make the run short).
-CONFIG = '''
-from configs import stylegan2
-
-
-def get_config(arg=None):
-    c = stylegan2.get_config("photos" + ("," + arg if arg else ""))
-    c.model.update(z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8)
-    c.train.update(num_steps=2, pl_weight=0.0, r1_gamma=0.0, lr_g=0.05, ema_kimg=0.05)
-    c.checkpoint.update(every_steps=2, use_async=False)
-    c.log.update(every_steps=1, image_every_steps=0, grid_size=4)
-    return c
-'''
 
 
 def _png(path):
@@ -34,11 +18,9 @@ def _png(path):
 
 
 @pytest.mark.slow
-def test_generate_and_project_from_a_training_workdir(tmp_path):
-    (tmp_path / "tiny_sg2.py").write_text(CONFIG)
-    spec = f"{tmp_path / 'tiny_sg2.py'}:steps=2"
-    config, workdir = load_config_file(spec), tmp_path / "run"
-    state, _ = train.run(config, str(workdir))
+def test_generate_and_project_from_a_training_workdir(tiny_sg2_run, tmp_path):
+    spec, config, workdir, state = (tiny_sg2_run.spec, tiny_sg2_run.config, tiny_sg2_run.workdir,
+                                    tiny_sg2_run.state)
     assert int(state.step) == 2
     G, _ = stylegan.make_networks(config, "stylegan2")
     z = np.concatenate([np.random.RandomState(s).randn(1, G.z_dim) for s in (1, 2)])
