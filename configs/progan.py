@@ -24,10 +24,13 @@ PRESETS = {
                          flip=True, batch=_PAPER_BATCH, phase_kimg=800, total_kimg=19_000),
     # 2-core CPU: the built-in photos (random crops), 4 -> 8 -> 16 -> 32 in a few minutes,
     # narrow networks (4: 64, 8: 64, 16: 32, 32: 16 maps), 4k images per phase (1,750 steps).
+    # G EMA 0.99 (half-life 69 steps, within a 250-step phase): at the paper's 0.999 (half-life
+    # 693 steps) the sampled G mixes stale stages and gave saturated pink noise (SWD 237 = init,
+    # precision 0, FD 5.80); 0.99: SWD 132, precision 0.15, FD 2.13 (benchmarks/RESULTS.md).
     "photos": dict(variant="cifar10-32", resolution=32, data="photos", flip=True,
                    batch={4: 16, 8: 16, 16: 16, 32: 16}, phase_kimg=4.0, total_kimg=28.0,
                    fmap_base=256, fmap_max=64, latent_size=64, mbstd_group_size=4,
-                   ckpt_every=200, log_every=50, image_every=200, grid=36),
+                   ema_decay=0.99, ckpt_every=200, log_every=50, image_every=200, grid=36),
 }
 
 
@@ -65,7 +68,7 @@ def _base(p: dict) -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         lr=1e-3, b1=0.0, b2=0.99, adam_eps=1e-8,  # PG App. A.1, no decay
         gp_lambda=10.0, gp_target=1.0, drift=1e-3,  # spec B8 (γ = 750 for CIFAR-10, §6.5)
-        ema_decay=0.999, cond_weight=1.0,
+        ema_decay=p.get("ema_decay", 0.999), cond_weight=1.0,  # PG App. A.1: 0.999
         phase_kimg=p["phase_kimg"],  # each fade-in and each stabilisation (spec B2)
         total_kimg=p["total_kimg"],  # run length; growth ends after (2·levels − 1) phases
         batch_sizes={str(r): b for r, b in p["batch"].items() if r <= p["resolution"]},
