@@ -1,7 +1,9 @@
 """StyleGAN-T on 1 vs 8 simulated CPU devices (issue #15 item 10): the digits_text,smoke primary
 16^2 stage on one device and on data=2 x fsdp=4 (batch over 8 devices; G, its text encoder, D,
 Adam and EMA sharded over fsdp by sharding.FSDP_RULES) gives, leaf by leaf, the same G and D
-gradients at the initial state and the same losses and parameters after two train steps.
+gradients (and losses) at the initial state. (The train step's own 1 vs 8 equality, Adam and
+EMA included, is tests/train/fsdp_test.py's on a tiny BigGAN; a StyleGAN-T train step here would
+double this file's compiles, and Adam with b1 = 0 would hide a 2x gradient anyway.)
 D's BatchNormLocal is grouped by d_bn_devices=2 (groups of 4 samples), not by the device count,
 as a multi-device run that must match a single-device one sets it."""
 
@@ -13,13 +15,11 @@ import pytest
 
 from configs import stylegan_t as t_config
 from gan_zoo import data as gdata
-from gan_zoo import train
 from gan_zoo.train import loop, sharding
 from gan_zoo.train.step import real_batches
 
-pytestmark = pytest.mark.slow  # 4 compiles of the StyleGAN-T step / gradients: ~230 CPU s cold
+pytestmark = pytest.mark.slow  # 2 compiles of the StyleGAN-T gradients
 MESHES = ({"data": 1}, {"data": 2, "fsdp": 4})
-STEPS = 2
 
 
 def _config(mesh: dict):
@@ -57,17 +57,9 @@ def _run(mesh_cfg: dict) -> dict:
     in_sharding = sharding.batch_sharding(mesh)
     batch = jax.device_put(next(batches), in_sharding)
     grads = jax.device_get(jax.jit(functools.partial(_grads, r))(state, batch))
-    step_fn = train.make_train_step(r, 1, layout.shardings, in_sharding)
-    losses = []
-    for i in range(STEPS):
-        if i:
-            batch = jax.device_put(next(batches), in_sharding)
-        state, metrics = step_fn(state, batch)
-        losses.append({k: float(v) for k, v in metrics.items() if k.endswith("loss")})
     sharded = [leaf for leaf in jax.tree.leaves(state.params)
                if not leaf.sharding.is_fully_replicated]
-    return dict(grads=grads, losses=losses, params=jax.device_get(state.params),
-                n_sharded=len(sharded))
+    return dict(grads=grads, n_sharded=len(sharded))
 
 
 @pytest.fixture(scope="module")
@@ -102,33 +94,3 @@ def test_gradients_agree_leaf_by_leaf(runs):
             ratio = np.abs(b[path]).max() / max(scale, 1e-30)
             np.testing.assert_allclose(b[path], a[path], rtol=0, atol=1e-4 * scale + floor,
                                        err_msg=f"{phase} grad {path}: max ratio 8/1 {ratio}")
-
-
-def test_two_steps_agree(runs):
-    """Losses of both steps to 1e-5; parameters to 5% of the two Adam steps (lr = 0.002 each),
-    except leaves whose update is sign noise. Adam with b1 = 0 moves each element by about
-    lr * sign(g) whatever |g| is, so an element whose gradient is near 0 may move either way on
-    either run (measured: 4e-5 on one of 4,608 elements of a G affine weight, 1% of the steps);
-    leaves whose gradient is 0 up to rounding (the 10 conv biases ahead of D's BatchNorm, all
-    < 1e-7 of the largest D gradient; bounded by the test above) move by up to +-lr and are left
-    out. (This is also why the gradient test above is the sharp
-    one: Adam's step does not see a leaf's gradient scale, so a 2x gradient would not show
-    here.)"""
-    one, eight = runs
-    for a, b in zip(one["losses"], eight["losses"]):
-        assert a.keys() == b.keys()
-        np.testing.assert_allclose([b[k] for k in a], [a[k] for k in a], rtol=1e-5, atol=1e-6)
-    noise = set()  # leaves whose gradient is rounding noise: the runs differ by > 50% of it
-    for phase, (_, g1) in one["grads"].items():
-        a, b = _leaves(g1), _leaves(eight["grads"][phase][1])
-        noise |= {p for p in a if np.abs(b[p] - a[p]).max() > 0.5 * np.abs(a[p]).max()}
-    p1, p8 = _leaves(one["params"]), _leaves(eight["params"])
-    checked = 0
-    for path in p1:
-        sub = path.split("]", 1)[1]  # the path below params['g'] / params['d']
-        if sub in noise:
-            continue
-        np.testing.assert_allclose(p8[path], p1[path], rtol=0, atol=0.05 * STEPS * 2e-3,
-                                   err_msg=path)
-        checked += 1
-    assert checked >= len(p1) - 10, (checked, len(p1), sorted(noise))
