@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from gan_zoo import losses_stylegan_t as lt
-from gan_zoo.feature_nets import clip, clip_tokenizer
+from gan_zoo.feature_nets import clip, clip_tokenizer, fit
 from gan_zoo.ops.area_resize import resize_area
 
 log = logging.getLogger("gan_zoo.recipes.stylegan_t")
@@ -88,25 +88,15 @@ def fit_clip(config, model: clip.CLIP, variables: dict) -> dict:
     """The random CLIP `variables` after config.model.clip_fit_steps contrastive steps on the
     run's caption data (deterministic for config.seed). Logs the first and last losses."""
     steps = int(config.model.clip_fit_steps)
-    tx = optax.adam(FIT_LR)
-    params = variables["params"]
-    opt_state = tx.init(params)
     side = model.visual.image_size
 
-    @jax.jit
-    def step(params, opt_state, key, images, tokens):
-        def loss_fn(p):
-            return contrastive_loss(model, {**variables, "params": p},
-                                    _clip_input(key, images, side), tokens)
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+    def loss_fn(p, images, tokens, key):
+        return contrastive_loss(model, {**variables, "params": p},
+                                _clip_input(key, images, side), tokens)
 
-    key, losses = jax.random.PRNGKey(int(config.seed) + 7919), []
-    for i, (images, tokens) in enumerate(_batches(_source(config), steps, int(config.seed))):
-        params, opt_state, loss = step(params, opt_state, jax.random.fold_in(key, i), images,
-                                       tokens)
-        losses.append(float(loss))
+    params, losses = fit.adam_fit(loss_fn, variables["params"],
+                                  _batches(_source(config), steps, int(config.seed)), steps,
+                                  FIT_LR, jax.random.PRNGKey(int(config.seed) + 7919))
     log.info("StyleGAN-T: the random CLIP (text encoder, guidance image tower; D's text "
              "conditioning) fit contrastively on config.data.name=%r for "
              "config.model.clip_fit_steps=%d steps of %d pairs: loss %.3f -> %.3f (a CPU "

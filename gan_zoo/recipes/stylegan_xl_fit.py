@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from gan_zoo import augment
-from gan_zoo.feature_nets import vit
+from gan_zoo.feature_nets import fit, vit
 from gan_zoo.models import projected_d as pd
 from gan_zoo.recipes import stylegan_xl_nets as nets_lib
 
@@ -39,29 +39,11 @@ def _loss(net, side: int, params, x, y, key):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _step(net, side: int, tx, params, opt, x, y, key):
-    grads = jax.grad(lambda p: _loss(net, side, p, x, y, key))(params)
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt
-
-
 def fit_vit(net: vit.VisionTransformer, params: dict, batches, steps: int, side: int, key,
             lr: float = 3e-3) -> dict:
     """params of `net` (num_classes > 0) after `steps` Adam steps of cross entropy on
     `batches` (an iterator of (images [N, H, W, 3] in [-1, 1], int labels [N]))."""
-    tx = _adam(lr)
-    opt = tx.init(params)
-    for i in range(steps):
-        x, y = next(batches)
-        params, opt = _step(net, side, tx, params, opt, jnp.asarray(x), jnp.asarray(y),
-                            jax.random.fold_in(key, i))
-    return params
-
-
-@functools.cache
-def _adam(lr: float) -> optax.GradientTransformation:
-    return optax.adam(lr)  # one object per lr: the jitted step is compiled once per net and lr
+    return fit.adam_fit(functools.partial(_loss, net, side), params, batches, steps, lr, key)[0]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
