@@ -56,8 +56,10 @@ def finish(p: dict, a, family: str):
     c.train.d_steps = p.get("d_steps", c.train.d_steps)
     c.train.ortho_beta = p.get("ortho_beta", c.train.ortho_beta)
     # DiffAugment of D's inputs (Zhao et al. 2020): a policy such as "translation,cutout" ("":
-    # off, the paper presets); cutout square side as a fraction of the image (their code: 0.5)
+    # off, the paper presets); cutout square side as a fraction of the image (their code: 0.5);
+    # the value of the shifts' padding and the cutout square (their code: 0; -1 = black)
     c.train.diffaug = p.get("diffaug", "")
     c.train.diffaug_cutout = p.get("diffaug_cutout", 0.5)
+    c.train.diffaug_fill = p.get("diffaug_fill", 0.0)
     c.preset = a.preset
     return c

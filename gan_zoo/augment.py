@@ -16,6 +16,11 @@ the official value range ([-1, 1]); every draw is per sample, uniform:
    side c = int(size * ratio + 0.5) per axis, centre o ~ U{0..size - c % 2}, rows
    [o - c // 2, o - c // 2 + c) intersected with the image, set to 0 (all channels).
 
+`fill` (default 0, the official value) replaces that 0 in translation and cutout. An extension, not
+in the official code: in [-1, 1] a 0 is mid-grey, so on a black background (the CPU `digits`,
+background -1) the zero-filled bars and squares are a contrast D can use that the data never has;
+fill=-1 keeps augmented images on the data's background.
+
 All functions are pure: (key, x [N, H, W, C]) -> same shape and dtype; the same key gives the same
 output. Draws are float32 and cast to x.dtype.
 """
@@ -61,24 +66,24 @@ def max_shift(size: int, ratio: float = TRANSLATION_RATIO) -> int:
     return int(size * ratio + 0.5)
 
 
-def translate(x, shift_h, shift_w, max_h: int, max_w: int):
-    """out[n, i, j] = x[n, i + shift_h[n], j + shift_w[n]], zero outside; |shift| <= max_*."""
+def translate(x, shift_h, shift_w, max_h: int, max_w: int, fill: float = 0.0):
+    """out[n, i, j] = x[n, i + shift_h[n], j + shift_w[n]], `fill` outside; |shift| <= max_*."""
     _, h, w, _ = x.shape
-    pad = jnp.pad(x, ((0, 0), (max_h, max_h), (max_w, max_w), (0, 0)))  # zero fill
+    pad = jnp.pad(x, ((0, 0), (max_h, max_h), (max_w, max_w), (0, 0)), constant_values=fill)
 
     def one(img, th, tw):  # img [H + 2 max_h, W + 2 max_w, C]
         return jax.lax.dynamic_slice(img, (th + max_h, tw + max_w, 0), (h, w, img.shape[-1]))
     return jax.vmap(one)(pad, shift_h, shift_w)
 
 
-def rand_translation(key, x, ratio: float = TRANSLATION_RATIO):
-    """Integer translation by up to int(size * ratio + 0.5) px per axis, zero padding."""
+def rand_translation(key, x, ratio: float = TRANSLATION_RATIO, fill: float = 0.0):
+    """Integer translation by up to int(size * ratio + 0.5) px per axis, `fill` padding."""
     n, h, w, _ = x.shape
     sh, sw = max_shift(h, ratio), max_shift(w, ratio)
     kh, kw = jax.random.split(key)
     th = jax.random.randint(kh, (n,), -sh, sh + 1)
     tw = jax.random.randint(kw, (n,), -sw, sw + 1)
-    return translate(x, th, tw, sh, sw)
+    return translate(x, th, tw, sh, sw, fill)
 
 
 def cutout_size(size: int, ratio: float = CUTOUT_RATIO) -> int:
@@ -96,15 +101,17 @@ def cutout_mask(offset_h, offset_w, h: int, w: int, ch: int, cw: int):
     return jnp.where(inside, 0.0, 1.0)
 
 
-def rand_cutout(key, x, ratio: float = CUTOUT_RATIO):
-    """Zero one square of side int(size * ratio + 0.5), uniform centre (DiffAugment cutout)."""
+def rand_cutout(key, x, ratio: float = CUTOUT_RATIO, fill: float = 0.0):
+    """Set one square of side int(size * ratio + 0.5), uniform centre, to `fill` (DiffAugment
+    cutout: 0)."""
     n, h, w, _ = x.shape
     ch, cw = cutout_size(h, ratio), cutout_size(w, ratio)
     kh, kw = jax.random.split(key)
     # torch.randint(0, size + (1 - c % 2)): the upper bound is exclusive.
     oh = jax.random.randint(kh, (n,), 0, h + (1 - ch % 2))
     ow = jax.random.randint(kw, (n,), 0, w + (1 - cw % 2))
-    return (x * cutout_mask(oh, ow, h, w, ch, cw).astype(x.dtype)).astype(x.dtype)
+    keep = cutout_mask(oh, ow, h, w, ch, cw).astype(x.dtype)
+    return (x * keep + fill * (1 - keep)).astype(x.dtype)
 
 
 def _check_policy(policy: Sequence[str]) -> tuple[str, ...]:
@@ -118,18 +125,20 @@ def _check_policy(policy: Sequence[str]) -> tuple[str, ...]:
 
 
 def diff_augment(key, x, policy: Sequence[str] | str = DEFAULT_POLICY,
-                 translation_ratio: float = TRANSLATION_RATIO, cutout_ratio: float = CUTOUT_RATIO):
+                 translation_ratio: float = TRANSLATION_RATIO, cutout_ratio: float = CUTOUT_RATIO,
+                 fill: float = 0.0):
     """DiffAugment of images x [N, H, W, C] (any range; the GANs pass [-1, 1]), per-sample draws.
 
     policy: names from AUGMENT_FNS in application order (or the official comma string
     "color,translation,cutout"). Each op draws from fold_in(key, its index in the op list).
+    fill: the value of translation's padding and of cutout's square (official: 0).
     """
     checks.check_rank("diff_augment: x", x, 4, "[N, H, W, C]")
     ratios = {rand_translation: translation_ratio, rand_cutout: cutout_ratio}
     fns = [f for p in _check_policy(policy) for f in AUGMENT_FNS[p]]
     for i, fn in enumerate(fns):
         k = jax.random.fold_in(key, i)
-        x = fn(k, x, ratios[fn]) if fn in ratios else fn(k, x)
+        x = fn(k, x, ratios[fn], fill) if fn in ratios else fn(k, x)
     return x
 
 

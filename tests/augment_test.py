@@ -68,6 +68,20 @@ def test_cutout_zeroes_one_square_of_ratio_side():
     assert np.all((y == 0) | (y == 1))
 
 
+def test_fill_sets_translation_padding_and_cutout_square():
+    # 8 black (-1) images, then 8 white: the same draws (key) at fill 0 (official) and -1.
+    x = jnp.concatenate([-jnp.ones((8, 16, 16, 1)), jnp.ones((8, 16, 16, 1))])
+    aug = jax.jit(lambda fill: augment.diff_augment(
+        jax.random.PRNGKey(2), x, "translation,cutout", cutout_ratio=0.25, fill=fill))
+    y0, y1 = np.asarray(aug(0.0)), np.asarray(aug(-1.0))
+    assert np.all(y1[:8] == -1.0)  # black stays black at fill -1 ...
+    assert np.any(y0[:8] == 0.0)  # ... and gets grey bars / squares at the official fill 0
+    # On white images the padded and cut-out pixels are exactly `fill`, nothing else moves.
+    assert np.any(y0[8:] == 0.0)
+    np.testing.assert_array_equal(y1[8:], np.where(y0[8:] == 0.0, -1.0, 1.0))
+
+
+
 def test_brightness_adds_one_offset_per_sample_in_range():
     x = _images()
     d = np.asarray(augment.rand_brightness(jax.random.PRNGKey(0), x) - x)

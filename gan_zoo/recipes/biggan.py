@@ -69,7 +69,8 @@ def diff_augment_input(train_cfg, key, x):
     if not policy:
         return x
     return augment.diff_augment(jax.random.fold_in(key, DIFFAUG_TAG), x, policy,
-                                cutout_ratio=train_cfg.get("diffaug_cutout", 0.5))
+                                cutout_ratio=train_cfg.get("diffaug_cutout", 0.5),
+                                fill=train_cfg.get("diffaug_fill", 0.0))
 
 
 def make_recipe(config, networks=None) -> Recipe:
