@@ -67,14 +67,22 @@ def r1_penalty(grad_real):
 
 
 def r1_from_fn(d_fn, x):
-    """R1 of D at reals x: 0.5 * E ||grad_x D(x)||^2 (multiply by gamma). StyleGAN2 App. B.
+    """R1 of D at reals x: 0.5 * E ||grad_x D(x)||^2 (multiply by gamma). StyleGAN2 App. B."""
+    return r1_with_logits(d_fn, x)[1]
 
-    d_fn: x [N, ...] -> logits [N]. The gradient is that of sum(D(x)), as in the official code
-    (`autograd.grad(real_logits.sum(), real_img)`); it is the per-sample gradient when sample i's
-    logit depends only on x_i (with minibatch stddev it includes the small cross-sample terms).
+
+def r1_with_logits(d_fn, x):
+    """(D(x) as float32 [N], R1 at x) from ONE forward of D, as the official Dboth phase does.
+
+    d_fn: x [N, ...] -> logits [N]. The gradient is that of sum(D(x)) (`autograd.grad(
+    real_logits.sum(), real_img)` in the official code): the VJP of D at x with cotangent ones,
+    so the logits a loss also needs share the forward (differentiating through both reuses
+    D's activations once). It is the per-sample gradient when sample i's logit depends only on
+    x_i (with minibatch stddev it includes the small cross-sample terms).
     """
-    grad = jax.grad(lambda v: jnp.sum(d_fn(v).astype(jnp.float32)))(x)
-    return r1_penalty(grad)
+    logits, vjp = jax.vjp(lambda v: d_fn(v).astype(jnp.float32), x)
+    (grad,) = vjp(jnp.ones_like(logits))
+    return logits, r1_penalty(grad)
 
 
 def path_lengths(synthesize, ws, noise):

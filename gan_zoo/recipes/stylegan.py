@@ -301,18 +301,12 @@ def _g_reg(nets, n, gain, g_params, state, batch, key):
 
 def _r1_term(nets, d_params, state, batch, key, tag: int = 3):
     """R1 = 0.5 E ||grad_x D(x)||^2 on reals (through the blur and the augmentation `tag`, as
-    official run_D) -> (R1, the real logits; None without ADA)."""
+    official run_D) -> (R1, the real logits of the same forward, float32 [N])."""
     c, alpha = _one_hot(batch["label"], nets.n_classes), _alpha(state)
     real, aug = nets.reals(batch, alpha), nets.aug(state, key, tag)
     d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step, alpha, aug)  # noqa: E731
-    if nets.augment != "ada":
-        return losses.r1_from_fn(d_fn, real) * nets.r1_scale, None
-
-    def d_sum(x):  # losses.r1_from_fn's sum(D(x)), keeping the logits for the ADA signs
-        logits = d_fn(x)
-        return jnp.sum(logits), logits
-    grad, logits = jax.grad(d_sum, has_aux=True)(real)
-    return losses.r1_penalty(grad) * nets.r1_scale, logits
+    logits, r1 = losses.r1_with_logits(d_fn, real)
+    return r1 * nets.r1_scale, logits
 
 
 def _d_main(nets, r1_gamma_now, d_params, state, batch, key):
@@ -324,14 +318,16 @@ def _d_main(nets, r1_gamma_now, d_params, state, batch, key):
     fake = jax.lax.stop_gradient(fake)
     logits_fake = nets.run_d(d_params, state.collections["d"], fake, c_fake, state.step, alpha,
                              nets.aug(state, key, 1))
-    c_real = _one_hot(batch["label"], nets.n_classes)
-    logits_real = nets.run_d(d_params, state.collections["d"], nets.reals(batch, alpha), c_real,
-                             state.step, alpha, nets.aug(state, key, 2))
+    if r1_gamma_now > 0:  # official Dboth: one D forward of the augmented reals for both terms
+        r1, logits_real = _r1_term(nets, d_params, state, batch, key, tag=2)
+    else:
+        c_real = _one_hot(batch["label"], nets.n_classes)
+        logits_real = nets.run_d(d_params, state.collections["d"], nets.reals(batch, alpha),
+                                 c_real, state.step, alpha, nets.aug(state, key, 2))
     loss, (loss_real, loss_fake) = losses.nonsaturating_d(logits_real, logits_fake)
     metrics = {"loss_real": loss_real, "loss_fake": loss_fake,
                "logit_real": jnp.mean(logits_real), "logit_fake": jnp.mean(logits_fake)}
-    if r1_gamma_now > 0:  # official Dboth: R1 of the same augmented reals, signs counted once
-        r1, _ = _r1_term(nets, d_params, state, batch, key, tag=2)
+    if r1_gamma_now > 0:
         loss, metrics["r1"] = loss + r1_gamma_now * r1, r1
     metrics["loss"] = loss
     cols = {**state.collections, "g": g_cols}
@@ -351,7 +347,7 @@ def _d_reg(nets, gain, d_params, state, batch, key):
     r1, logits = _r1_term(nets, d_params, state, batch, key)
     loss = r1 * nets.t.r1_gamma * gain
     metrics = {"loss": loss, "r1": r1}
-    if logits is None:
+    if nets.augment != "ada":
         return loss, (state.collections, metrics)
     return loss, (state.collections, metrics, ada.count_signs(state.scalars, logits))
 

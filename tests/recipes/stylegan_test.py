@@ -87,6 +87,24 @@ def test_r1_matches_per_sample_gradient_norm():
     got = jax.jit(lambda v: losses.r1_from_fn(d_fn, v))(x)
     np.testing.assert_allclose(got, direct, rtol=1e-5)
 
+    # Dboth's one shared forward: logits and R1 as two separate forwards give them, and the
+    # parameter gradient of softplus(-D(x)) + R1 through the shared forward equals theirs.
+    def separate(p):
+        logits = d.apply(p, x)[0]
+        r1 = losses.r1_penalty(jax.grad(lambda v: jnp.sum(d.apply(p, v)[0]))(x))
+        return jnp.mean(jax.nn.softplus(-logits)) + 10.0 * r1, logits
+
+    def shared(p):
+        logits, r1 = losses.r1_with_logits(lambda v: d.apply(p, v)[0], x)
+        return jnp.mean(jax.nn.softplus(-logits)) + 10.0 * r1, logits
+
+    (want, want_logits), want_grad = jax.jit(jax.value_and_grad(separate, has_aux=True))(params)
+    (val, logits), grad = jax.jit(jax.value_and_grad(shared, has_aux=True))(params)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-6)
+    np.testing.assert_allclose(val, want, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), grad,
+                 want_grad)
+
 
 # ----- Lazy regularisation, EMA, blur -----
 
