@@ -72,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--biggan-path", default="", help="ajbrock/BigGAN-PyTorch working tree")
     ap.add_argument("--threads", type=int, default=1, help="threads per side (see docstring)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall time, or the process's CPU time (for a shared machine)")
     ap.add_argument("--items", default=",".join(ITEMS), help="comma-separated subset of items")
     ap.add_argument("--res", type=int, default=64, help="image side of the G/D items")
     ap.add_argument("--batch", type=int, default=0,
@@ -161,16 +163,19 @@ def check_equal(item: str, what: str, ours, theirs, tol: float = TOLERANCE) -> f
     return err
 
 
-def time_rounds(ours: Callable, theirs: Callable, rounds: int) -> dict:
-    """One warm-up call per side, then `rounds` interleaved rounds -> {side: [ms, ...]}."""
+def time_rounds(ours: Callable, theirs: Callable, rounds: int, clock: str = "wall") -> dict:
+    """One warm-up call per side, then `rounds` interleaved rounds -> {side: [ms, ...]}.
+    clock "cpu": the process's CPU time (both sides run in this process), steadier than wall
+    time on a machine other jobs share."""
+    now = time.process_time if clock == "cpu" else time.perf_counter
     ours()
     theirs()
     out = {"ours": [], "theirs": []}
     for _ in range(rounds):
         for side, fn in (("ours", ours), ("theirs", theirs)):
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
-            out[side].append((time.perf_counter() - t0) * 1e3)
+            out[side].append((now() - t0) * 1e3)
     return out
 
 
@@ -205,12 +210,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def device_line(threads: int, cpus: list) -> str:
+def device_line(threads: int, cpus: list, clock: str = "wall") -> str:
     import jax  # noqa: PLC0415
     import torch  # noqa: PLC0415
     return (f"Device: {cpu_model()}, {threads} thread(s) per side on CPU(s) {cpus}; "
             f"torch {torch.__version__}, jax {jax.__version__}; ratio = gan_zoo / official "
-            f"(lower is better), median of the interleaved rounds.")
+            f"(lower is better), median of the interleaved rounds "
+            f"({'CPU time of the process' if clock == 'cpu' else 'wall time'}).")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,7 +240,7 @@ def run_item(items_mod, args, item: str) -> dict:
     except OutputsDiffer as e:
         print(f"[{item}] {e}", flush=True)
         return summarize(item, None, "outputs differ")
-    times = time_rounds(bench.ours, bench.theirs, args.rounds)
+    times = time_rounds(bench.ours, bench.theirs, args.rounds, args.clock)
     row = summarize(item, times)
     row["note"] = bench.note
     print(f"[{item}] {bench.note}: gan_zoo {row['ours_ms']:.1f} ms, official "
@@ -249,13 +255,14 @@ def main(argv=None) -> list:
     items_mod = _items_module()
     items_mod.setup_official_imports(args)
     rows = [run_item(items_mod, args, item) for item in args.items]
-    table = format_table(rows, device_line(args.threads, cpus))
+    device = device_line(args.threads, cpus, args.clock)
+    table = format_table(rows, device)
     print("\n" + table)
     notes = [f"- {r['item']}: {r['note']}" for r in rows if r.get("note")]
     print("\n".join(notes))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
-            {"rows": rows, "device": device_line(args.threads, cpus), "args": vars(args)},
+            {"rows": rows, "device": device, "args": vars(args)},
             indent=1))
     return rows
 

@@ -1,6 +1,7 @@
 """benchmarks/vs_official.py without torch: argument errors name the flag and path, the table
 shows medians and ratios, the rounds interleave, and differing outputs stop an item untimed."""
 
+import time
 import types
 
 import numpy as np
@@ -74,6 +75,20 @@ def test_rounds_interleave_after_one_warm_up_each():
     assert calls == ["o", "t"] * 4  # warm-up pair, then 3 interleaved rounds
     assert len(times["ours"]) == len(times["theirs"]) == 3
     assert all(t >= 0 for t in times["ours"] + times["theirs"])
+
+
+def test_cpu_clock_counts_work_not_waiting():
+    vs = _module()
+
+    def spin():  # ~30 ms of CPU
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.03:
+            pass
+
+    wall = vs.time_rounds(lambda: time.sleep(0.05), spin, 2, "wall")
+    cpu = vs.time_rounds(lambda: time.sleep(0.05), spin, 2, "cpu")
+    assert min(wall["ours"]) >= 45 and max(cpu["ours"]) < 10  # sleeping costs no CPU time
+    assert min(cpu["theirs"]) >= 25
 
 
 def test_outputs_differ_guard(capsys):
