@@ -146,7 +146,11 @@ class _Nets:
         self.n_classes = config.model.n_classes
         self.fused_modconv = sg.train_fused_modconv(config)
         self.cls_weight = self.t.cls_weight if stage.res > self.t.cls_min_res else 0.0
-        self.pl_weight = self.t.pl_weight if stage.stem else 0.0  # [C]: 0 in superres stages
+        # [C]: 0 in superres stages. A stem that ends before pl_start_kimg gets no g_pl phase:
+        # its loss and gradients would be 0 at every step (skipped Adam steps; the same
+        # training, without the double backward's compile and run time).
+        reaches = (stage.steps - 1) * stage.batch >= self.t.pl_start_kimg * 1000
+        self.pl_weight = self.t.pl_weight if stage.stem and reaches else 0.0
 
     def freeze(self, g_params):
         """g_params with the frozen stem behind stop_gradient: no backward pass through it

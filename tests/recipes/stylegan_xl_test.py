@@ -94,6 +94,15 @@ def test_recipe_phases_learning_rates_and_guidance_per_stage():
     nets = {r: recipe.stage_recipe(r).phases[0].loss_fn.args[0] for r in (16, 32, 64)}
     assert [nets[r].cls_weight for r in (16, 32, 64)] == [0.0, 0.0, 8.0]  # only above 32^2
     assert [nets[r].G.img_resolution for r in (16, 32, 64)] == [16, 32, 64]
+    # A stem that ends before pl_start_kimg (digits: 200 steps of 16 < 1,000 kimg) has no g_pl
+    # phase; it has one once the start falls inside the stem (the last step's images count).
+    config = xl_config.get_config("digits")
+    names = lambda c: [p.name for p in recipes.make_recipe(c).stage_recipe(16).phases]  # noqa: E731
+    assert names(config) == ["g", "d"]
+    config.train.pl_start_kimg = 199 * 16 / 1000
+    assert names(config) == ["g", "g_pl", "d"]
+    config.train.pl_start_kimg = 200 * 16 / 1000
+    assert names(config) == ["g", "d"]
 
 
 def test_missing_weight_file_names_the_field_and_timm_id():
