@@ -292,7 +292,7 @@ def _frozen_clip(config, random_vars):
         from gan_zoo.recipes import stylegan_t_clipfit  # noqa: PLC0415
 
         return stylegan_t_clipfit.fit_clip(config, nets_lib.make_clip(config),
-                                           jax.device_get(random_vars))
+                                           jax.device_get(random_vars))[0]
     return None
 
 

@@ -84,9 +84,10 @@ def _source(config):
     return src
 
 
-def fit_clip(config, model: clip.CLIP, variables: dict) -> dict:
-    """The random CLIP `variables` after config.model.clip_fit_steps contrastive steps on the
-    run's caption data (deterministic for config.seed). Logs the first and last losses."""
+def fit_clip(config, model: clip.CLIP, variables: dict) -> tuple[dict, list]:
+    """(the random CLIP `variables` after config.model.clip_fit_steps contrastive steps on the
+    run's caption data, the per-step losses); deterministic for config.seed. Logs the first
+    and last losses."""
     steps = int(config.model.clip_fit_steps)
     side = model.visual.image_size
 
@@ -102,4 +103,4 @@ def fit_clip(config, model: clip.CLIP, variables: dict) -> dict:
              "config.model.clip_fit_steps=%d steps of %d pairs: loss %.3f -> %.3f (a CPU "
              "stand-in for the pretrained CLIP)", config.data.name, steps, FIT_BATCH,
              losses[0], float(np.mean(losses[-10:])))
-    return {**variables, "params": params}
+    return {**variables, "params": params}, losses
