@@ -57,6 +57,8 @@ PRESETS = {
     # the D's random ViT is first fitted on the digits labels (feature_fit_steps 1000, ~96%;
     # recipes/stylegan_xl_fit.py): stem agreement 30% vs 22-24% (trial t7). No guidance (32^2
     # is not above 32^2); from the stem on (cls_min_res=0, clf_patch=8) it made FD worse (t8).
+    # Not kept (session 4): channel_max 32 (t9); the mapping at lr multiplier 1 (stem 36.5% but
+    # the full runs F2/F3 lost recall and FD), also with a 300-step stem and 100 steps at 32^2.
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
                    flip=False, batch=16, batch_sizes={}, stage_kimg={16: 3.2, 32: 3.2},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
@@ -81,6 +83,8 @@ def base(p: dict) -> ml_collections.ConfigDict:
         channel_max=p.get("channel_max", 0), stem_layers=p.get("stem_layers", 0),
         head_layers=p.get("head_layers", 0), embed_rows=p.get("embed_rows", 0),
         embed_dim=p.get("embed_dim", 0),
+        # lr multiplier of the mapping FCs; 0 = the Generator's 0.01 (StyleGAN2 App. B).
+        mapping_lr_multiplier=p.get("mapping_lr_multiplier", 0.0),
         # Pretrained class table for G (official in_embeddings/tf_efficientnet_lite0.pkl or an
         # .npz 'embed' [rows, E]); "" = random init (logged when a file is used).
         embed_weights="",

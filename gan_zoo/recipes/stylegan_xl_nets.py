@@ -32,7 +32,8 @@ WEIGHT_FIELDS = {
     "clf": ("clf_weights", CLF_VARIANT, "classifier guidance CLF"),
 }
 FITTED = ("deit", "clf")  # the random nets config.model.feature_fit_steps fits (ViTs)
-_G_KEYS = ("z_dim", "w_dim", "channel_base", "channel_max", "stem_layers")
+_G_KEYS = ("z_dim", "w_dim", "channel_base", "channel_max", "stem_layers",
+           "mapping_lr_multiplier")
 
 
 def _ints(text) -> tuple:

@@ -132,6 +132,11 @@ def test_presets_build():
         plan = xl_recipe.stage_plan(c)
         assert plan[0].res == 16 and plan[-1].res == c.model.resolution, preset
     assert xl_config.get_config("imagenet,res=256").model.resolution == 256
+    # The mapping's lr multiplier: the paper's 0.01 unless config.model sets it.
+    config = xl_config.get_config("digits")
+    assert xl_nets.make_generator(config).mapping_lr_multiplier == 0.01
+    config.model.mapping_lr_multiplier = 1.0
+    assert xl_nets.make_generator(config).mapping_lr_multiplier == 1.0
     with pytest.raises(ValueError, match="stage_kimg"):
         c = xl_config.get_config("digits")
         c.train.stage_kimg = {"16": 1.0}
