@@ -174,8 +174,13 @@ class DiscHead(nn.Module):
     @nn.compact
     def __call__(self, x, c, *, train: bool):
         checks.check_rank("DiscHead: x", x, 4, "[N, H, W, C]")
+        blocks = head_channels(self.nominal_size, x.shape[-1])
+        if min(x.shape[1:3]) // 2 ** len(blocks) < 4:  # else no logits at all (a blind head)
+            raise ValueError(f"DiscHead: a {tuple(x.shape[1:3])} map is {len(blocks)} down "
+                             f"blocks (nominal size {self.nominal_size}) from smaller than the "
+                             "4x4 logit conv; lower nominal_res (config.model.d_nominal_res)")
         # DownBlocks: SN conv 4x4/2 (pad 1, bias) + BatchNorm + lrelu 0.2.
-        for i, (_, cin, cout) in enumerate(head_channels(self.nominal_size, x.shape[-1])):
+        for i, (_, cin, cout) in enumerate(blocks):
             x = SNConv(cout, 4, 2, 1, weight_init=torch_kernel_init(),
                        bias_init=torch_bias_init(cin * 16), name=f"down{i}_conv")(x, train=train)
             x = BatchNorm(reduction_group=self.bn_group, num_devices=self.num_devices,

@@ -137,6 +137,18 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="one-hot"):
         jax.eval_shape(lambda v, x, c: d.apply(v, x, c, train=False, key=jax.random.PRNGKey(0)),
                        v, x, c5)
+    # A head whose down blocks shrink its map below the 4x4 logit conv would give no logits:
+    # nominal 128 = 4 blocks, a 32^2 map -> 2^2 (the digits D at d_nominal_res 256); 64^2 -> 4^2.
+    head = pd.DiscHead(128, c_dim=10, num_devices=1)
+    y = jax.ShapeDtypeStruct((2, 10), jnp.float32)
+
+    def logits(side):
+        f = jax.ShapeDtypeStruct((2, side, side, 64), jnp.float32)
+        return jax.eval_shape(lambda f, y: head.init_with_output(
+            jax.random.PRNGKey(0), f, y, train=False)[0], f, y)
+    assert logits(64).shape == (2, 1, 1)
+    with pytest.raises(ValueError, match="config.model.d_nominal_res"):
+        logits(32)
 
 
 def test_csm_upsample_is_align_corners_linear_interpolation():
