@@ -299,13 +299,19 @@ def _g_reg(nets, n, gain, g_params, state, batch, key):
     return loss, (state.collections, metrics, {**state.scalars, "pl_mean": a})
 
 
+def _real_d(nets, d_params, state, batch, key, tag: int):
+    """(D as a function of the real images, the reals): the labels, the blur/fade input
+    (nets.reals) and the augmentation `tag` of official run_D, fixed."""
+    c, alpha = _one_hot(batch["label"], nets.n_classes), _alpha(state)
+    aug = nets.aug(state, key, tag)
+    d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step, alpha, aug)  # noqa: E731
+    return d_fn, nets.reals(batch, alpha)
+
+
 def _r1_term(nets, d_params, state, batch, key, tag: int = 3):
     """R1 = 0.5 E ||grad_x D(x)||^2 on reals (through the blur and the augmentation `tag`, as
     official run_D) -> (R1, the real logits of the same forward, float32 [N])."""
-    c, alpha = _one_hot(batch["label"], nets.n_classes), _alpha(state)
-    real, aug = nets.reals(batch, alpha), nets.aug(state, key, tag)
-    d_fn = lambda x: nets.run_d(d_params, state.collections["d"], x, c, state.step, alpha, aug)  # noqa: E731
-    logits, r1 = losses.r1_with_logits(d_fn, real)
+    logits, r1 = losses.r1_with_logits(*_real_d(nets, d_params, state, batch, key, tag))
     return r1 * nets.r1_scale, logits
 
 
@@ -321,9 +327,8 @@ def _d_main(nets, r1_gamma_now, d_params, state, batch, key):
     if r1_gamma_now > 0:  # official Dboth: one D forward of the augmented reals for both terms
         r1, logits_real = _r1_term(nets, d_params, state, batch, key, tag=2)
     else:
-        c_real = _one_hot(batch["label"], nets.n_classes)
-        logits_real = nets.run_d(d_params, state.collections["d"], nets.reals(batch, alpha),
-                                 c_real, state.step, alpha, nets.aug(state, key, 2))
+        d_real, real = _real_d(nets, d_params, state, batch, key, tag=2)
+        logits_real = d_real(real)
     loss, (loss_real, loss_fake) = losses.nonsaturating_d(logits_real, logits_fake)
     metrics = {"loss_real": loss_real, "loss_fake": loss_fake,
                "logit_real": jnp.mean(logits_real), "logit_fake": jnp.mean(logits_fake)}
