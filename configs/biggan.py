@@ -61,5 +61,7 @@ def finish(p: dict, a, family: str):
     c.train.diffaug = p.get("diffaug", "")
     c.train.diffaug_cutout = p.get("diffaug_cutout", 0.5)
     c.train.diffaug_fill = p.get("diffaug_fill", 0.0)
+    # D's minibatch-stddev group (StyleGAN's remedy for dropped modes; 0 = off = the paper's D)
+    c.model.d_mbstd_group = p.get("d_mbstd_group", 0)
     c.preset = a.preset
     return c

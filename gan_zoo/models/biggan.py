@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Union
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_zoo import checks
+from gan_zoo import checks, ops
 from gan_zoo.models import biggan_deep
 from gan_zoo.models.biggan_common import (
     G_ARCH,
@@ -208,6 +208,9 @@ class Discriminator(nn.Module):
     SN_eps: float = 1e-4  # spectral-norm epsilon (App. C)
     num_D_SVs: int = 1  # singular values tracked per SN layer
     num_D_SV_itrs: int = 1  # power iterations per forward
+    # Minibatch stddev before the last block (StyleGAN's epilogue, ProGAN §3): group size of
+    # consecutive samples; 0 = off = the paper's BigGAN (not in BigGAN; CPU presets only)
+    mbstd_group: int = 0
     dtype: Optional[Any] = None  # compute dtype of the blocks; the head runs in float32
 
     def arch(self) -> dict:
@@ -221,7 +224,10 @@ class Discriminator(nn.Module):
         checks.check_shape("Discriminator: x", x, (None, self.resolution, self.resolution, 3))
         check_labels("Discriminator", labels, x.shape[0])
         h = x if dtype is None else x.astype(dtype)
+        last = len(arch["out"]) - 1
         for i, (o, down, r) in enumerate(zip(arch["out"], arch["flags"], arch["res"])):
+            if i == last and self.mbstd_group:  # D sees the group's spread (+1 channel).
+                h = ops.minibatch_std(h, self.mbstd_group, 1, contiguous=True)
             h = DBlock(o, down, i > 0, sn, self.D_wide, dtype, name=f"blocks_{i}_0")(
                 h, train=train)
             if r in attn:
@@ -317,6 +323,7 @@ def make_discriminator(model_cfg: Mapping) -> nn.Module:
     if deep:
         D = biggan_deep.Discriminator(D_depth=_get(cfg, "D_depth", 2), **kw)
     else:
-        D = Discriminator(D_wide=_get(cfg, "D_wide", True), **kw)
+        D = Discriminator(D_wide=_get(cfg, "D_wide", True),
+                          mbstd_group=_get(cfg, "d_mbstd_group", 0), **kw)
     D.arch()  # Validates the resolution now.
     return D

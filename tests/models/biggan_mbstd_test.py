@@ -1,0 +1,43 @@
+"""BigGAN D's optional minibatch-stddev input (config.model.d_mbstd_group; issue #16 item 2): off
+(0, the default: the paper's D, whose logits test_golden pins) builds the same parameters; on,
+the last block takes one more channel and a sample's logit depends on the other samples of its
+group of consecutive samples and on no others."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_zoo.models import biggan
+
+ROW = dict(biggan.VARIANTS["biggan_test"], D_attn="0")  # res 32, ch 4: last block 16 -> 16
+
+
+def _shapes(D, x, y):
+    return jax.eval_shape(lambda: D.init(jax.random.PRNGKey(0), x, y, train=False))
+
+
+def _random_vars(shapes, seed):
+    """Random-valued variables of the given shapes (cheaper than D.init's orthogonal init)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: 0.3 * rng.standard_normal(s.shape).astype(s.dtype), shapes)
+
+
+def test_d_mbstd_group_params_and_group_dependence():
+    x = jax.random.normal(jax.random.PRNGKey(1), (8, 32, 32, 3))
+    y = jnp.arange(8) % 10
+    D_off = biggan.make_discriminator(ROW)
+    assert D_off == biggan.make_discriminator(dict(ROW, d_mbstd_group=0))  # the default: off
+    off = _shapes(D_off, x, y)
+    D_on = biggan.make_discriminator(dict(ROW, d_mbstd_group=4))
+    on = _shapes(D_on, x, y)
+    # +1 input channel of the last block's 3x3 conv1, and a learnable 1x1 shortcut (17 != 16).
+    o = off["params"]["blocks_3_0"]["conv2"]["weight"].shape[-1]  # 16
+    count = lambda t: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(t["params"]))
+    assert count(on) == count(off) + 9 * o + (o + 1) * o + o
+    # Groups of 4 consecutive samples: {0..3}, {4..7}. Change sample 1 only (without the
+    # layer every logit is a function of its own sample: D_off == the paper's D above).
+    apply = jax.jit(lambda v, x: D_on.apply(v, x, y, train=False)[0])
+    variables = _random_vars(on, 2)
+    logits, moved = apply(variables, x), apply(variables, x.at[1].multiply(-1.0))
+    assert moved[1] != logits[1] and moved[0] != logits[0]  # its group's other members
+    np.testing.assert_array_equal(moved[4:], logits[4:])  # never the other group
