@@ -27,11 +27,16 @@ def _ln_or_dense(mod: str, leaf: str):
     return f"{mod}.{tleaf}", ("dense" if leaf == "kernel" else "same")
 
 
+def _resblock_name(path: tuple):
+    """blocks_i/... (either tower) -> (`transformer.resblocks.i.<leaf>`, kind, None)."""
+    suffix, kind = vit_convert.block_name(path[1:], clip=True)
+    return f"transformer.resblocks.{path[0].split('_')[1]}.{suffix}", kind, None
+
+
 def _visual_name(path: tuple):
     head = path[0]
     if head.startswith("blocks_"):
-        suffix, kind = vit_convert.block_name(path[1:], clip=True)
-        return f"transformer.resblocks.{head.split('_')[1]}.{suffix}", kind, None
+        return _resblock_name(path)
     if head == "patch_embed":
         return "conv1.weight", "conv", None
     if head == "cls_token":
@@ -47,8 +52,7 @@ def _visual_name(path: tuple):
 def _text_name(path: tuple):
     head = path[0]
     if head.startswith("blocks_"):
-        suffix, kind = vit_convert.block_name(path[1:], clip=True)
-        return f"transformer.resblocks.{head.split('_')[1]}.{suffix}", kind, None
+        return _resblock_name(path)
     if head == "token_embedding":
         return "token_embedding.weight", "same", None
     if head == "ln_final":
