@@ -133,6 +133,12 @@ def _context_length(data_cfg) -> int:
     return int(data_cfg.get("context_length", clip_tokenizer.CONTEXT_LENGTH))
 
 
+def _stream_fields(data_cfg, resolution: int, seed: int) -> dict:
+    """The StreamBatches fields of a source built from config.data."""
+    return dict(resolution=resolution, flip=data_cfg.flip, seed=seed, data_cfg=data_cfg,
+                context_length=_context_length(data_cfg))
+
+
 def digits_captions_source(data_cfg, resolution: int, seed: int) -> IndexedCaptionSource:
     images, labels = builtin.load_digits(resolution)
 
@@ -161,10 +167,18 @@ def _read(path: str, mode: str = "rb"):
         return f.read()
 
 
+@dataclasses.dataclass(kw_only=True)
 class StreamBatches:
     """Batches of a host record stream: step s takes stream records [s n, (s + 1) n), n = S A b;
-    the flips are drawn from (seed, step, host). Subclasses define records(layout, start) and
-    the fields resolution, flip, seed, context_length and bad (set by records)."""
+    the flips are drawn from (seed, step, host). Subclasses define records(layout, start), which
+    sets `bad`; the fields below are common to every stream source (keyword-only)."""
+
+    resolution: int
+    flip: bool
+    seed: int
+    data_cfg: object  # data.max_bad_records (and each source's own data.* fields)
+    context_length: int = clip_tokenizer.CONTEXT_LENGTH
+    bad: Optional[BadRecords] = None  # set by records(): the bad records seen so far
 
     def batches(self, layout: Layout, start_step: int = 0) -> Iterator[dict]:
         layout.check()
@@ -188,12 +202,6 @@ class FolderCaptionSource(StreamBatches):
 
     root: str
     files: list  # relative image paths (list_folder)
-    resolution: int
-    flip: bool
-    seed: int
-    data_cfg: object  # for data.max_bad_records
-    context_length: int = clip_tokenizer.CONTEXT_LENGTH
-    bad: Optional[BadRecords] = None  # set by batches(): the bad records seen so far
 
     def load(self, rel: str) -> Record:
         path = os.path.join(self.root, rel)
@@ -219,8 +227,8 @@ class FolderCaptionSource(StreamBatches):
 
 
 def caption_folder_source(data_cfg, resolution: int, seed: int) -> FolderCaptionSource:
-    return FolderCaptionSource(data_cfg.data_dir, list_folder(data_cfg.data_dir), resolution,
-                               data_cfg.flip, seed, data_cfg, _context_length(data_cfg))
+    return FolderCaptionSource(data_cfg.data_dir, list_folder(data_cfg.data_dir),
+                               **_stream_fields(data_cfg, resolution, seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,12 +278,6 @@ class TarShardSource(StreamBatches):
     """Streams WebDataset-style shards; per-host shards, exactly resumable (module docstring)."""
 
     shards: list
-    resolution: int
-    flip: bool
-    seed: int
-    data_cfg: object  # for data.max_bad_records
-    context_length: int = clip_tokenizer.CONTEXT_LENGTH
-    bad: Optional[BadRecords] = None  # set by batches(): the bad records seen so far
 
     def host_shards(self, layout: Layout) -> list:
         if len(self.shards) < layout.process_count:
@@ -310,8 +312,8 @@ class TarShardSource(StreamBatches):
 
 
 def caption_tar_source(data_cfg, resolution: int, seed: int) -> TarShardSource:
-    return TarShardSource(list_shards(data_cfg.data_dir), resolution, data_cfg.flip, seed,
-                          data_cfg, _context_length(data_cfg))
+    return TarShardSource(list_shards(data_cfg.data_dir),
+                          **_stream_fields(data_cfg, resolution, seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,12 +329,6 @@ class TFDSCaptionSource(StreamBatches):
     builder: object  # a prepared tfds builder
     split: str
     caption_key: str  # '/'-path of the captions feature ("captions/text" in coco_captions)
-    resolution: int
-    flip: bool
-    seed: int
-    data_cfg: object  # data.max_bad_records, data.shuffle_buffer
-    context_length: int = clip_tokenizer.CONTEXT_LENGTH
-    bad: Optional[BadRecords] = None
 
     def _dataset(self, layout: Layout):
         import tensorflow_datasets as tfds  # noqa: PLC0415
@@ -385,8 +381,8 @@ def tfds_captions_source(data_cfg, resolution: int, seed: int) -> TFDSCaptionSou
             f"{data_cfg.data_dir!r}; run `tfds build {name} --data_dir=...` where there is "
             "internet access, then point data.data_dir at it")
     return TFDSCaptionSource(builder, data_cfg.get("split", "train"),
-                             data_cfg.get("caption_key", "captions/text"), resolution,
-                             data_cfg.flip, seed, data_cfg, _context_length(data_cfg))
+                             data_cfg.get("caption_key", "captions/text"),
+                             **_stream_fields(data_cfg, resolution, seed))
 
 
 SOURCES = {
