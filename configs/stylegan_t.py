@@ -90,7 +90,11 @@ def base(p: dict) -> ml_collections.ConfigDict:
         # random towers only: fit the random CLIP contrastively on the run's captions for this
         # many steps before training (recipes/stylegan_t_clipfit.py; CPU presets' stand-in
         # for the pretrained CLIP); 0 = off (the paper presets: pretrained weights)
-        clip_fit_steps=p.get("clip_fit_steps", 0)))
+        clip_fit_steps=p.get("clip_fit_steps", 0),
+        # random towers only: then fit the D's random DINO contrastively against that CLIP's
+        # caption embeddings for this many steps (the CPU presets' stand-in for the paper's
+        # pretrained DINO, as StyleGAN-XL's feature_fit_steps); 0 = off (the paper presets)
+        dino_fit_steps=p.get("dino_fit_steps", 0)))
     c.data = common.data_config(p)
     c.data.context_length = c.model.clip_context or 77  # CLIP tokens per caption
     c.train = ml_collections.ConfigDict(dict(

@@ -34,6 +34,7 @@ import optax
 
 from gan_zoo import losses_stylegan_t as lt
 from gan_zoo.models import progan as progan_models
+from gan_zoo.models.projected_d import FROZEN_COLLECTION
 from gan_zoo.models.stylegan2_layers import EMA
 from gan_zoo.recipes import stylegan as sg
 from gan_zoo.recipes import stylegan_t_nets as nets_lib
@@ -296,28 +297,56 @@ def _frozen_clip(config, random_vars):
     return None
 
 
+def check_fit_steps(m) -> None:
+    """config.model's random-tower fits: clip_fit_steps and dino_fit_steps are counts >= 0; the
+    DINO fit needs the D's DINO random (feature_nets="random", no dino_weights)."""
+    for field in ("clip_fit_steps", "dino_fit_steps"):
+        v = m.get(field, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"config.model.{field} must be an integer >= 0 (0 = off), got {v!r}")
+    if m.get("dino_fit_steps", 0) and (m.feature_nets != "random" or m.get("dino_weights", "")):
+        raise ValueError(
+            f"config.model.dino_fit_steps={m.dino_fit_steps} fits the random DINO (the CPU "
+            f"presets' stand-in for the pretrained one), but the D's DINO comes from weights "
+            f"(feature_nets={m.feature_nets!r}, dino_weights={m.get('dino_weights', '')!r}); "
+            f"set dino_fit_steps=0")
+
+
 def _load_frozen(config, D, state):
     """Recipe.load_frozen: CLIP (frozen copy, G's encoder and its EMA) and DINO from the
-    config's weight files, or the random CLIP fit on the captions (host-side, after the jitted
-    init); random towers stay otherwise."""
-    m, cols, params, ema = config.model, dict(state.collections), dict(state.params), \
-        state.ema_params
+    config's weight files, or the random towers fit on the captions (CLIP, then DINO against
+    it; host-side, after the jitted init); random towers stay otherwise."""
+    cols, params, ema = dict(state.collections), dict(state.params), state.ema_params
     clip_vars = _frozen_clip(config, cols[CLIP])
     if clip_vars is not None:
         cols[CLIP] = clip_vars
         text = clip_vars["params"]["text"]
         params["g"] = {**params["g"], "text": jax.tree.map(jnp.copy, text)}
         ema = {**ema, "text": jax.tree.map(jnp.copy, text)}
-    if m.get("dino_weights", ""):
-        from gan_zoo.models.projected_d import FROZEN_COLLECTION  # noqa: PLC0415
-
+    dino = _frozen_dino(config, D, cols)
+    if dino is not None:
         d = dict(cols["d"])
-        dino = nets_lib.load_dino_params(config, D)
-        nets_lib.check_same_shapes(d[FROZEN_COLLECTION]["dino"], dino,
-                                   "config.model.dino_weights: ")
         d[FROZEN_COLLECTION] = {**d[FROZEN_COLLECTION], "dino": dino}
         cols["d"] = d
     return state.replace(collections=cols, params=params, ema_params=ema)
+
+
+def _frozen_dino(config, D, cols):
+    """The D's DINO variables to use instead of the random init, or None: the weight file's
+    (model.dino_weights), else, for random towers, the init fit on the run's captioned images
+    against the (fitted) frozen CLIP's text embeddings (model.dino_fit_steps > 0)."""
+    m, random_vars = config.model, cols["d"][FROZEN_COLLECTION]["dino"]
+    if m.get("dino_weights", ""):
+        dino = nets_lib.load_dino_params(config, D)
+        nets_lib.check_same_shapes(random_vars, dino, "config.model.dino_weights: ")
+        return dino
+    if m.get("dino_fit_steps", 0) > 0:  # check_fit_steps: random DINO, no weight file
+        from gan_zoo.recipes import stylegan_t_clipfit  # noqa: PLC0415
+
+        return stylegan_t_clipfit.fit_dino(config, D, jax.device_get(random_vars),
+                                           nets_lib.make_clip(config),
+                                           jax.device_get(cols[CLIP]))[0]
+    return None
 
 
 # ----- Stage transitions -----
@@ -345,6 +374,7 @@ def make_recipe(config, networks=None) -> Recipe:
     m, t = config.model, config.train
     plan = parse_schedule(t.schedule, m.resolution)
     nets_lib.check_weight_files(config)
+    check_fit_steps(m)
     clip_model = nets_lib.make_clip(config)
     if networks is not None:
         TG, D = networks
