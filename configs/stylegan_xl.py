@@ -59,6 +59,8 @@ PRESETS = {
     # is not above 32^2); from the stem on (cls_min_res=0, clf_patch=8) it made FD worse (t8).
     # Not kept (session 4): channel_max 32 (t9); the mapping at lr multiplier 1 (stem 36.5% but
     # the full runs F2/F3 lost recall and FD), also with a 300-step stem and 100 steps at 32^2.
+    # Not kept (session 5): d_nominal_res 128 (0.6x the D's flops, 1x1 logits per head): stem
+    # agreement as the preset (2 seeds) with better recall and FD, full run 18.5% vs 22.9%.
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
                    flip=False, batch=16, batch_sizes={}, stage_kimg={16: 3.2, 32: 3.2},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
