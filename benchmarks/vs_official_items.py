@@ -4,7 +4,6 @@ returns a Bench of two one-call closures. Imported by vs_official.main after the
 (torch, jax and the official repositories are imported here, never by `import gan_zoo`)."""
 
 import copy
-import functools
 import importlib
 import pathlib
 import sys
@@ -134,9 +133,12 @@ def _load_state(state, recipe, g_vars, d_vars):
                          ema_params=jax.tree.map(jnp.copy, params["g"]), collections=cols)
 
 
-def _ours_step(recipe, state, batch):
-    """A closure running gan_zoo's jitted train step on its own (donated) state."""
-    step = jax.jit(functools.partial(train.train_step, recipe, 1), donate_argnums=0)
+def _ours_step(recipe, state, batch, config):
+    """A closure running gan_zoo's jitted train step (as the trainer compiles it for `config`)
+    on its own (donated) state."""
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    step = train.make_train_step(recipe, 1, one, one,
+                                 config.train.get("xla_cpu_convs", "ynnpack"))
     box = {"state": state}
 
     def run():
@@ -209,7 +211,7 @@ def build_sg2_train(args, item: str):
              "label": jnp.zeros((1, 1, n), jnp.int32)}
     theirs = _official_sg2_step(G, D, r1_gamma, config.train.lr_g, config.train.ema_kimg,
                                 torch.from_numpy(reals))
-    return Bench(_ours_step(recipe, state, batch), theirs,
+    return Bench(_ours_step(recipe, state, batch, config), theirs,
                  f"batch {n}, {args.res}^2, channel_max {args.cmax}, style mixing 0.9, "
                  + (f"R1 gamma {r1_gamma:g} every step" if r1_gamma else "no R1")
                  + f", Adam lr {config.train.lr_g:g}")
@@ -324,7 +326,8 @@ def build_biggan_deep_train(args, item: str):
     nhwc = reals.transpose(0, 2, 3, 1).reshape(t.d_steps, 1, n, args.res, args.res, 3)
     labels = (np.arange(t.d_steps * n) % 1000).reshape(t.d_steps, 1, n)
     batch = {"image": jnp.asarray(nhwc), "label": jnp.asarray(labels, jnp.int32)}
-    return Bench(_ours_step(recipe, state, batch), _official_biggan_step(g_kw, G, D, t, n, reals),
+    return Bench(_ours_step(recipe, state, batch, config),
+                 _official_biggan_step(g_kw, G, D, t, n, reals),
                  f"batch {n}, {args.res}^2, ch {args.biggan_ch}, {t.d_steps} D steps, "
                  f"ortho {t.ortho_beta:g}, EMA")
 

@@ -12,7 +12,7 @@ import ml_collections
 from configs import common
 
 _FFHQ = dict(resolution=1024, data="ffhq", flip=True, batch=32, steps=781_250,  # 25M images
-             lr_g=0.002, lr_d=0.002, ema_kimg=10.0, mixing=0.9)
+             lr_g=0.002, lr_d=0.002, ema_kimg=10.0, mixing=0.9, xla_cpu_convs="eigen")
 # Configs A-D grow progressively (spec A6 [code], official stylegan2 `run_training.py`): from 8^2,
 # 600k images per fade-in and per stabilisation, minibatch {8: 256, 16: 128, 32: 64, 64: 32},
 # else 32; lr 1e-3 up to 64^2, then {128: 1.5e-3, 256: 2e-3, 512: 3e-3, 1024: 3e-3} (the paper's
@@ -43,7 +43,7 @@ PRESETS = {
     "photos": dict(_FFHQ, variant="config-f", resolution=32, data="photos", batch=8,
                    steps=2000, gamma=1.0, z_dim=32, w_dim=32, mapping_layers=2, channel_base=512,
                    channel_max=32, ema_kimg=1.0, ckpt_every=100, log_every=20,
-                   image_every=100, grid=16),
+                   image_every=100, grid=16, xla_cpu_convs="ynnpack"),
 }
 
 
@@ -95,7 +95,10 @@ def base(p: dict, family: str) -> ml_collections.ConfigDict:
         batch_sizes={str(r): b for r, b in p.get("batch_sizes", {}).items()
                      if r <= p["resolution"]},
         lr_by_res={str(r): v for r, v in p.get("lr_by_res", {}).items()},
-        reset_opt_at_stage=True))  # fresh Adam moments at each phase start [code]
+        reset_opt_at_stage=True,  # fresh Adam moments at each phase start [code]
+        # On CPU: "eigen" (wide layers) or "ynnpack" (XLA's default; tiny nets): see
+        # gan_zoo.train.step.make_train_step. The paper presets at StyleGAN2's widths: eigen.
+        xla_cpu_convs=p.get("xla_cpu_convs", "ynnpack")))
     c.sample = ml_collections.ConfigDict(dict(
         truncation=p.get("truncation", 1.0),  # ψ; 1 (or <= 0) = none; Fig. 12 uses 0.5
         standing_stats_batch_size=min(p["batch"], 32)))  # sample batch (no standing stats)
@@ -120,7 +123,8 @@ def finish(p: dict, a, family: str):
     if a.smoke:  # CPU smoke run: tiny everything
         p.update(resolution=32, batch=8, steps=10, z_dim=32, w_dim=32, mapping_layers=2,
                  channel_base=256, channel_max=16, ckpt_every=5, log_every=5, image_every=10,
-                 grid=16, data="photos", flip=False, ema_kimg=0.1, num_fp16_res=0)
+                 grid=16, data="photos", flip=False, ema_kimg=0.1, num_fp16_res=0,
+                 xla_cpu_convs="ynnpack")
         if p.get("phase_kimg"):  # growing: 8 -> 16 -> 32 in 16-image phases, 14 steps
             p.update(steps=0, phase_kimg=0.016, total_kimg=0.08, batch_sizes={8: 8, 16: 4},
                      log_every=1, image_every=0, grid=4)

@@ -13,6 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gan_zoo.feature_nets import inception_v3
 from gan_zoo.metrics import _checks
 from gan_zoo.metrics.frechet import FeatureStats
+from gan_zoo.ops.conv2d_resample import EIGEN_CONV_OPTIONS
 
 # Features of `InceptionV3` by metric: the aux key each metric reads.
 METRIC_FEATURES = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "sfid": "sfid",
@@ -28,7 +29,7 @@ def data_mesh(devices=None) -> Mesh:
 # Eigen convolutions it falls back to without them are faster. One thread, batch 8, CPU time of the
 # net's 36 conv shapes: YNNPACK 1.43 s, Eigen 0.89 s, torch 2.14 (oneDNN) 0.95 s; the whole net
 # 0.63x the YNNPACK time (benchmarks/RESULTS.md "FID Inception speed"). Scoped to this jit.
-CPU_CONV_OPTIONS = (("xla_cpu_experimental_ynn_fusion_type", ""),)
+CPU_CONV_OPTIONS = EIGEN_CONV_OPTIONS
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,9 +43,10 @@ def _options_supported(options: tuple, device) -> bool:
     return True
 
 
-def cpu_compiler_options(mesh: Mesh, options: tuple = CPU_CONV_OPTIONS):
-    """dict(options) when every device of the mesh is a CPU and jaxlib knows them, else None."""
-    devices = list(mesh.devices.flat)
+def cpu_compiler_options(mesh, options: tuple = CPU_CONV_OPTIONS):
+    """dict(options) when every device of `mesh` (a Mesh or a list of devices) is a CPU and
+    jaxlib knows them, else None."""
+    devices = list(mesh.devices.flat) if isinstance(mesh, Mesh) else list(mesh)
     if not options or any(d.platform != "cpu" for d in devices):
         return None
     return dict(options) if _options_supported(options, devices[0]) else None

@@ -9,6 +9,8 @@ the slow part) then the FIR; down -> FIR then a stride-`down` conv (measured as 
 polyphase or space-to-depth form). Measurements: benchmarks/fir_ops.py, benchmarks/RESULTS.md.
 """
 
+import contextlib
+import contextvars
 import functools
 
 import jax
@@ -42,6 +44,27 @@ def conv2d(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True,
 # VJP (benchmarks/RESULTS.md). This VJP uses only canonical NHWC convs and per-tap matmuls and is
 # itself differentiable, so second order goes through the same rule again. (custom_vjp: reverse
 # mode only; nothing here uses jvp.)
+# The weight gradient's formulation, read when the backward pass is traced. XLA:CPU's default
+# YNNPACK convolutions run XLA's own weight-gradient conv ~3x slower than one matmul per tap, but
+# its Eigen convolutions (a per-jit compiler option, `EIGEN_CONV_OPTIONS`) run that conv at
+# oneDNN's speed, where the per-tap matmuls and their window copies stay 1.3-1.6x slower at wide
+# layers (benchmarks/RESULTS.md "The conv weight gradient on XLA:CPU"). So a jit compiled with
+# those options traces its backward under `native_weight_grad()`; everything else keeps the taps.
+_NATIVE_WGRAD = contextvars.ContextVar("gan_zoo_native_weight_grad", default=False)
+EIGEN_CONV_OPTIONS = (("xla_cpu_experimental_ynn_fusion_type", ""),)
+
+
+@contextlib.contextmanager
+def native_weight_grad(on: bool = True):
+    """Within: conv2d's backward traces XLA's own weight-gradient conv instead of the per-tap
+    matmuls (for jits compiled with EIGEN_CONV_OPTIONS on CPU, or on GPU/TPU)."""
+    token = _NATIVE_WGRAD.set(on)
+    try:
+        yield
+    finally:
+        _NATIVE_WGRAD.reset(token)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv(x, w, stride, padding):
     """Correlation, groups=1. x: [N, H, W, I], w: [kh, kw, I, O], padding ((y0, y1), (x0, x1))."""
@@ -63,6 +86,10 @@ def _conv_bwd(stride, padding, res, g):
     crop = (kw - 1 - x0, x.shape[2] + x0 - n_w * stride,
             kh - 1 - y0, x.shape[1] + y0 - n_h * stride)
     dx = conv2d_up(g, w_t, stride, crop)
+    if _NATIVE_WGRAD.get():  # XLA's weight-gradient conv (see _NATIVE_WGRAD)
+        _, vjp_w = jax.vjp(lambda v: jax.lax.conv_general_dilated(
+            x, v, (stride, stride), padding, dimension_numbers=_DN), w)
+        return dx.astype(x.dtype), vjp_w(g)[0].astype(w.dtype)
     # Weight gradient: one matmul per tap of the strided window of padded x with g. Written as
     # g^T x ([O, I], transposed once at the end): XLA:CPU then transposes g once for all taps,
     # where x^T g copied a transposed window of x per tap (2x the time at [8,64,64,128] 3x3).

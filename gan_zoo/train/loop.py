@@ -327,7 +327,8 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
         if stage.key not in compiled:
             r = recipe_of(recipe, stage)
             compiled[stage.key] = (step.make_train_step(r, t.grad_accum,
-                                                        layouts(stage).shardings, in_sharding),
+                                                        layouts(stage).shardings, in_sharding,
+                                                        t.get("xla_cpu_convs", "ynnpack")),
                                    make_grid_fn(r, config))
         return compiled[stage.key]
 

@@ -5,12 +5,12 @@ uses_real and no `reals_from`), A gradient-accumulation micro-batches, B samples
 `data`). A phase with `reals_from` gets the sub-batch of the phase it names.
 """
 
-import functools
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from gan_zoo.ops.conv2d_resample import native_weight_grad
 from gan_zoo.recipes.base import GANState, Phase
 
 
@@ -120,11 +120,34 @@ def train_step(recipe, accum: int, state: GANState, batch):
     return state.replace(step=state.step + 1), metrics
 
 
-def make_train_step(recipe, accum: int, state_sharding, batch_sharding):
-    """The jitted step: explicit in/out shardings, state donated. Built once per config."""
-    fn = functools.partial(train_step, recipe, accum)
+CPU_CONVS = ("ynnpack", "eigen")
+
+
+def make_train_step(recipe, accum: int, state_sharding, batch_sharding,
+                    cpu_convs: str = "ynnpack"):
+    """The jitted step: explicit in/out shardings, state donated. Built once per config.
+
+    cpu_convs (config.train.xla_cpu_convs), on CPU devices only: "ynnpack" = XLA:CPU's default
+    convolutions, conv2d's weight gradient as per-tap matmuls; "eigen" = this jit compiled with
+    XLA's Eigen convolutions and conv2d's backward traced with XLA's own weight-gradient conv
+    (`conv2d_resample.native_weight_grad`). Eigen wins at wide layers (StyleGAN2 step at 128^2,
+    channel_max 256: 0.72x, with R1 0.63x; 64^2 channel_max 128: 0.81x) and loses at the tiny
+    CPU presets (1.25-1.46x), so the paper presets choose it (benchmarks/RESULTS.md, #20)."""
+    if cpu_convs not in CPU_CONVS:
+        raise ValueError(f"config.train.xla_cpu_convs must be one of {CPU_CONVS}, got "
+                         f"{cpu_convs!r}")
+    from gan_zoo.metrics.features import cpu_compiler_options  # noqa: PLC0415
+
+    options = None
+    if cpu_convs == "eigen":
+        options = cpu_compiler_options(jax.tree.leaves(state_sharding)[0].device_set)
+
+    def fn(state, batch):
+        with native_weight_grad(options is not None):
+            return train_step(recipe, accum, state, batch)
     return jax.jit(fn, in_shardings=(state_sharding, batch_sharding),
-                   out_shardings=(state_sharding, None), donate_argnums=(0,))
+                   out_shardings=(state_sharding, None), donate_argnums=(0,),
+                   compiler_options=options)
 
 
 @jax.jit

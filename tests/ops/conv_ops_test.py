@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from gan_zoo import ops
-from gan_zoo.ops.conv2d_resample import conv2d
+from gan_zoo.ops.conv2d_resample import conv2d, native_weight_grad
 from gan_zoo.ops.modulated_conv2d import demod_coefficients
 from tests.ops.reference_np import correlate_np, upfirdn2d_np
 
@@ -96,9 +96,11 @@ def test_conv2d_resample_first_and_second_order_gradients(up, down):
     (3, 1, ((1, 1), (1, 1))), (3, 2, ((1, 1), (1, 1))), (3, 2, ((0, 0), (0, 0))),
     (1, 2, ((0, 0), (0, 0))), (4, 2, ((2, 1), (0, 3))), (2, 3, ((1, 0), (2, 2))),
 ])
-def test_conv2d_custom_vjp_first_and_second_order(k, stride, pad):
-    """conv2d's own VJP (issue #20: stride-1 convs + per-tap matmuls) vs jax's autodiff of the
-    plain lax conv, in float64: forward identical, grads and R1-style grads of grads to rounding."""
+@pytest.mark.parametrize("native", [False, True])
+def test_conv2d_custom_vjp_first_and_second_order(k, stride, pad, native):
+    """conv2d's own VJP (issue #20: stride-1 convs + per-tap matmuls, or XLA's weight-gradient
+    conv under native_weight_grad) vs jax's autodiff of the plain lax conv, in float64: forward
+    identical, grads and R1-style grads of grads to rounding."""
     dn = ("NHWC", "HWIO", "NHWC")
     plain = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride, stride), pad,
                                                       dimension_numbers=dn)
@@ -113,8 +115,22 @@ def test_conv2d_custom_vjp_first_and_second_order(k, stride, pad):
             loss = lambda x, w: jnp.sum(jnp.sin(op(x, w)))
             r1 = lambda x, w: jnp.sum(jnp.square(jax.grad(loss)(x, w)))  # d/dx, as R1
             return jax.grad(loss, (0, 1))(x, w) + jax.grad(r1, (0, 1))(x, w)
-        for got, want in zip(grads(new), grads(plain)):
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        with native_weight_grad(native):
+            got = grads(new)
+        for g, want in zip(got, grads(plain)):
+            np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+
+def test_native_weight_grad_switches_the_traced_weight_gradient():
+    """Under native_weight_grad the weight gradient is one conv (no per-tap matmuls); outside it
+    the 9 taps of a 3x3 kernel are matmuls; the setting ends with the block."""
+    x, w = jnp.ones([2, 6, 6, 3]), jnp.ones([3, 3, 3, 4])
+    dw = lambda: str(jax.make_jaxpr(jax.grad(lambda w: jnp.sum(conv2d(x, w, 1, ((1, 1),) * 2))))(w))
+    with native_weight_grad():
+        native = dw()
+    taps = dw()
+    assert native.count("dot_general") == 0 and native.count("conv_general_dilated") >= 2
+    assert taps.count("dot_general") == 9
 
 
 def test_conv2d_resample_bad_input():

@@ -89,3 +89,8 @@ def test_lazy_phase_logs_its_last_values_not_zeros():
     # Before a lazy phase first runs (a resume mid-interval), nothing is shown for it.
     fresh = step_lib.carry_lazy({}, raw[1])
     assert np.isnan(float(fresh[key]))
+
+
+def test_make_train_step_rejects_an_unknown_cpu_conv_choice():
+    with pytest.raises(ValueError, match=r"config.train.xla_cpu_convs .* got 'mkl'"):
+        train.make_train_step(None, 1, None, None, "mkl")
