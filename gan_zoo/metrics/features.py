@@ -13,7 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gan_zoo.feature_nets import inception_v3
 from gan_zoo.metrics import _checks
 from gan_zoo.metrics.frechet import FeatureStats
-from gan_zoo.ops.conv2d_resample import EIGEN_CONV_OPTIONS
+from gan_zoo.ops.conv2d_resample import EIGEN_CONV_OPTIONS, cpu_compiler_options
 
 # Features of `InceptionV3` by metric: the aux key each metric reads.
 METRIC_FEATURES = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "sfid": "sfid",
@@ -29,27 +29,7 @@ def data_mesh(devices=None) -> Mesh:
 # Eigen convolutions it falls back to without them are faster. One thread, batch 8, CPU time of the
 # net's 36 conv shapes: YNNPACK 1.43 s, Eigen 0.89 s, torch 2.14 (oneDNN) 0.95 s; the whole net
 # 0.63x the YNNPACK time (benchmarks/RESULTS.md "FID Inception speed"). Scoped to this jit.
-CPU_CONV_OPTIONS = EIGEN_CONV_OPTIONS
-
-
-@functools.lru_cache(maxsize=None)
-def _options_supported(options: tuple, device) -> bool:
-    """Whether this jaxlib compiles with `options` (experimental XLA flags come and go)."""
-    try:
-        x = jax.device_put(np.float32(0), device)
-        jax.jit(lambda v: v + 1, compiler_options=dict(options)).lower(x).compile()
-    except jax.errors.JaxRuntimeError:
-        return False
-    return True
-
-
-def cpu_compiler_options(mesh, options: tuple = CPU_CONV_OPTIONS):
-    """dict(options) when every device of `mesh` (a Mesh or a list of devices) is a CPU and
-    jaxlib knows them, else None."""
-    devices = list(mesh.devices.flat) if isinstance(mesh, Mesh) else list(mesh)
-    if not options or any(d.platform != "cpu" for d in devices):
-        return None
-    return dict(options) if _options_supported(options, devices[0]) else None
+CPU_CONV_OPTIONS = EIGEN_CONV_OPTIONS  # cpu_compiler_options (ops.conv2d_resample)
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,6 +15,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
 
 from gan_zoo import checks
 from gan_zoo.ops.upfirdn2d import axis_plan, filter_size, interleave_phases, pad_axis, upfirdn2d
@@ -38,12 +40,6 @@ def conv2d(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True,
         feature_group_count=groups)
 
 
-# Issue #20: XLA's own derivative of a strided conv's input gradient with respect to the kernel
-# (needed by R1, a gradient of a gradient) is a conv in a non-canonical layout (rhs_reversal,
-# lhs_dilate) that XLA:CPU runs very slowly: R1 of a 3x3/2 conv layer took 20x the time of this
-# VJP (benchmarks/RESULTS.md). This VJP uses only canonical NHWC convs and per-tap matmuls and is
-# itself differentiable, so second order goes through the same rule again. (custom_vjp: reverse
-# mode only; nothing here uses jvp.)
 # The weight gradient's formulation, read when the backward pass is traced. XLA:CPU's default
 # YNNPACK convolutions run XLA's own weight-gradient conv ~3x slower than one matmul per tap, but
 # its Eigen convolutions (a per-jit compiler option, `EIGEN_CONV_OPTIONS`) run that conv at
@@ -52,6 +48,26 @@ def conv2d(x, w, stride=1, padding=((0, 0), (0, 0)), groups=1, flip_weight=True,
 # those options traces its backward under `native_weight_grad()`; everything else keeps the taps.
 _NATIVE_WGRAD = contextvars.ContextVar("gan_zoo_native_weight_grad", default=False)
 EIGEN_CONV_OPTIONS = (("xla_cpu_experimental_ynn_fusion_type", ""),)
+
+
+@functools.lru_cache(maxsize=None)
+def _options_supported(options: tuple, device) -> bool:
+    """Whether this jaxlib compiles with `options` (experimental XLA flags come and go)."""
+    try:
+        x = jax.device_put(np.float32(0), device)
+        jax.jit(lambda v: v + 1, compiler_options=dict(options)).lower(x).compile()
+    except jax.errors.JaxRuntimeError:
+        return False
+    return True
+
+
+def cpu_compiler_options(devices, options: tuple = EIGEN_CONV_OPTIONS):
+    """dict(options) when every device (a Mesh or an iterable of devices) is a CPU and jaxlib
+    knows them, else None."""
+    devices = list(devices.devices.flat) if isinstance(devices, Mesh) else list(devices)
+    if not options or any(d.platform != "cpu" for d in devices):
+        return None
+    return dict(options) if _options_supported(options, devices[0]) else None
 
 
 @contextlib.contextmanager
@@ -65,6 +81,12 @@ def native_weight_grad(on: bool = True):
         _NATIVE_WGRAD.reset(token)
 
 
+# Issue #20: XLA's own derivative of a strided conv's input gradient with respect to the kernel
+# (needed by R1, a gradient of a gradient) is a conv in a non-canonical layout (rhs_reversal,
+# lhs_dilate) that XLA:CPU runs very slowly: R1 of a 3x3/2 conv layer took 20x the time of this
+# VJP (benchmarks/RESULTS.md). This VJP uses only canonical NHWC convs and per-tap matmuls and is
+# itself differentiable, so second order goes through the same rule again. (custom_vjp: reverse
+# mode only; nothing here uses jvp.)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv(x, w, stride, padding):
     """Correlation, groups=1. x: [N, H, W, I], w: [kh, kw, I, O], padding ((y0, y1), (x0, x1))."""

@@ -5,12 +5,11 @@ uses_real and no `reals_from`), A gradient-accumulation micro-batches, B samples
 `data`). A phase with `reals_from` gets the sub-batch of the phase it names.
 """
 
-
 import jax
 import jax.numpy as jnp
 import optax
 
-from gan_zoo.ops.conv2d_resample import native_weight_grad
+from gan_zoo.ops.conv2d_resample import cpu_compiler_options, native_weight_grad
 from gan_zoo.recipes.base import GANState, Phase
 
 
@@ -136,8 +135,6 @@ def make_train_step(recipe, accum: int, state_sharding, batch_sharding,
     if cpu_convs not in CPU_CONVS:
         raise ValueError(f"config.train.xla_cpu_convs must be one of {CPU_CONVS}, got "
                          f"{cpu_convs!r}")
-    from gan_zoo.metrics.features import cpu_compiler_options  # noqa: PLC0415
-
     options = None
     if cpu_convs == "eigen":
         options = cpu_compiler_options(jax.tree.leaves(state_sharding)[0].device_set)
