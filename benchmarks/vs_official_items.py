@@ -138,7 +138,7 @@ def _ours_step(recipe, state, batch, config):
     on its own (donated) state."""
     one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     step = train.make_train_step(recipe, 1, one, one,
-                                 config.train.get("xla_cpu_convs", "ynnpack"))
+                                 config.train.get("xla_cpu_convs", train.step.CPU_CONVS[0]))
     box = {"state": state}
 
     def run():

@@ -328,7 +328,7 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             r = recipe_of(recipe, stage)
             compiled[stage.key] = (step.make_train_step(r, t.grad_accum,
                                                         layouts(stage).shardings, in_sharding,
-                                                        t.get("xla_cpu_convs", "ynnpack")),
+                                                        t.get("xla_cpu_convs", step.CPU_CONVS[0])),
                                    make_grid_fn(r, config))
         return compiled[stage.key]
 

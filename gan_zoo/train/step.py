@@ -123,7 +123,7 @@ CPU_CONVS = ("ynnpack", "eigen")
 
 
 def make_train_step(recipe, accum: int, state_sharding, batch_sharding,
-                    cpu_convs: str = "ynnpack"):
+                    cpu_convs: str = CPU_CONVS[0]):
     """The jitted step: explicit in/out shardings, state donated. Built once per config.
 
     cpu_convs (config.train.xla_cpu_convs), on CPU devices only: "ynnpack" = XLA:CPU's default
