@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Union
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_zoo import checks, ops
+from gan_zoo import checks
 from gan_zoo.models import biggan_deep
 from gan_zoo.models.biggan_common import (
     G_ARCH,
@@ -30,6 +30,7 @@ from gan_zoo.models.biggan_common import (
     avg_pool2x,
     check_labels,
     class_embedding,
+    minibatch_std_input,
     output_layer,
     parse_attn,
     projection_head,
@@ -226,8 +227,8 @@ class Discriminator(nn.Module):
         h = x if dtype is None else x.astype(dtype)
         last = len(arch["out"]) - 1
         for i, (o, down, r) in enumerate(zip(arch["out"], arch["flags"], arch["res"])):
-            if i == last and self.mbstd_group:  # D sees the group's spread (+1 channel).
-                h = ops.minibatch_std(h, self.mbstd_group, 1, contiguous=True)
+            if i == last:  # D sees the group's spread (+1 channel if mbstd_group).
+                h = minibatch_std_input(h, self.mbstd_group)
             h = DBlock(o, down, i > 0, sn, self.D_wide, dtype, name=f"blocks_{i}_0")(
                 h, train=train)
             if r in attn:
@@ -320,10 +321,10 @@ def make_discriminator(model_cfg: Mapping) -> nn.Module:
               SN_eps=_get(cfg, "SN_eps", 1e-4), num_D_SVs=_get(cfg, "num_D_SVs", 1),
               num_D_SV_itrs=_get(cfg, "num_D_SV_itrs", 1),
               dtype=resolve_dtype(_get(cfg, "dtype", None)))
+    kw["mbstd_group"] = _get(cfg, "d_mbstd_group", 0)
     if deep:
         D = biggan_deep.Discriminator(D_depth=_get(cfg, "D_depth", 2), **kw)
     else:
-        D = Discriminator(D_wide=_get(cfg, "D_wide", True),
-                          mbstd_group=_get(cfg, "d_mbstd_group", 0), **kw)
+        D = Discriminator(D_wide=_get(cfg, "D_wide", True), **kw)
     D.arch()  # Validates the resolution now.
     return D

@@ -12,7 +12,7 @@ from typing import Optional, Union
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_zoo import checks
+from gan_zoo import checks, ops
 from gan_zoo import nn as gnn
 
 Dtype = jnp.dtype
@@ -122,6 +122,14 @@ def output_layer(h, sn: SNSettings, bn: BNSettings, rgb_conv_channels: int, trai
     h = nn.relu(bn.output_bn("output_layer_0", dtype)(h, train=train))
     h = sn.conv(rgb_conv_channels, 3, "output_layer_2", dtype)(h, train=train)
     return jnp.tanh(h[..., :3])
+
+
+def minibatch_std_input(h, group: int):
+    """D's optional minibatch-stddev map before its last block (StyleGAN's epilogue, ProGAN §3;
+    not in BigGAN, the CPU presets' d_mbstd_group): one std channel over groups of `group`
+    CONSECUTIVE samples, so one D forward on [fake; real] never mixes the halves; 0 = off.
+    [N, H, W, C] -> [N, H, W, C + 1] (unchanged when group is 0)."""
+    return ops.minibatch_std(h, group, 1, contiguous=True) if group else h
 
 
 def projection_head(h, labels, sn: SNSettings, n_classes: int, train: bool):

@@ -19,6 +19,7 @@ from gan_zoo.models.biggan_common import (
     avg_pool2x,
     check_labels,
     class_embedding,
+    minibatch_std_input,
     output_layer,
     parse_attn,
     projection_head,
@@ -83,21 +84,24 @@ class DBlock(nn.Module):
     """BigGAN-deep D bottleneck block. App. B, Fig. 16 (spec §1.5); BigGAN-PyTorch deep DBlock.
 
     h = conv1x1(pool(relu(conv3(relu(conv3(relu(conv1x1(relu(x)))))))) with hidden out // 4;
-    skip = pool(x), with conv1x1(pool(x)) (out - in channels) concatenated after it if out > in.
+    skip = pool(x), with conv1x1(pool(x)) (out - in channels) concatenated after it if out > in;
+    the skip first drops x's last `skip_drop` channels (as G's skip drops channels).
     x: [N, H, W, I] -> [N, H', W', out_ch], H' = H/2 if downsample else H.
     """
 
-    out_ch: int  # O, output channels (>= I)
+    out_ch: int  # O, output channels (>= I - skip_drop)
     downsample: bool  # 2x2 average pool
     sn: SNSettings  # spectral norm of the convs
     dtype: Optional[Any] = None  # compute dtype
+    # trailing input channels only the residual branch sees (D's minibatch-stddev map); 0: none
+    skip_drop: int = 0
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        in_ch = x.shape[-1]
+        in_ch = x.shape[-1] - self.skip_drop  # the skip's channels
         if self.out_ch < in_ch:
             raise ValueError(f"deep DBlock: out_ch {self.out_ch} < input channels {in_ch} "
-                             "(the skip concatenates channels)")
+                             f"(+ skip_drop {self.skip_drop}; the skip concatenates channels)")
         hid = self.out_ch // CHANNEL_RATIO
         conv = lambda o, k, name: self.sn.conv(o, k, name, self.dtype)
         h = conv(hid, 1, "conv1")(nn.relu(x), train=train)
@@ -106,8 +110,9 @@ class DBlock(nn.Module):
         if self.downsample:
             h = avg_pool2x(h)
         h = conv(self.out_ch, 1, "conv4")(h, train=train)
-        # Skip: pool, then concatenate the extra channels (input channels first).
-        s = avg_pool2x(x) if self.downsample else x
+        # Skip: drop the skip_drop channels, pool, then concatenate the extra channels.
+        s = x[..., :in_ch]
+        s = avg_pool2x(s) if self.downsample else s
         if self.out_ch > in_ch:
             s = jnp.concatenate([s, conv(self.out_ch - in_ch, 1, "conv_sc")(s, train=train)], -1)
         return h + s
@@ -202,6 +207,9 @@ class Discriminator(nn.Module):
     SN_eps: float = 1e-4  # spectral-norm epsilon (App. C)
     num_D_SVs: int = 1  # singular values tracked per SN layer
     num_D_SV_itrs: int = 1  # power iterations per forward
+    # Minibatch stddev before the last block (as BigGAN's D): group of consecutive samples;
+    # 0 = off = the paper's D; the block's skip drops the std channel (not in BigGAN)
+    mbstd_group: int = 0
     dtype: Optional[Any] = None  # compute dtype of the blocks; the head runs in float32
 
     def arch(self) -> dict:
@@ -220,7 +228,12 @@ class Discriminator(nn.Module):
         h = sn.conv(arch["in"][0], 3, "input_conv", dtype)(h, train=train)
         for i, (o, down, r) in enumerate(zip(arch["out"], arch["flags"], arch["res"])):
             for d in range(self.D_depth):
-                h = DBlock(o, down and d == 0, sn, dtype, name=f"blocks_{i}_{d}")(h, train=train)
+                last = i == len(arch["out"]) - 1 and d == self.D_depth - 1
+                if last:  # D sees the group's spread (+1 channel if mbstd_group).
+                    h = minibatch_std_input(h, self.mbstd_group)
+                drop = 1 if last and self.mbstd_group else 0
+                h = DBlock(o, down and d == 0, sn, dtype, drop, name=f"blocks_{i}_{d}")(
+                    h, train=train)
             if r in attn:
                 h = sn.attention(f"blocks_{i}_{self.D_depth}", dtype)(h, train=train)
         logits, feats = projection_head(h, labels, sn, self.n_classes, train)

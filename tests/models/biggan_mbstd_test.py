@@ -1,7 +1,8 @@
 """BigGAN D's optional minibatch-stddev input (config.model.d_mbstd_group; issue #16 item 2): off
 (0, the default: the paper's D, whose logits test_golden pins) builds the same parameters; on,
 the last block takes one more channel and a sample's logit depends on the other samples of its
-group of consecutive samples and on no others."""
+group of consecutive samples and on no others; BigGAN-deep's D the same, its skip dropping
+the std channel."""
 
 import jax
 import jax.numpy as jnp
@@ -41,3 +42,28 @@ def test_d_mbstd_group_params_and_group_dependence():
     logits, moved = apply(variables, x), apply(variables, x.at[1].multiply(-1.0))
     assert moved[1] != logits[1] and moved[0] != logits[0]  # its group's other members
     np.testing.assert_array_equal(moved[4:], logits[4:])  # never the other group
+
+
+def test_deep_d_mbstd_group_skip_drops_the_std_channel():
+    """BigGAN-deep D, same field: the last bottleneck block's 1x1 conv1 takes one more input
+    channel, its skip drops it (no new shortcut conv), a logit depends only on its group."""
+    row = dict(biggan.VARIANTS["biggan-deep_test"], D_attn="0")  # ch 8: last block 32 -> 32
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 3))
+    y = jnp.arange(4)
+    D_off = biggan.make_discriminator(row)
+    assert D_off == biggan.make_discriminator(dict(row, d_mbstd_group=0))  # the default: off
+    D_on = biggan.make_discriminator(dict(row, d_mbstd_group=2))
+    on_vars = _shapes(D_on, x, y)
+    off, on = _shapes(D_off, x, y)["params"], on_vars["params"]
+    shape = lambda t, k: t["blocks_2_1"][k]["weight"].shape
+    hid = shape(off, "conv1")[-1]  # 32 // 4
+    assert shape(on, "conv1") == shape(off, "conv1")[:-2] + (33, hid)  # [1, 1, I + 1, O]
+    assert "conv_sc" not in on["blocks_2_1"]
+    count = lambda t: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(t))
+    assert count(on) == count(off) + hid
+    # Change sample 3 only: its group {2, 3} moves, the group {0, 1} does not.
+    apply = jax.jit(lambda v, x: D_on.apply(v, x, y, train=False)[0])
+    variables = _random_vars(on_vars, 3)
+    logits, moved = apply(variables, x), apply(variables, x.at[3].multiply(-1.0))
+    assert moved[2] != logits[2]
+    np.testing.assert_array_equal(moved[:2], logits[:2])
