@@ -121,6 +121,9 @@ def base(p: dict) -> ml_collections.ConfigDict:
         pl_weight=2.0, pl_start_kimg=1000.0, pl_decay=0.01, pl_batch_shrink=2,
         # Guidance in the stages above cls_min_res (the paper: 32).
         cls_weight=p["cls_weight"], cls_min_res=p.get("cls_min_res", 32),
+        # Not in the paper (0 = off): GAN-CLS's matching-aware D term (Reed et al. 2016), reals
+        # under a wrong label as an extra hinge fake, at this weight (recipes/stylegan_xl.py).
+        mismatch_weight=p.get("mismatch_weight", 0.0),
         blur_sigma=p.get("blur_sigma", 2.0), blur_fade_kimg=p.get("blur_fade_kimg", 300.0),
         ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
     c.sample = ml_collections.ConfigDict(dict(

@@ -163,7 +163,9 @@ def head_channels(nominal_size: int, in_channels: int) -> list[tuple[int, int, i
 
 class DiscHead(nn.Module):
     """One multi-scale head (stylegan-xl SingleDiscCond / SingleDisc, Projected GAN §3).
-    x: [N, H, W, C] feature map, c: one-hot [N, c_dim] -> logits [N, H', W'] (4x4 at 224^2)."""
+    x: [N, H, W, C] feature map, c: one-hot [N, c_dim] -> logits [N, H', W'] (4x4 at 224^2).
+    c_alt (one-hot [N, c_dim], conditional heads only): also the logits of the same features
+    under other labels -> (logits, logits_alt); only the projection is recomputed."""
     nominal_size: int  # official start_sz: the map's size for a 256 input (128/64/32/16)
     c_dim: int = 1000  # classes; 0 = unconditional (4x4 conv to 1 channel, SingleDisc)
     cmap_dim: int = 64  # projection width
@@ -172,7 +174,7 @@ class DiscHead(nn.Module):
     num_devices: Optional[int] = None  # devices for bn_group "device"; None: jax.device_count()
 
     @nn.compact
-    def __call__(self, x, c, *, train: bool):
+    def __call__(self, x, c, *, train: bool, c_alt=None):
         checks.check_rank("DiscHead: x", x, 4, "[N, H, W, C]")
         blocks = head_channels(self.nominal_size, x.shape[-1])
         if min(x.shape[1:3]) // 2 ** len(blocks) < 4:  # else no logits at all (a blind head)
@@ -190,15 +192,22 @@ class DiscHead(nn.Module):
         out = SNConv(out_ch, 4, 1, "VALID", use_bias=False, weight_init=torch_kernel_init(),
                      name="cls")(x, train=train)  # [N, h, w, cmap]
         if not self.c_dim:
+            if c_alt is not None:
+                raise ValueError("DiscHead: c_alt needs a conditional head (c_dim > 0)")
             return out[..., 0]
         # Projection conditioning: logit = <out, cmap> / sqrt(cmap_dim).
-        if c is None or c.ndim != 2 or c.shape != (x.shape[0], self.c_dim):
-            raise ValueError(f"DiscHead: c must be one-hot [N, c_dim] = [{x.shape[0]}, "
-                             f"{self.c_dim}], got {None if c is None else tuple(c.shape)}")
-        e = nn.Embed(self.c_dim, self.embed_dim, embedding_init=nn.initializers.normal(1.0),
-                     name="embed")(jnp.argmax(c, axis=1))
-        cmap = EqualizedDense(self.cmap_dim, activation="lrelu", name="embed_proj")(e)
-        return jnp.sum(out * cmap[:, None, None, :], axis=-1) / np.sqrt(self.cmap_dim)
+        for name, lab in (("c", c), ("c_alt", c_alt))[:1 if c_alt is None else 2]:
+            if lab is None or lab.shape != (x.shape[0], self.c_dim):
+                raise ValueError(f"DiscHead: {name} must be one-hot [N, c_dim] = [{x.shape[0]}, "
+                                 f"{self.c_dim}], got {None if lab is None else tuple(lab.shape)}")
+        embed = nn.Embed(self.c_dim, self.embed_dim, embedding_init=nn.initializers.normal(1.0),
+                         name="embed")
+        embed_proj = EqualizedDense(self.cmap_dim, activation="lrelu", name="embed_proj")
+
+        def project(labels):
+            cmap = embed_proj(embed(jnp.argmax(labels, axis=1)))
+            return jnp.sum(out * cmap[:, None, None, :], axis=-1) / np.sqrt(self.cmap_dim)
+        return project(c) if c_alt is None else (project(c), project(c_alt))
 
 
 def frozen_seed(proj_seed: int, name: str):
@@ -218,6 +227,8 @@ class ProjectedDiscriminator(nn.Module):
     keyed "<backbone>/<i>"; aux["features"]: the CSM maps fed to the heads.
 
     key: the DiffAugment key (required when diffaug); each backbone draws from fold_in(key, i).
+    c_alt: optional other labels [N, c_dim]: aux["logits_alt"] holds every head's logits of the
+    same features under c_alt (the class margin, the matching-aware term of the XL recipe).
     """
     backbones: tuple[str, ...] = BACKBONES  # feature networks, in logit order
     c_dim: int = 1000  # classes (0: unconditional heads)
@@ -276,13 +287,15 @@ class ProjectedDiscriminator(nn.Module):
         return x
 
     @nn.compact
-    def __call__(self, x, c=None, *, train: bool, key=None):
+    def __call__(self, x, c=None, *, train: bool, key=None, c_alt=None):
         checks.check_shape("ProjectedDiscriminator: x", x, (None, None, None, 3))
         unknown = [b for b in self.backbones if b not in NORM_STATS]
         if unknown:
             raise ValueError(f"ProjectedDiscriminator: unknown backbones {unknown} in `backbones`; "
                              f"known: {sorted(NORM_STATS)}")
         logits, aux = [], {"logits": {}, "features": {}}
+        if c_alt is not None:
+            aux["logits_alt"] = {}
         for b, backbone in enumerate(self.backbones):
             k = None if key is None else jax.random.fold_in(key, b)
             feats = self._features(backbone, self._prepare(backbone, x, k))
@@ -291,7 +304,10 @@ class ProjectedDiscriminator(nn.Module):
                 size = self.nominal_res // 2 ** (i + 2) * 2  # tap stride 4..32, x2 by the CSM
                 head = DiscHead(size, self.c_dim, self.cmap_dim, self.embed_dim, self.bn_group,
                                 self.num_devices, name=f"{backbone}_head{i}")
-                out = aux["logits"][f"{backbone}/{i}"] = head(f, c, train=train)
+                out = head(f, c, train=train, c_alt=c_alt)
+                if c_alt is not None:
+                    out, aux["logits_alt"][f"{backbone}/{i}"] = out
+                aux["logits"][f"{backbone}/{i}"] = out
                 logits.append(out.reshape(out.shape[0], -1))
         return jnp.concatenate(logits, axis=1), aux
 

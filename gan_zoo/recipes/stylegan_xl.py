@@ -13,6 +13,9 @@ Per train step, in the official order: G main, [G path length], D main; then the
   step where it is still off leaves G's Adam untouched (the official loop steps Adam only on
   gradients it received: `skip_zero_grads`).
 - Classifier guidance: λ · CE(DeiT-small(G(z, c)), c) in the G loss, only in stages above 32^2.
+- Not in the paper (train.mismatch_weight > 0, default 0): the matching-aware D term of GAN-CLS
+  (Reed et al. 2016), reals under a wrong label as an extra fake. Every class-conditional D step
+  logs the D's class margin on reals and fakes (true vs a wrong label, the same features).
 - Adam (0, 0.99, 1e-8), G lr 0.0025 · 4/5 (β^(4/5)), D lr 0.002 · 16/17 (β^(16/17)): the
   StyleGAN3 loop's lazy rescaling with G_reg_interval 4 and D_reg_interval 16 (D has no
   regulariser, the rescaling stays, spec §1.7). G EMA half-life batch·10/32 kimg, ramp-up 0.05.
@@ -49,6 +52,7 @@ from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
 CLF = "clf"  # state.collections key of the frozen classifier's variables
 D_MUTABLE = ("batch_stats", "spectral_norm")  # D collections a train-mode forward updates
 FIT_TAG = 0x5F17  # fold_in tag of the feature-net fit's key (config.model.feature_fit_steps)
+WRONG_TAG = 0xC1A5  # fold_in tag of the D step's wrong-label key (class margin, mismatch term)
 
 
 # ----- Losses -----
@@ -63,6 +67,32 @@ def hinge_d_heads(real_heads: dict, fake_heads: dict):
     parts = [losses.hinge_d(real_heads[k], fake_heads[k])[1] for k in sorted(real_heads)]
     real, fake = sum(p[0] for p in parts), sum(p[1] for p in parts)
     return real + fake, (real, fake)
+
+
+def mismatch_d_heads(mismatch_heads: dict):
+    """Matching-aware D term (GAN-CLS, Reed et al. 2016 §4.2; not in StyleGAN-XL), hinge form:
+    Σ_heads mean(relu(1 + D_l(x, y'))) for real images x under a wrong label y' (an extra fake)."""
+    return sum(jnp.mean(jax.nn.relu(1.0 + mismatch_heads[k])) for k in sorted(mismatch_heads))
+
+
+def d_loss(real_heads: dict, fake_heads: dict, mismatch_heads=None, mismatch_weight=0.0):
+    """The recipe's D loss: hinge_d_heads + mismatch_weight · mismatch_d_heads (config.train.
+    mismatch_weight; 0 = the paper's loss). Returns (loss, {part: value})."""
+    loss, (real, fake) = hinge_d_heads(real_heads, fake_heads)
+    parts = {"loss_real": real, "loss_fake": fake}
+    if mismatch_weight > 0:
+        parts["loss_mismatch"] = mismatch_d_heads(mismatch_heads)
+        loss = loss + mismatch_weight * parts["loss_mismatch"]
+    return loss, parts
+
+
+def class_margin(heads: dict, alt_heads: dict):
+    """The D's class margin: s(x, y) = Σ_heads mean_hw D_l(x, y) per sample, under the true label
+    y and another label y' -> (mean s(x, y) − s(x, y'), fraction with s(x, y) > s(x, y'))."""
+    def score(h):
+        return sum(jnp.mean(h[k].reshape(h[k].shape[0], -1), axis=1) for k in sorted(h))
+    diff = score(heads) - score(alt_heads)
+    return jnp.mean(diff), jnp.mean((diff > 0).astype(jnp.float32))
 
 
 def hinge_g_heads(fake_heads: dict):
@@ -191,17 +221,25 @@ class _Nets:
         ws, cols = self.map(params, cols, z, c, update_emas)
         return self.synthesize(params, cols, ws), y, c, cols
 
-    def run_d(self, params, cols, img, c, key, step):
-        """Blur (fading σ), then D in train mode -> ({head: logits}, updated D collections)."""
+    def wrong_labels(self, key, y):
+        """One-hot labels drawn uniformly from the classes other than y [N]."""
+        shift = jax.random.randint(key, y.shape, 1, self.n_classes)
+        return jax.nn.one_hot((y + shift) % self.n_classes, self.n_classes, dtype=jnp.float32)
+
+    def run_d(self, params, cols, img, c, key, step, c_alt=None):
+        """Blur (fading σ), then D in train mode -> ({head: logits}, updated D collections);
+        with c_alt also {head: logits under c_alt} (the same features) before the collections."""
         t = self.t
         if t.blur_sigma > 0:
             sigma = sg.blur_sigma_at(self.stage_step(step), self.stage.batch, t.blur_sigma,
                                      t.blur_fade_kimg)
             img = sg.blur_images(img, sigma, t.blur_sigma)
         (_, aux), new = self.D.apply({"params": params, **cols}, img, c, train=True, key=key,
-                                     mutable=list(D_MUTABLE))
-        heads = {k: v.astype(jnp.float32) for k, v in aux["logits"].items()}
-        return heads, {**cols, **new}
+                                     c_alt=c_alt, mutable=list(D_MUTABLE))
+        f32 = lambda h: {k: v.astype(jnp.float32) for k, v in h.items()}  # noqa: E731
+        if c_alt is None:
+            return f32(aux["logits"]), {**cols, **new}
+        return f32(aux["logits"]), f32(aux["logits_alt"]), {**cols, **new}
 
     def reals(self, batch):
         """Reals average-pooled to the stage resolution (the data comes at the final one)."""
@@ -246,22 +284,34 @@ def _g_pl(nets: _Nets, n: int, g_params, state, batch, key):
 
 
 def _d_main(nets: _Nets, d_params, state, batch, key):
-    """D main: Σ_heads mean(relu(1 + D(G(z)))) + mean(relu(1 − D(x))); G's forward updates the
-    per-class w_avg (official Dmain run_G(update_emas=True)). Fake then real, as the code."""
+    """D main: Σ_heads mean(relu(1 + D(G(z)))) + mean(relu(1 − D(x))) [+ the mismatch term];
+    G's forward updates the per-class w_avg (official Dmain run_G(update_emas=True)). Fake then
+    real, as the code. Class-conditional: both also under wrong labels (the same features), for
+    the logged class margins (margin_*, pairwise_*) and the mismatch term."""
     n = batch["image"].shape[0]
     k_g, k_fake, k_real = jax.random.split(key, 3)
-    fake, _, c_fake, g_cols = nets.run_g(state.params["g"], state.collections["g"], k_g, n,
-                                         update_emas=True)
+    fake, y_fake, c_fake, g_cols = nets.run_g(state.params["g"], state.collections["g"], k_g, n,
+                                              update_emas=True)
     fake = jax.lax.stop_gradient(fake)
-    heads_fake, d_cols = nets.run_d(d_params, state.collections["d"], fake, c_fake, k_fake,
-                                    state.step)
-    c_real = (jax.nn.one_hot(batch["label"], nets.n_classes, dtype=jnp.float32)
-              if nets.n_classes else None)
-    heads_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), c_real, k_real,
-                                    state.step)
-    loss, (loss_real, loss_fake) = hinge_d_heads(heads_real, heads_fake)
-    metrics = {"loss": loss, "loss_real": loss_real, "loss_fake": loss_fake}
-    return loss, ({**state.collections, "g": g_cols, "d": d_cols}, metrics)
+    if not nets.n_classes:
+        heads_fake, d_cols = nets.run_d(d_params, state.collections["d"], fake, None, k_fake,
+                                        state.step)
+        heads_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), None, k_real,
+                                        state.step)
+        loss, metrics = d_loss(heads_real, heads_fake)
+        return loss, ({**state.collections, "g": g_cols, "d": d_cols}, {"loss": loss, **metrics})
+    k_wf, k_wr = jax.random.split(jax.random.fold_in(key, WRONG_TAG))
+    heads_fake, alt_fake, d_cols = nets.run_d(d_params, state.collections["d"], fake, c_fake,
+                                              k_fake, state.step, nets.wrong_labels(k_wf, y_fake))
+    y_real = batch["label"]
+    c_real = jax.nn.one_hot(y_real, nets.n_classes, dtype=jnp.float32)
+    heads_real, alt_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), c_real, k_real,
+                                              state.step, nets.wrong_labels(k_wr, y_real))
+    loss, metrics = d_loss(heads_real, heads_fake, alt_real, nets.t.get("mismatch_weight", 0.0))
+    for name, (h, alt) in (("real", (heads_real, alt_real)), ("fake", (heads_fake, alt_fake))):
+        metrics[f"margin_{name}"], metrics[f"pairwise_{name}"] = class_margin(h, alt)
+        metrics[f"logit_{name}"] = jnp.mean(jnp.stack([jnp.mean(v) for v in h.values()]))
+    return loss, ({**state.collections, "g": g_cols, "d": d_cols}, {"loss": loss, **metrics})
 
 
 def _phases(nets: _Nets, t) -> tuple:
@@ -464,5 +514,5 @@ def make_recipe(config, networks=None) -> Recipe:
         num_steps=sum(s.steps for s in plan))
 
 
-__all__ = ["classifier_guidance", "hinge_d_heads", "hinge_g_heads", "make_recipe",
-           "skip_zero_grads", "stage_plan"]
+__all__ = ["class_margin", "classifier_guidance", "d_loss", "hinge_d_heads", "hinge_g_heads",
+           "make_recipe", "mismatch_d_heads", "skip_zero_grads", "stage_plan"]

@@ -160,3 +160,25 @@ def test_csm_upsample_is_align_corners_linear_interpolation():
     np.testing.assert_allclose(up[0, :, 0, 0], np.arange(2 * n) * (n - 1) / (2 * n - 1),
                                rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(up[0, :, :, 0], np.broadcast_to(up[0, :, :1, 0], (2 * n, 6)))
+
+
+def test_head_logits_under_other_labels_equal_a_second_call_with_them():
+    """c_alt re-projects the same features: logits_alt == the head applied with c = c_alt, and
+    the labels do matter (a head with no DownBlocks: 5x5 map -> 2x2 logits)."""
+    head = pd.DiscHead(8, c_dim=10, cmap_dim=8, embed_dim=6, num_devices=1)
+    f = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 5, 16))
+    y, y_alt = (jax.nn.one_hot(jnp.array(v), 10) for v in ([1, 2, 3, 4], [5, 2, 0, 9]))
+
+    @jax.jit  # one compile for init and the three calls
+    def run(key):
+        v = head.init(key, f, y, train=False)
+        return (head.apply(v, f, y, train=False, c_alt=y_alt), head.apply(v, f, y, train=False),
+                head.apply(v, f, y_alt, train=False))
+    (logits, alt), want, want_alt = run(jax.random.PRNGKey(1))
+    np.testing.assert_allclose(alt, want_alt, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(logits, want, rtol=1e-6, atol=1e-6)
+    assert np.abs(logits[0] - alt[0]).max() > 1e-3  # different labels, different logits
+    np.testing.assert_allclose(logits[1], alt[1], rtol=1e-6)  # the same label (2)
+    with pytest.raises(ValueError, match="c_alt"):
+        jax.eval_shape(lambda: head.init_with_output(jax.random.PRNGKey(0), f, y, train=False,
+                                                     c_alt=y_alt[:, :5]))

@@ -40,6 +40,26 @@ def test_hinge_over_heads_matches_the_formula():
                                sum(-fake[k].mean() for k in shapes), rtol=1e-6)
 
 
+def test_mismatch_term_and_class_margin_match_their_formulas():
+    """L_D + w · Σ_l mean(relu(1 + D_l(x, y'))) (GAN-CLS matching-aware term, hinge); w = 0 is
+    hinge_d_heads exactly. Margin: s = Σ_l mean_hw D_l per sample, mean(s − s') and P(s > s')."""
+    shapes = {"a/0": (4, 3, 3), "a/1": (4, 1, 1)}
+    real, fake, alt = ({k: RNG.normal(size=s).astype(np.float32) * 2 for k, s in shapes.items()}
+                       for _ in range(3))
+    base, _ = xl_recipe.hinge_d_heads(real, fake)
+    loss0, parts0 = xl_recipe.d_loss(real, fake, alt, 0.0)
+    assert float(loss0) == float(base) and "loss_mismatch" not in parts0
+    want_m = sum(np.maximum(1 + alt[k], 0).mean() for k in shapes)
+    loss, parts = xl_recipe.d_loss(real, fake, alt, 0.5)
+    np.testing.assert_allclose([loss, parts["loss_mismatch"]], [base + 0.5 * want_m, want_m],
+                               rtol=1e-6)
+    s = sum(real[k].reshape(4, -1).mean(1) for k in shapes)
+    s_alt = sum(alt[k].reshape(4, -1).mean(1) for k in shapes)
+    margin, pairwise = xl_recipe.class_margin(real, alt)
+    np.testing.assert_allclose([margin, pairwise], [(s - s_alt).mean(), (s > s_alt).mean()],
+                               rtol=1e-5)
+
+
 def test_classifier_guidance_is_cross_entropy_against_the_class():
     logits = RNG.normal(size=(4, 7)).astype(np.float32) * 3
     labels = np.array([0, 6, 3, 3])
