@@ -102,6 +102,9 @@ def base(p: dict) -> ml_collections.ConfigDict:
         schedule=p["schedule"], batch_size=p["batch"], grad_accum=1,
         lr_g=0.002, lr_d=0.002, lr_text=3e-6, b1=0.0, b2=0.99, adam_eps=1e-8,
         clip_weight=p.get("clip_weight", 0.2), clip_weight_text=50.0,
+        # DiffAugment policy on G's images before the CLIP-guidance tower (and on the CLIP fit's
+        # images): "" = none, the paper's plain crops
+        clip_augment=p.get("clip_augment", ""),
         text_phase_trains_d=False,  # True: D keeps training in the text stage (official loop)
         blur_sigma=p.get("blur_sigma", 32.0), blur_fade_kimg=p.get("blur_fade_kimg", 1000.0),
         ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32

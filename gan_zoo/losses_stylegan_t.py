@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_zoo import losses
+from gan_zoo.augment import diff_augment
 from gan_zoo.feature_nets import clip
 from gan_zoo.ops.area_resize import random_crop, resize_area
 
@@ -53,28 +54,32 @@ def spherical_distance_sq(x, y):
     return jnp.square(jnp.arccos(cos))
 
 
-def clip_guidance_images(key, images, input_size: int, crop: int = CLIP_CROP):
+def clip_guidance_images(key, images, input_size: int, crop: int = CLIP_CROP, augment=()):
     """G(z) [N, H, W, 3] in [-1, 1] -> the CLIP image tower's input [N, s, s, 3] (s =
     input_size): random crop (when H > crop), area resize to s, [0, 1], bicubic + OpenAI
-    mean/std (clip.preprocess_images)."""
+    mean/std (clip.preprocess_images). augment: a DiffAugment policy applied first, per sample
+    (not in the paper, whose guidance sees plain crops; () = none)."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"clip_guidance_images: expected images [N, H, W, 3], got "
                          f"{tuple(images.shape)}")
+    if augment:
+        images = diff_augment(jax.random.fold_in(key, 1), images, augment)
     if images.shape[1] > crop:
         images = random_crop(key, images, crop)
     x = resize_area(images.astype(jnp.float32), input_size)
     return clip.preprocess_images((x + 1) / 2, input_size)
 
 
-def clip_guidance_loss(model: clip.CLIP, variables, key, images, text_embed):
+def clip_guidance_loss(model: clip.CLIP, variables, key, images, text_embed, augment=()):
     """L_CLIP (StyleGAN-T §3.3 eq. 2), mean over the batch; multiply by CLIP_WEIGHT.
 
     model/variables: the CLIP model whose image tower guides (frozen: read through
     stop_gradient, so only `images` receive a gradient). text_embed: [N, E] c_text (normalised
-    again here; the frozen encoder's output, also in the text-encoder phase).
+    again here; the frozen encoder's output, also in the text-encoder phase). augment: see
+    clip_guidance_images.
     """
     frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, variables)
-    x = clip_guidance_images(key, images, model.visual.image_size)
+    x = clip_guidance_images(key, images, model.visual.image_size, augment=augment)
     image_embed = model.apply(frozen, x, normalize=True, method="encode_image")
     if image_embed.shape != text_embed.shape:
         raise ValueError(f"clip_guidance_loss: image embedding {tuple(image_embed.shape)} and "

@@ -45,6 +45,30 @@ def test_guidance_images_take_one_64_crop_above_64():
     assert len(found) == 1
 
 
+def test_guidance_images_augment_is_off_by_default_and_cuts_one_square():
+    # White 32^2 images at a 32^2 tower: no crop, identity resizes, so the tower input read
+    # back in [0, 1] is the image; cutout's square is DiffAugment's fill 0 (0.5 in [0, 1]).
+    x = jnp.ones((2, 32, 32, 3))
+    back = lambda out: np.asarray(out) * np.asarray(clip.OPENAI_STD) + np.asarray(  # noqa: E731
+        clip.OPENAI_MEAN)
+    key = jax.random.PRNGKey(0)
+    np.testing.assert_allclose(back(lt.clip_guidance_images(key, x, 32)), 1.0, atol=1e-5)
+    cut = back(lt.clip_guidance_images(key, x, 32, augment=("cutout",)))[..., 0]
+    grey = np.isclose(cut, 0.5, atol=1e-5).sum(axis=(1, 2))
+    assert np.all(np.isclose(cut, 0.5, atol=1e-5) | np.isclose(cut, 1.0, atol=1e-5))
+    assert np.all((grey > 0) & (grey <= 6 * 6))  # one square of side int(32 * 0.2 + 0.5)
+
+
+def test_clip_augment_field_parses_and_names_itself():
+    from gan_zoo.recipes import stylegan_t_nets as nets_lib  # noqa: PLC0415
+
+    assert nets_lib.clip_augment_policy({}) == ()  # the paper: no augmentation
+    assert nets_lib.clip_augment_policy({"clip_augment": "translation,cutout"}) == (
+        "translation", "cutout")
+    with pytest.raises(ValueError, match="config.train.clip_augment='flip'"):
+        nets_lib.clip_augment_policy({"clip_augment": "flip"})
+
+
 def test_clip_guidance_against_direct_formula_and_tower_frozen():
     model = clip.make("_test")  # 32^2 image tower
     v = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),

@@ -9,6 +9,8 @@ G step's captions condition its fakes), then the G EMA.
   from the original frozen CLIP (state.collections["clip"]).
 - Loss: per-token hinge over the 5 D heads (§3.2) + clip_weight · arccos²(c_image · c_text)
   (§3.3 eq. 2; random 64² crops of larger images); no R1, no path length (spectral-norm D).
+  train.clip_augment (not in the paper; "" = off): a DiffAugment policy on G's images before
+  the guidance tower, for the CPU presets' tiny fitted CLIP, which G otherwise games.
 - D input blur σ0 = 32 fading to 0 over 1000 kimg of the run ([C] train.py, spec §6.16).
 - Adam (0, 0.99, 1e-8), lr 0.002 for G and D ([C] train.py); G EMA half-life batch·10/32 kimg
   with ramp-up 0.05 ([C] training_loop defaults).
@@ -105,6 +107,7 @@ class _Nets:
         self.batch = config.train.batch_size
         self.fused_modconv = sg.train_fused_modconv(config)
         self.clip_weight = self.t.clip_weight_text if stage.phase == TEXT else self.t.clip_weight
+        self.clip_augment = nets_lib.clip_augment_policy(config.train)
 
     def encode_frozen(self, cols, tokens):
         """c_text of the original frozen CLIP (D's and the CLIP loss's conditioning)."""
@@ -159,7 +162,8 @@ def _g_main(nets: _Nets, g_params, state, batch, key):
     metrics = {"loss_adv": adv, "logit_fake": jnp.mean(logits)}
     loss = adv
     if nets.clip_weight > 0:
-        clip_loss = lt.clip_guidance_loss(nets.clip, cols[CLIP], k_clip, img, c)
+        clip_loss = lt.clip_guidance_loss(nets.clip, cols[CLIP], k_clip, img, c,
+                                          augment=nets.clip_augment)
         loss, metrics["clip_loss"] = loss + nets.clip_weight * clip_loss, clip_loss
     metrics["loss"] = loss
     return loss, ({**cols, "d": d_cols}, metrics)

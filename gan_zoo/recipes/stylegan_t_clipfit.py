@@ -38,6 +38,7 @@ import optax
 from gan_zoo import losses_stylegan_t as lt
 from gan_zoo.feature_nets import clip, clip_tokenizer, fit, vit
 from gan_zoo.ops.area_resize import resize_area
+from gan_zoo.recipes import stylegan_t_nets as nets_lib
 
 log = logging.getLogger("gan_zoo.recipes.stylegan_t")
 
@@ -71,9 +72,10 @@ def _half_pooled(images):
     return jnp.concatenate([low, images[half:]], axis=0)
 
 
-def _clip_input(key, images, input_size: int):
-    """Reals [N, r, r, 3] in [-1, 1] -> the guidance pipeline's input (half of them pooled)."""
-    return lt.clip_guidance_images(key, _half_pooled(images), input_size)
+def _clip_input(key, images, input_size: int, augment=()):
+    """Reals [N, r, r, 3] in [-1, 1] -> the guidance pipeline's input (half of them pooled;
+    augment: config.train.clip_augment's policy, as the guidance applies it)."""
+    return lt.clip_guidance_images(key, _half_pooled(images), input_size, augment=augment)
 
 
 def _batches(source, steps: int, seed: int):
@@ -110,10 +112,11 @@ def fit_clip(config, model: clip.CLIP, variables: dict) -> tuple[dict, list]:
     and last losses."""
     steps = int(config.model.clip_fit_steps)
     side = model.visual.image_size
+    policy = nets_lib.clip_augment_policy(config.train)
 
     def loss_fn(p, images, tokens, key):
         return contrastive_loss(model, {**variables, "params": p},
-                                _clip_input(key, images, side), tokens)
+                                _clip_input(key, images, side, policy), tokens)
 
     params, losses = fit.adam_fit(loss_fn, variables["params"],
                                   _batches(_source(config), steps, int(config.seed)), steps,

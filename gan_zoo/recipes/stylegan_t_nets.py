@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_zoo import checks
+from gan_zoo import augment, checks
 from gan_zoo.feature_nets import clip, clip_tokenizer
 from gan_zoo.models import stylegan_t
 from gan_zoo.models import stylegan_t_discriminator as sd
@@ -136,6 +136,18 @@ def load_dino_params(config, D) -> dict:
     _, variables = conv_vit.load_vit(config.model.dino_weights, D.dino_variant,
                                      **{"num_classes": 0, **dict(D.dino_overrides)})
     return variables
+
+
+def clip_augment_policy(t) -> tuple:
+    """config.train.clip_augment ("" = off, the paper; else a DiffAugment policy such as
+    "translation,cutout" on G's images before the CLIP-guidance tower and on the CLIP fit's
+    images) -> the policy tuple; a clear error for an unknown entry."""
+    value = t.get("clip_augment", "")
+    policy = tuple(p for p in str(value).split(",") if p) if isinstance(value, str) else None
+    if policy is None or any(p not in augment.AUGMENT_FNS for p in policy):
+        raise ValueError(f"config.train.clip_augment={value!r}: expected '' (off) or a comma "
+                         f"list of {sorted(augment.AUGMENT_FNS)}")
+    return policy
 
 
 def check_same_shapes(want, got, what: str) -> None:
