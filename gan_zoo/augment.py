@@ -114,14 +114,16 @@ def rand_cutout(key, x, ratio: float = CUTOUT_RATIO, fill: float = 0.0):
     return (x * keep + fill * (1 - keep)).astype(x.dtype)
 
 
-def _check_policy(policy: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(policy, str):
-        policy = tuple(p for p in policy.split(",") if p)
-    unknown = [p for p in policy if p not in AUGMENT_FNS]
+def check_policy(policy: Sequence[str] | str, where: str = "diff_augment") -> tuple[str, ...]:
+    """A policy (names or the official comma string; "" = none) -> its tuple of names; a
+    ValueError naming `where` (e.g. the config field) for anything else."""
+    names = tuple(p for p in policy.split(",") if p) if isinstance(policy, str) else policy
+    unknown = ([p for p in names if p not in AUGMENT_FNS] if isinstance(names, (tuple, list))
+               else [names])
     if unknown:
-        raise ValueError(f"diff_augment: unknown policy entries {unknown}; known: "
+        raise ValueError(f"{where}={policy!r}: unknown policy entries {unknown}; known: "
                          f"{sorted(AUGMENT_FNS)}")
-    return tuple(policy)
+    return tuple(names)
 
 
 def diff_augment(key, x, policy: Sequence[str] | str = DEFAULT_POLICY,
@@ -135,7 +137,7 @@ def diff_augment(key, x, policy: Sequence[str] | str = DEFAULT_POLICY,
     """
     checks.check_rank("diff_augment: x", x, 4, "[N, H, W, C]")
     ratios = {rand_translation: translation_ratio, rand_cutout: cutout_ratio}
-    fns = [f for p in _check_policy(policy) for f in AUGMENT_FNS[p]]
+    fns = [f for p in check_policy(policy) for f in AUGMENT_FNS[p]]
     for i, fn in enumerate(fns):
         k = jax.random.fold_in(key, i)
         x = fn(k, x, ratios[fn], fill) if fn in ratios else fn(k, x)

@@ -142,12 +142,7 @@ def clip_augment_policy(t) -> tuple:
     """config.train.clip_augment ("" = off, the paper; else a DiffAugment policy such as
     "translation,cutout" on G's images before the CLIP-guidance tower and on the CLIP fit's
     images) -> the policy tuple; a clear error for an unknown entry."""
-    value = t.get("clip_augment", "")
-    policy = tuple(p for p in str(value).split(",") if p) if isinstance(value, str) else None
-    if policy is None or any(p not in augment.AUGMENT_FNS for p in policy):
-        raise ValueError(f"config.train.clip_augment={value!r}: expected '' (off) or a comma "
-                         f"list of {sorted(augment.AUGMENT_FNS)}")
-    return policy
+    return augment.check_policy(t.get("clip_augment", ""), "config.train.clip_augment")
 
 
 def check_same_shapes(want, got, what: str) -> None:
