@@ -22,7 +22,7 @@ PRESETS = {
                         lr_g=5e-5, lr_d=2e-4),
     # 2-core CPU, 32x32, 10 classes (not from the paper); issue #16, benchmarks/RESULTS.md
     # sessions 3-6. benchmarks/digits_quality.py at 2,000 steps (1,000 EMA samples; real held-out
-    # digits in brackets): agreement 98.9% (97.8%), recall 0.35 (0.89), FD 1.10 (0.42); the
+    # digits in brackets): agreement 98.8% (97.8%), recall 0.36 (0.89), FD 1.16 (0.42); the
     # previous presets: 98.8%, 0.31, 1.47 (EMA from 500 at 0.999) and, before it (ch 4, z 32
     # hier, G LR 1e-3, no augmentation, no mbstd), 93.7%, 0.18, 2.22.
     # - the paper's 2 D steps, D LR 1e-3: with 1 D step at 4e-4 D sat at chance (hinge ~2) and
