@@ -13,7 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gan_zoo.feature_nets import inception_v3
 from gan_zoo.metrics import _checks
 from gan_zoo.metrics.frechet import FeatureStats
-from gan_zoo.ops.conv2d_resample import EIGEN_CONV_OPTIONS, cpu_compiler_options
+from gan_zoo.ops.conv2d_resample import cpu_compiler_options
 
 # Features of `InceptionV3` by metric: the aux key each metric reads.
 METRIC_FEATURES = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "sfid": "sfid",
@@ -28,8 +28,8 @@ def data_mesh(devices=None) -> Mesh:
 # XLA:CPU (jax 0.10) sends convolutions to YNNPACK fusions by default; for the FID Inception the
 # Eigen convolutions it falls back to without them are faster. One thread, batch 8, CPU time of the
 # net's 36 conv shapes: YNNPACK 1.43 s, Eigen 0.89 s, torch 2.14 (oneDNN) 0.95 s; the whole net
-# 0.63x the YNNPACK time (benchmarks/RESULTS.md "FID Inception speed"). Scoped to this jit.
-CPU_CONV_OPTIONS = EIGEN_CONV_OPTIONS  # cpu_compiler_options (ops.conv2d_resample)
+# 0.63x the YNNPACK time (benchmarks/RESULTS.md "FID Inception speed"). Scoped to this jit:
+# ops.conv2d_resample.cpu_compiler_options gives its EIGEN_CONV_OPTIONS on CPU meshes.
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,7 +110,7 @@ class InceptionFeatures:
     variables: from `gan_zoo.convert.inception.load_inception(path)` (FID/KID/IS/sFID) or
     `rfid_variables(seed)` (rFID). Batches are sharded over the mesh's 'data' axis; one compile
     per mesh (and call size) serves every weight set and metric. A batch runs as at most 3
-    power-of-two calls (`chunk_sizes`), on CPU with Eigen convolutions (`CPU_CONV_OPTIONS`).
+    power-of-two calls (`chunk_sizes`), on CPU with Eigen convolutions (`cpu_compiler_options`).
     """
 
     def __init__(self, variables, names=("pool3",), mesh: Mesh = None):
