@@ -95,6 +95,11 @@ def class_margin(heads: dict, alt_heads: dict):
     return jnp.mean(diff), jnp.mean((diff > 0).astype(jnp.float32))
 
 
+def mean_logit(heads: dict):
+    """Mean over the heads of each head's mean logit (logged as logit_real / logit_fake)."""
+    return jnp.mean(jnp.stack([jnp.mean(v) for v in heads.values()]))
+
+
 def hinge_g_heads(fake_heads: dict):
     """Projected GAN G loss, hinge form: L_G = Σ_heads mean(−D_l(G(z)))."""
     return sum(losses.hinge_g(fake_heads[k]) for k in sorted(fake_heads))
@@ -227,8 +232,8 @@ class _Nets:
         return jax.nn.one_hot((y + shift) % self.n_classes, self.n_classes, dtype=jnp.float32)
 
     def run_d(self, params, cols, img, c, key, step, c_alt=None):
-        """Blur (fading σ), then D in train mode -> ({head: logits}, updated D collections);
-        with c_alt also {head: logits under c_alt} (the same features) before the collections."""
+        """Blur (fading σ), then D in train mode -> ({head: logits}, {head: logits under c_alt}
+        (the same features; None without c_alt), updated D collections)."""
         t = self.t
         if t.blur_sigma > 0:
             sigma = sg.blur_sigma_at(self.stage_step(step), self.stage.batch, t.blur_sigma,
@@ -237,9 +242,8 @@ class _Nets:
         (_, aux), new = self.D.apply({"params": params, **cols}, img, c, train=True, key=key,
                                      c_alt=c_alt, mutable=list(D_MUTABLE))
         f32 = lambda h: {k: v.astype(jnp.float32) for k, v in h.items()}  # noqa: E731
-        if c_alt is None:
-            return f32(aux["logits"]), {**cols, **new}
-        return f32(aux["logits"]), f32(aux["logits_alt"]), {**cols, **new}
+        alt = None if c_alt is None else f32(aux["logits_alt"])
+        return f32(aux["logits"]), alt, {**cols, **new}
 
     def reals(self, batch):
         """Reals average-pooled to the stage resolution (the data comes at the final one)."""
@@ -253,11 +257,10 @@ def _g_main(nets: _Nets, n: int, g_params, state, batch, key):
     del batch  # G steps use no real data
     k_g, k_d = jax.random.split(key)
     img, y, c, _ = nets.run_g(nets.freeze(g_params), state.collections["g"], k_g, n)
-    heads, d_cols = nets.run_d(state.params["d"], state.collections["d"], img, c, k_d,
-                               state.step)
+    heads, _, d_cols = nets.run_d(state.params["d"], state.collections["d"], img, c, k_d,
+                                  state.step)
     loss = hinge_g_heads(heads)
-    metrics = {"loss_adv": loss, "logit_fake": jnp.mean(jnp.stack(
-        [jnp.mean(v) for v in heads.values()]))}
+    metrics = {"loss_adv": loss, "logit_fake": mean_logit(heads)}
     if nets.cls_weight > 0:
         ce = classifier_guidance(nets.clf.logits(state.collections[CLF], img), y)
         loss, metrics["guidance"] = loss + nets.cls_weight * ce, ce
@@ -293,24 +296,21 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
     fake, y_fake, c_fake, g_cols = nets.run_g(state.params["g"], state.collections["g"], k_g, n,
                                               update_emas=True)
     fake = jax.lax.stop_gradient(fake)
-    if not nets.n_classes:
-        heads_fake, d_cols = nets.run_d(d_params, state.collections["d"], fake, None, k_fake,
-                                        state.step)
-        heads_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), None, k_real,
-                                        state.step)
-        loss, metrics = d_loss(heads_real, heads_fake)
-        return loss, ({**state.collections, "g": g_cols, "d": d_cols}, {"loss": loss, **metrics})
+    cond = bool(nets.n_classes)
     k_wf, k_wr = jax.random.split(jax.random.fold_in(key, WRONG_TAG))
-    heads_fake, alt_fake, d_cols = nets.run_d(d_params, state.collections["d"], fake, c_fake,
-                                              k_fake, state.step, nets.wrong_labels(k_wf, y_fake))
     y_real = batch["label"]
-    c_real = jax.nn.one_hot(y_real, nets.n_classes, dtype=jnp.float32)
-    heads_real, alt_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), c_real, k_real,
-                                              state.step, nets.wrong_labels(k_wr, y_real))
+    c_real = jax.nn.one_hot(y_real, nets.n_classes, dtype=jnp.float32) if cond else None
+    heads_fake, alt_fake, d_cols = nets.run_d(
+        d_params, state.collections["d"], fake, c_fake if cond else None, k_fake, state.step,
+        nets.wrong_labels(k_wf, y_fake) if cond else None)
+    heads_real, alt_real, d_cols = nets.run_d(
+        d_params, d_cols, nets.reals(batch), c_real, k_real, state.step,
+        nets.wrong_labels(k_wr, y_real) if cond else None)
     loss, metrics = d_loss(heads_real, heads_fake, alt_real, nets.t.get("mismatch_weight", 0.0))
-    for name, (h, alt) in (("real", (heads_real, alt_real)), ("fake", (heads_fake, alt_fake))):
-        metrics[f"margin_{name}"], metrics[f"pairwise_{name}"] = class_margin(h, alt)
-        metrics[f"logit_{name}"] = jnp.mean(jnp.stack([jnp.mean(v) for v in h.values()]))
+    for name, h, alt in (("real", heads_real, alt_real), ("fake", heads_fake, alt_fake)):
+        if cond:  # the D's class margin, true vs a wrong label
+            metrics[f"margin_{name}"], metrics[f"pairwise_{name}"] = class_margin(h, alt)
+            metrics[f"logit_{name}"] = mean_logit(h)
     return loss, ({**state.collections, "g": g_cols, "d": d_cols}, {"loss": loss, **metrics})
 
 
