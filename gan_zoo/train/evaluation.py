@@ -135,6 +135,26 @@ def _lpips_pairs(net):
     return lambda variables, ab: lpips.ppl_distance(variables, net)(ab[..., :3], ab[..., 3:])
 
 
+def _batch_layout(state, batch_size: int, mesh=None):
+    """The eval batch's layout -> (padded size, row sharding): batch_size rounded up to a multiple
+    of the mesh's 'data' size; mesh None: the devices holding the state (a mesh of 1 for a
+    single-device state)."""
+    from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
+
+    if mesh is None:
+        mesh = data_mesh(sorted(jax.tree.leaves(state.params)[0].devices(), key=lambda d: d.id))
+    shards = mesh.shape[sharding.DATA_AXIS]
+    return -(-batch_size // shards) * shards, NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS))
+
+
+def _to_host(images, n: int) -> np.ndarray:
+    """The first n rows of a batch sharded over 'data' as numpy (other hosts' rows gathered)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+        images = multihost_utils.process_allgather(images, tiled=True)
+    return np.asarray(jax.device_get(images))[:n]
+
+
 def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, mesh=None,
                    prompts=None):
     """(key, n) -> float images [n, H, W, 3] in [-1, 1] of the EMA G, random labels; one compile
@@ -144,13 +164,7 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, me
     counter-based: the same per index whatever the sharding or padding). prompts: one string per
     label (a text-conditional G's integer labels index its prompts): sample_fn then returns
     (images, [n] prompt strings), what CLIP score reads."""
-    from gan_zoo.metrics.features import data_mesh  # noqa: PLC0415
-
-    if mesh is None:  # the devices holding the state (a mesh of 1 for a single-device state)
-        mesh = data_mesh(sorted(jax.tree.leaves(state.params)[0].devices(), key=lambda d: d.id))
-    shards = mesh.shape[sharding.DATA_AXIS]
-    padded = -(-batch_size // shards) * shards
-    rows = NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS))
+    padded, rows = _batch_layout(state, batch_size, mesh)
     trunc = float(truncation)
     n_classes = max(recipe.n_classes, 1)
     base = jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_KEY)
@@ -171,11 +185,7 @@ def make_sample_fn(recipe, state, config, truncation: float, batch_size: int, me
     def sample_fn(key, n):
         if n > batch_size:
             raise ValueError(f"eval sample_fn: n={n} > config.eval.batch_size={batch_size}")
-        images = draw(state, cols, key)
-        if jax.process_count() > 1:  # rows on other hosts' devices: gather them
-            from jax.experimental import multihost_utils  # noqa: PLC0415
-            images = multihost_utils.process_allgather(images, tiled=True)
-        images = np.asarray(jax.device_get(images))[:n]
+        images = _to_host(draw(state, cols, key), n)
         if prompts is None:
             return images
         return images, [prompts[y] for y in np.asarray(host_labels(key))[:n]]
