@@ -77,5 +77,6 @@ def finish(p: dict, a, family: str):
     c.train.diffaug_fill = p.get("diffaug_fill", 0.0)
     # D's minibatch-stddev group (StyleGAN's remedy for dropped modes; 0 = off = the paper's D)
     c.model.d_mbstd_group = p.get("d_mbstd_group", 0)
+    c.model.d_mbstd_channels = p.get("d_mbstd_channels", 1)  # std maps (StyleGAN2: 1)
     c.preset = a.preset
     return c

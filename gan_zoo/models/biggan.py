@@ -212,6 +212,7 @@ class Discriminator(nn.Module):
     # Minibatch stddev before the last block (StyleGAN's epilogue, ProGAN §3): group size of
     # consecutive samples; 0 = off = the paper's BigGAN (not in BigGAN; CPU presets only)
     mbstd_group: int = 0
+    mbstd_channels: int = 1  # std maps appended when mbstd_group > 0 (StyleGAN2: num_channels)
     dtype: Optional[Any] = None  # compute dtype of the blocks; the head runs in float32
 
     def arch(self) -> dict:
@@ -227,8 +228,8 @@ class Discriminator(nn.Module):
         h = x if dtype is None else x.astype(dtype)
         last = len(arch["out"]) - 1
         for i, (o, down, r) in enumerate(zip(arch["out"], arch["flags"], arch["res"])):
-            if i == last:  # D sees the group's spread (+1 channel if mbstd_group).
-                h = minibatch_std_input(h, self.mbstd_group)
+            if i == last:  # D sees the group's spread (+mbstd_channels if mbstd_group).
+                h = minibatch_std_input(h, self.mbstd_group, self.mbstd_channels)
             h = DBlock(o, down, i > 0, sn, self.D_wide, dtype, name=f"blocks_{i}_0")(
                 h, train=train)
             if r in attn:
@@ -322,6 +323,7 @@ def make_discriminator(model_cfg: Mapping) -> nn.Module:
               num_D_SV_itrs=_get(cfg, "num_D_SV_itrs", 1),
               dtype=resolve_dtype(_get(cfg, "dtype", None)))
     kw["mbstd_group"] = _get(cfg, "d_mbstd_group", 0)
+    kw["mbstd_channels"] = _get(cfg, "d_mbstd_channels", 1)
     if deep:
         D = biggan_deep.Discriminator(D_depth=_get(cfg, "D_depth", 2), **kw)
     else:

@@ -124,12 +124,16 @@ def output_layer(h, sn: SNSettings, bn: BNSettings, rgb_conv_channels: int, trai
     return jnp.tanh(h[..., :3])
 
 
-def minibatch_std_input(h, group: int):
-    """D's optional minibatch-stddev map before its last block (StyleGAN's epilogue, ProGAN §3;
-    not in BigGAN, the CPU presets' d_mbstd_group): one std channel over groups of `group`
+def minibatch_std_input(h, group: int, channels: int = 1):
+    """D's optional minibatch-stddev maps before its last block (StyleGAN's epilogue, ProGAN §3;
+    not in BigGAN, the CPU presets' d_mbstd_group): `channels` std maps (StyleGAN2's
+    mbstd_num_channels: one per chunk of C / channels features) over groups of `group`
     CONSECUTIVE samples, so one D forward on [fake; real] never mixes the halves; 0 = off.
-    [N, H, W, C] -> [N, H, W, C + 1] (unchanged when group is 0)."""
-    return ops.minibatch_std(h, group, 1, contiguous=True) if group else h
+    [N, H, W, C] -> [N, H, W, C + channels] (unchanged when group is 0)."""
+    if group and (channels < 1 or h.shape[-1] % channels):
+        raise ValueError(f"d_mbstd_channels={channels} must divide the {h.shape[-1]} channels "
+                         "of D's last block input")
+    return ops.minibatch_std(h, group, channels, contiguous=True) if group else h
 
 
 def projection_head(h, labels, sn: SNSettings, n_classes: int, train: bool):

@@ -208,8 +208,9 @@ class Discriminator(nn.Module):
     num_D_SVs: int = 1  # singular values tracked per SN layer
     num_D_SV_itrs: int = 1  # power iterations per forward
     # Minibatch stddev before the last block (as BigGAN's D): group of consecutive samples;
-    # 0 = off = the paper's D; the block's skip drops the std channel (not in BigGAN)
+    # 0 = off = the paper's D; the block's skip drops the std channels (not in BigGAN)
     mbstd_group: int = 0
+    mbstd_channels: int = 1  # std maps appended when mbstd_group > 0 (StyleGAN2: num_channels)
     dtype: Optional[Any] = None  # compute dtype of the blocks; the head runs in float32
 
     def arch(self) -> dict:
@@ -229,9 +230,9 @@ class Discriminator(nn.Module):
         for i, (o, down, r) in enumerate(zip(arch["out"], arch["flags"], arch["res"])):
             for d in range(self.D_depth):
                 last = i == len(arch["out"]) - 1 and d == self.D_depth - 1
-                if last:  # D sees the group's spread (+1 channel if mbstd_group).
-                    h = minibatch_std_input(h, self.mbstd_group)
-                drop = 1 if last and self.mbstd_group else 0
+                if last:  # D sees the group's spread (+mbstd_channels if mbstd_group).
+                    h = minibatch_std_input(h, self.mbstd_group, self.mbstd_channels)
+                drop = self.mbstd_channels if last and self.mbstd_group else 0
                 h = DBlock(o, down and d == 0, sn, dtype, drop, name=f"blocks_{i}_{d}")(
                     h, train=train)
             if r in attn:

@@ -2,11 +2,12 @@
 (0, the default: the paper's D, whose logits test_golden pins) builds the same parameters; on,
 the last block takes one more channel and a sample's logit depends on the other samples of its
 group of consecutive samples and on no others; BigGAN-deep's D the same, its skip dropping
-the std channel."""
+the std channel; config.model.d_mbstd_channels widens both Ds by that many std maps."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_zoo.models import biggan
 
@@ -67,3 +68,24 @@ def test_deep_d_mbstd_group_skip_drops_the_std_channel():
     logits, moved = apply(variables, x), apply(variables, x.at[3].multiply(-1.0))
     assert moved[2] != logits[2]
     np.testing.assert_array_equal(moved[:2], logits[:2])
+
+
+def test_d_mbstd_channels_widen_the_last_block_and_name_the_field():
+    """config.model.d_mbstd_channels (default 1): F std maps, one per chunk of C / F features
+    (StyleGAN2's mbstd_num_channels). BigGAN D: conv1 and the 1x1 shortcut take F more inputs;
+    BigGAN-deep D: conv1 takes F more, the skip drops all F. A count not dividing C is refused."""
+    x, y = jnp.zeros((4, 32, 32, 3)), jnp.arange(4)
+    count = lambda t: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(t["params"]))
+    one = _shapes(biggan.make_discriminator(dict(ROW, d_mbstd_group=4)), x, y)
+    two = _shapes(biggan.make_discriminator(dict(ROW, d_mbstd_group=4, d_mbstd_channels=2)), x, y)
+    o = one["params"]["blocks_3_0"]["conv2"]["weight"].shape[-1]  # 16
+    assert two["params"]["blocks_3_0"]["conv1"]["weight"].shape[-2] == o + 2  # [3, 3, I + F, O]
+    assert count(two) == count(one) + 9 * o + o  # conv1 and the shortcut: one more input each
+    deep = dict(biggan.VARIANTS["biggan-deep_test"], D_attn="0", d_mbstd_group=2)
+    d1 = _shapes(biggan.make_discriminator(deep), x, y)
+    d2 = _shapes(biggan.make_discriminator(dict(deep, d_mbstd_channels=2)), x, y)
+    conv1 = d2["params"]["blocks_2_1"]["conv1"]["weight"].shape  # [1, 1, 32 + 2, 8]
+    assert conv1[-2:] == (34, 8) and "conv_sc" not in d2["params"]["blocks_2_1"]
+    assert count(d2) == count(d1) + conv1[-1]
+    with pytest.raises(ValueError, match="d_mbstd_channels=3"):  # 16 channels
+        _shapes(biggan.make_discriminator(dict(ROW, d_mbstd_group=4, d_mbstd_channels=3)), x, y)
