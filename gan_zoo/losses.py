@@ -14,8 +14,14 @@ def hinge_d(logits_real, logits_fake):
     L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), computed in float32.
     """
     loss_real = jnp.mean(jax.nn.relu(1.0 - logits_real.astype(jnp.float32)))
-    loss_fake = jnp.mean(jax.nn.relu(1.0 + logits_fake.astype(jnp.float32)))
+    loss_fake = hinge_d_fake(logits_fake)
     return loss_real + loss_fake, (loss_real, loss_fake)
+
+
+def hinge_d_fake(logits):
+    """hinge_d's fake part alone, mean(relu(1 + D)) in float32: for any extra input D should
+    score as fake (e.g. GAN-CLS's real images under a wrong label)."""
+    return jnp.mean(jax.nn.relu(1.0 + logits.astype(jnp.float32)))
 
 
 def hinge_g(logits_fake):

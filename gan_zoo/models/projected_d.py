@@ -234,7 +234,9 @@ class ProjectedDiscriminator(nn.Module):
     c_dim: int = 1000  # classes (0: unconditional heads)
     cmap_dim: int = 64  # projection width of the conditional heads
     embed_dim: int = EMBED_DIM  # per-head class-embedding width
-    diffaug: bool = True  # DiffAugment color,translation,cutout before every F
+    diffaug: bool = True  # DiffAugment before every F
+    diffaug_policy: str = ",".join(augment.DEFAULT_POLICY)  # its ops (official: all three)
+    diffaug_fill: float = 0.0  # translation/cutout fill (official 0; -1 = black, augment.py)
     interp224: Optional[bool] = None  # resize the CNN input to 224; None: when H < 224 (official)
     cout: int = 64  # CCM width
     expand: bool = True  # CCM/CSM channel expansion
@@ -277,7 +279,7 @@ class ProjectedDiscriminator(nn.Module):
     def _prepare(self, backbone: str, x, key):
         """DiffAugment, [0, 1], F's normalisation, resize to 224 (CNN if interp224; ViT always)."""
         if self.diffaug and key is not None:
-            x = augment.diff_augment(key, x)
+            x = augment.diff_augment(key, x, self.diffaug_policy, fill=self.diffaug_fill)
         elif self.diffaug and not self.is_initializing():
             raise ValueError("ProjectedDiscriminator: diffaug=True needs a `key`")
         x = _normalize((x + 1) / 2, backbone)

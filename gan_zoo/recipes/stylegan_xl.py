@@ -72,7 +72,7 @@ def hinge_d_heads(real_heads: dict, fake_heads: dict):
 def mismatch_d_heads(mismatch_heads: dict):
     """Matching-aware D term (GAN-CLS, Reed et al. 2016 §4.2; not in StyleGAN-XL), hinge form:
     Σ_heads mean(relu(1 + D_l(x, y'))) for real images x under a wrong label y' (an extra fake)."""
-    return sum(jnp.mean(jax.nn.relu(1.0 + mismatch_heads[k])) for k in sorted(mismatch_heads))
+    return sum(losses.hinge_d_fake(mismatch_heads[k]) for k in sorted(mismatch_heads))
 
 
 def d_loss(real_heads: dict, fake_heads: dict, mismatch_heads=None, mismatch_weight=0.0):

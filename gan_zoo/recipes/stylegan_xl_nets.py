@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from gan_zoo import checks
+from gan_zoo import augment, checks
 from gan_zoo.feature_nets import vit
 from gan_zoo.models import projected_d as pd
 from gan_zoo.models import stylegan_xl as xl
@@ -73,6 +73,11 @@ def vit_overrides(m, prefix: str) -> tuple:
                  if m.get(f"{prefix}_{k}", 0))
 
 
+def _policy(text) -> str:
+    """config.model.d_diffaug_policy, checked -> the comma string ProjectedDiscriminator takes."""
+    return ",".join(augment.check_policy(str(text), "config.model.d_diffaug_policy"))
+
+
 def make_discriminator(config, data_devices: int) -> pd.ProjectedDiscriminator:
     """The projected D of config.model.d_* (spec §1.4). BatchNorm groups: d_bn_group "device"
     (official, per GPU: the 'data' devices) or a number k of samples per group."""
@@ -82,6 +87,8 @@ def make_discriminator(config, data_devices: int) -> pd.ProjectedDiscriminator:
     return pd.ProjectedDiscriminator(
         backbones=tuple(b for b in str(m.d_backbones).split(",") if b), c_dim=m.n_classes,
         cmap_dim=m.d_cmap_dim, embed_dim=m.d_embed_dim, diffaug=m.d_diffaug,
+        diffaug_policy=_policy(m.get("d_diffaug_policy", pd.ProjectedDiscriminator.diffaug_policy)),
+        diffaug_fill=float(m.get("d_diffaug_fill", 0.0)),  # .get: configs saved before the field
         interp224=interp, proj_seed=m.d_proj_seed, vit_variant=pd.DEIT,
         vit_overrides=vit_overrides(m, "d_vit"), vit_hooks=_ints(m.d_vit_hooks),
         bn_group=group if group in ("device", "global") else int(group),

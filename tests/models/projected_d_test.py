@@ -182,3 +182,19 @@ def test_head_logits_under_other_labels_equal_a_second_call_with_them():
     with pytest.raises(ValueError, match="c_alt"):
         jax.eval_shape(lambda: head.init_with_output(jax.random.PRNGKey(0), f, y, train=False,
                                                      c_alt=y_alt[:, :5]))
+
+
+
+
+def test_diffaug_policy_and_fill_reach_the_feature_net_input():
+    """A white image through the D's input path: translation alone at fill -1 (the digits'
+    black) leaves white and some black pixels only; cutout alone at fill 0 white and some grey."""
+    mean, std = (np.asarray(v, np.float32) for v in pd.NORM_STATS[pd.DEIT])
+    for policy, fill, dark in (("translation", -1.0, 0.0), ("cutout", 0.0, 0.5)):
+        d = pd.ProjectedDiscriminator(**{**TINY, "resize_to": 16}, diffaug_policy=policy,
+                                      diffaug_fill=fill)
+        out = jax.jit(lambda x, k, d=d: d.bind({})._prepare(pd.DEIT, x, k))(
+            jnp.ones((8, 16, 16, 3)), jax.random.PRNGKey(2))
+        x01 = np.asarray(out) * std + mean  # the ViT's normalisation undone: [0, 1]
+        filled = np.isclose(x01, dark, atol=1e-5)
+        assert (filled | np.isclose(x01, 1, atol=1e-5)).all() and filled.any(), policy
