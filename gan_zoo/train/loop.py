@@ -269,40 +269,56 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
     stops (with a checkpoint) after that many steps of this call, as if interrupted.
     Returns (state, history): history is a list of (step, metrics dict) at each log step.
     """
-    # ----- Mesh -----
-    checks.check_run_config(config)  # non-positive steps, batch sizes, intervals: before any work
-    gdata.check_prepared(config.data, config.model.resolution)  # data.path / how to prepare
-    maybe_init_distributed(config)
-    if config.get("matmul_precision", ""):
-        jax.config.update("jax_default_matmul_precision", config.matmul_precision)
-    mesh = sharding.make_mesh(config.mesh)
-    is_main = jax.process_index() == 0
+    return _Run(config, workdir, networks).train(stop_after)
 
-    # ----- State -----
-    recipe = make_run_recipe(config, networks)
-    layouts = StageLayouts(recipe, config, mesh)  # abstract state + shardings per stage
-    t = config.train
-    num_steps = recipe.num_steps or t.num_steps
-    checks.check_num_steps(num_steps, bool(recipe.num_steps))
 
-    # ----- Restore -----
-    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint.keep, config.checkpoint.use_async)
-    state = workdir_lib.restore_checked(  # other shapes: stop naming the keys, or allow_reset
-        lambda: restore_or_init(ckpt, layouts.abstract_at, layouts.at_step(0).init,
-                                config.get("init_from", ""), recipe, mesh), config, ckpt)
-    start = int(jax.device_get(state.step))
-    workdir_lib.record_config(config, workdir, start, is_main)  # config.json after the checks
+class _Run:
+    """One call of `run`: the mesh, recipe and restored state, the data, the compiled steps and
+    the writers, with the loop's bookkeeping (the stage, the newest checkpoint, the finiteness
+    since the last check, the throughput clock)."""
 
-    # ----- Data -----
-    source = gdata.make_source(config.data, config.model.resolution, config.seed)
-    note = checks.check_data_classes(getattr(source, "n_classes", 0),  # captions: none
-                                     recipe.n_classes, config.data)
-    if note and is_main:
-        log.info(note)
-    in_sharding = sharding.batch_sharding(mesh)
+    def __init__(self, config, workdir: str, networks=None):
+        checks.check_run_config(config)  # non-positive steps, batch sizes, intervals: first
+        gdata.check_prepared(config.data, config.model.resolution)  # data.path / how to prepare
+        maybe_init_distributed(config)
+        if config.get("matmul_precision", ""):
+            jax.config.update("jax_default_matmul_precision", config.matmul_precision)
+        self.config, self.workdir, self.t = config, workdir, config.train
+        self.mesh = sharding.make_mesh(config.mesh)
+        self.is_main = jax.process_index() == 0
+        self.recipe = make_run_recipe(config, networks)
+        self.layouts = StageLayouts(self.recipe, config, self.mesh)  # abstract state per stage
+        self.num_steps = self.recipe.num_steps or self.t.num_steps
+        checks.check_num_steps(self.num_steps, bool(self.recipe.num_steps))
+        self._restore()
+        self.source = gdata.make_source(config.data, config.model.resolution, config.seed)
+        note = checks.check_data_classes(getattr(self.source, "n_classes", 0),  # captions: none
+                                         self.recipe.n_classes, config.data)
+        if note and self.is_main:
+            log.info(note)
+        self.in_sharding = sharding.batch_sharding(self.mesh)
+        self.stage, self.batches = stage_of(self.recipe, config, self.start), None  # lazy batches
+        self.compiled = {}  # Stage.key -> (jitted train step, jitted grid fn), built at first use
+        self.sv_paths = self._sv_paths()
+        self.writer = writers.make_writer(workdir, self.is_main)
+        self.history, self.shown = [], {}  # shown: the lazy phases' last values
 
-    def stream(stage: Stage, from_step: int):
+    def _restore(self) -> None:
+        """The workdir's newest checkpoint (or config.init_from, or a fresh init) -> self.state."""
+        self.ckpt = checkpoint.Checkpointer(self.workdir, self.config.checkpoint.keep,
+                                            self.config.checkpoint.use_async)
+        self.state = workdir_lib.restore_checked(  # other shapes: stop naming the keys, or reset
+            lambda: restore_or_init(self.ckpt, self.layouts.abstract_at,
+                                    self.layouts.at_step(0).init, self.config.get("init_from", ""),
+                                    self.recipe, self.mesh), self.config, self.ckpt)
+        self.start = int(jax.device_get(self.state.step))
+        workdir_lib.record_config(self.config, self.workdir, self.start, self.is_main)
+        self.finite, self.checked, self.saved = jnp.array(True), self.start, self.start
+        self.cfg_dict = json.loads(self.config.to_json_best_effort())
+
+    def _stream(self, stage: Stage, from_step: int):
         """Device batches of `stage` from train step `from_step` on (sources index by step)."""
+        t, mesh = self.t, self.mesh
         what = f"stage {stage.name} batch size" if stage.name else "train.batch_size"
         if stage.batch_size % t.grad_accum:
             raise ValueError(f"{what}={stage.batch_size} must be divisible by "
@@ -311,127 +327,137 @@ def run(config, workdir: str, networks=None, stop_after: int = 0):
             raise ValueError(f"{what}={stage.batch_size} / train.grad_accum must be divisible "
                              f"by the {sharding.batch_devices(mesh)} devices of mesh axes "
                              f"{sharding.batch_axes(mesh)} (config.mesh)")
-        layout = gdata.Layout(recipe.real_batches_per_step, t.grad_accum,
+        layout = gdata.Layout(self.recipe.real_batches_per_step, t.grad_accum,
                               stage.batch_size // t.grad_accum, jax.process_index(),
                               jax.process_count())
         # Staged runs get the data at full resolution: the recipe pools it on the device.
-        return gdata.prefetch_to_devices(source.batches(layout, from_step), in_sharding,
-                                         config.data.prefetch)
+        return gdata.prefetch_to_devices(self.source.batches(layout, from_step), self.in_sharding,
+                                         self.config.data.prefetch)
 
-    stage, batches = stage_of(recipe, config, start), None  # batches: opened at first use
+    def _compiled_for(self, stage: Stage):
+        if stage.key not in self.compiled:
+            r = recipe_of(self.recipe, stage)
+            self.compiled[stage.key] = (
+                step.make_train_step(r, self.t.grad_accum, self.layouts(stage).shardings,
+                                     self.in_sharding,
+                                     self.t.get("xla_cpu_convs", step.CPU_CONVS[0])),
+                make_grid_fn(r, self.config))
+        return self.compiled[stage.key]
 
-    # ----- Step -----
-    compiled = {}  # Stage.key -> (jitted train step, jitted grid fn), built at first use
+    def _sv_paths(self) -> dict:
+        """Per network, the kernels whose top singular values are logged."""
+        return {g: writers.monitored_kernels(self.state.params[g], self.config.log.sv_layers)
+                for g in self.state.params}
 
-    def compiled_for(stage: Stage):
-        if stage.key not in compiled:
-            r = recipe_of(recipe, stage)
-            compiled[stage.key] = (step.make_train_step(r, t.grad_accum,
-                                                        layouts(stage).shardings, in_sharding,
-                                                        t.get("xla_cpu_convs", step.CPU_CONVS[0])),
-                                   make_grid_fn(r, config))
-        return compiled[stage.key]
-
-    def sv_paths_of(state):  # kernels whose top singular values are logged
-        return {g: writers.monitored_kernels(state.params[g], config.log.sv_layers)
-                for g in state.params}
-
-    sv_paths = sv_paths_of(state)
-    writer = writers.make_writer(workdir, is_main)
-
-    # ----- Loop -----
-    sigterm, history, shown = _Sigterm(), [], {}
-    end = num_steps if stop_after <= 0 else min(num_steps, start + stop_after)
-    finite, checked, t0, t0_step = jnp.array(True), start, time.time(), start
-    lg, cfg_dict = config.log, json.loads(config.to_json_best_effort())
-    eval_every = config.eval.every if "eval" in config else 0  # periodic config.eval metrics
-    best = _best_keeper(config, workdir, eval_every)
-    saved, bar = start, progress.console_is_terminal()  # saved: step of the newest checkpoint
-
-    def save(at: int) -> None:
+    def _save(self, at: int) -> None:
         """The checkpoint of step `at` (once), after the finiteness check since the last one."""
-        nonlocal checked, saved
-        if saved != at:
-            _check_finite(finite, checked, at, ckpt)
-            checked = saved = at
-            ckpt.save(at, state, cfg_dict)
+        if self.saved != at:
+            _check_finite(self.finite, self.checked, at, self.ckpt)
+            self.checked = self.saved = at
+            self.ckpt.save(at, self.state, self.cfg_dict)
 
-    try:
-        for s in range(start, end):
-            ckpt.check()  # an async save that failed (already reported) stops the run here
-            # A stop signal is read before any other work of the step: save first, then exit.
-            if sigterm.stop(s):
-                save(s)  # nothing new before the first step
-                log.warning("%s: saved a checkpoint at step %d; exiting", sigterm.name, s)
-                break
-            if batches is None:
-                batches = stream(stage, s)
-            train_step, grid_fn = compiled_for(stage)
-            state, metrics = train_step(state, next(batches))
-            finite = jnp.logical_and(finite, metrics["finite"])
-            if any(k.startswith(step.RAN) for k in metrics):  # lazy phases: last values shown
-                metrics = shown = step.carry_lazy(shown, metrics)
-            done = s + 1
-            stopping = sigterm.stop(done)
-            last = done == end or stopping
-            images_per_step = recipe.real_batches_per_step * stage.batch_size
-            if recipe.stage_fn is not None:  # staged run: next stage, grid at each stage end
-                new = stage_of(recipe, config, done)  # host math: no wait on the device
-                if new.name != stage.name:
-                    if not stopping:  # a stopping run saves first and renders nothing
-                        # The next stage's G (ProGAN: at α = 0, the ended stage's output
-                        # upsampled) when it runs on this state; else the ending stage's.
-                        end_grid = (compiled_for(new)[1] if _same_shapes(layouts(stage),
-                                                                         layouts(new)) else grid_fn)
-                        _write_grid(writer, workdir, done, end_grid(state), is_main,
-                                    f"_end_{stage.name}")
-                    if recipe.stage_start is not None:
-                        state = jax.device_put(recipe.stage_start(state, new),
-                                               layouts(new).shardings)
-                        if new.key != stage.key:
-                            sv_paths = sv_paths_of(state)
-                if new.batch_size != stage.batch_size:
-                    batches.close()
-                    batches = None  # reopened with the new layout by the next step
-                stage, grid_fn = new, compiled_for(new)[1]
-                metrics = dict(metrics, **_stage_scalars(stage, state))
-            if done % lg.every_steps == 0 or last:
-                _check_finite(finite, checked, done, ckpt)
-                checked = done
-                ips = images_per_step * (done - t0_step) / max(time.time() - t0, 1e-9)
-                eta = (num_steps - done) * images_per_step / max(ips, 1e-9)
-                _write_scalars(writer, done, metrics, ips, eta)
-                history.append((done, _host_metrics(metrics)))
-                t0, t0_step = time.time(), done
-                if is_main:
-                    log.info("%s", progress.progress_line(done, num_steps, ips, eta,
-                                                          history[-1][1], stage.name, bar))
-            # The checkpoint comes before grids and evaluations, which a stop signal skips.
-            stopping = stopping or sigterm.stop(done)
-            if done % config.checkpoint.every_steps == 0 or last or stopping:
-                save(done)
-            if stopping:
-                log.warning("%s: saved a checkpoint at step %d; exiting", sigterm.name, done)
-                break
-            if lg.sv_every_steps and done % lg.sv_every_steps == 0:
-                for g, paths in sv_paths.items():
-                    sv = writers.top_singular_values_jit(state.params[g], tuple(paths), 3)
-                    writer.write_scalars(done, {f"{g}/{k}": float(v) for k, v in sv.items()})
-            if lg.image_every_steps and (done % lg.image_every_steps == 0 or last):
-                _write_grid(writer, workdir, done, grid_fn(state), is_main)
-            if eval_every and done % eval_every == 0:
-                values = evaluation.evaluate_state(recipe_of(recipe, stage), state, config,
-                                                   workdir, mesh, writer)
-                if best is not None:  # config.checkpoint.best_metric: keep the best beside
-                    best.update(done, state, cfg_dict, values)
-    # ----- Save -----
-    finally:
-        if batches is not None:
-            batches.close()  # stops the prefetch thread before the interpreter exits
-        ckpt.wait()
-        writer.flush()
-        sigterm.restore()
-    return state, history
+    def train(self, stop_after: int):
+        """Steps until num_steps (or stop_after steps, or a stop signal) -> (state, history)."""
+        end = self.num_steps if stop_after <= 0 else min(self.num_steps, self.start + stop_after)
+        self.eval_every = self.config.eval.every if "eval" in self.config else 0
+        self.best = _best_keeper(self.config, self.workdir, self.eval_every)
+        self.bar, self.sigterm = progress.console_is_terminal(), _Sigterm()
+        self.t0, self.t0_step = time.time(), self.start
+        try:
+            for s in range(self.start, end):
+                self.ckpt.check()  # an async save that failed (already reported) stops here
+                # A stop signal is read before any other work of the step: save first, then exit.
+                if self.sigterm.stop(s):
+                    self._save(s)  # nothing new before the first step
+                    log.warning("%s: saved a checkpoint at step %d; exiting", self.sigterm.name, s)
+                    break
+                if self._step(s, end):
+                    break
+        finally:
+            if self.batches is not None:
+                self.batches.close()  # stops the prefetch thread before the interpreter exits
+            self.ckpt.wait()
+            self.writer.flush()
+            self.sigterm.restore()
+        return self.state, self.history
+
+    def _step(self, s: int, end: int) -> bool:
+        """Train step s, then its log, checkpoint, grid and evaluation -> whether to stop."""
+        if self.batches is None:
+            self.batches = self._stream(self.stage, s)
+        self.state, metrics = self._compiled_for(self.stage)[0](self.state, next(self.batches))
+        self.finite = jnp.logical_and(self.finite, metrics["finite"])
+        if any(k.startswith(step.RAN) for k in metrics):  # lazy phases: last values shown
+            metrics = self.shown = step.carry_lazy(self.shown, metrics)
+        done = s + 1
+        stopping = self.sigterm.stop(done)
+        last = done == end or stopping
+        images_per_step = self.recipe.real_batches_per_step * self.stage.batch_size
+        if self.recipe.stage_fn is not None:  # staged run: next stage, grid at each stage end
+            metrics = self._next_stage(done, stopping, metrics)
+        if done % self.config.log.every_steps == 0 or last:
+            self._log(done, metrics, images_per_step)
+        # The checkpoint comes before grids and evaluations, which a stop signal skips.
+        stopping = stopping or self.sigterm.stop(done)
+        if done % self.config.checkpoint.every_steps == 0 or last or stopping:
+            self._save(done)
+        if stopping:
+            log.warning("%s: saved a checkpoint at step %d; exiting", self.sigterm.name, done)
+            return True
+        self._periodic(done, last)
+        return False
+
+    def _next_stage(self, done: int, stopping: bool, metrics: dict) -> dict:
+        """A staged run after step `done`: the stage of the next step (a grid of the ended one,
+        the recipe's stage_start on the state, batches reopened for a new batch size)."""
+        stage, new = self.stage, stage_of(self.recipe, self.config, done)  # host math: no wait
+        if new.name != stage.name:
+            if not stopping:  # a stopping run saves first and renders nothing
+                # The next stage's G (ProGAN: at α = 0, the ended stage's output upsampled)
+                # when it runs on this state; else the ending stage's.
+                same = _same_shapes(self.layouts(stage), self.layouts(new))
+                end_grid = self._compiled_for(new if same else stage)[1]
+                _write_grid(self.writer, self.workdir, done, end_grid(self.state), self.is_main,
+                            f"_end_{stage.name}")
+            if self.recipe.stage_start is not None:
+                self.state = jax.device_put(self.recipe.stage_start(self.state, new),
+                                            self.layouts(new).shardings)
+                if new.key != stage.key:
+                    self.sv_paths = self._sv_paths()
+        if new.batch_size != stage.batch_size:
+            self.batches.close()
+            self.batches = None  # reopened with the new layout by the next step
+        self.stage = new
+        return dict(metrics, **_stage_scalars(new, self.state))
+
+    def _log(self, done: int, metrics: dict, images_per_step: int) -> None:
+        """The log step: finiteness check, scalars, history and the console progress line."""
+        _check_finite(self.finite, self.checked, done, self.ckpt)
+        self.checked = done
+        ips = images_per_step * (done - self.t0_step) / max(time.time() - self.t0, 1e-9)
+        eta = (self.num_steps - done) * images_per_step / max(ips, 1e-9)
+        _write_scalars(self.writer, done, metrics, ips, eta)
+        self.history.append((done, _host_metrics(metrics)))
+        self.t0, self.t0_step = time.time(), done
+        if self.is_main:
+            log.info("%s", progress.progress_line(done, self.num_steps, ips, eta,
+                                                  self.history[-1][1], self.stage.name, self.bar))
+
+    def _periodic(self, done: int, last: bool) -> None:
+        """After step `done`'s checkpoint: singular values, the sample grid, config.eval."""
+        lg = self.config.log
+        if lg.sv_every_steps and done % lg.sv_every_steps == 0:
+            for g, paths in self.sv_paths.items():
+                sv = writers.top_singular_values_jit(self.state.params[g], tuple(paths), 3)
+                self.writer.write_scalars(done, {f"{g}/{k}": float(v) for k, v in sv.items()})
+        if lg.image_every_steps and (done % lg.image_every_steps == 0 or last):
+            _write_grid(self.writer, self.workdir, done,
+                        self._compiled_for(self.stage)[1](self.state), self.is_main)
+        if self.eval_every and done % self.eval_every == 0:
+            values = evaluation.evaluate_state(recipe_of(self.recipe, self.stage), self.state,
+                                               self.config, self.workdir, self.mesh, self.writer)
+            if self.best is not None:  # config.checkpoint.best_metric: keep the best beside
+                self.best.update(done, self.state, self.cfg_dict, values)
 
 
 def _same_shapes(a: StateLayout, b: StateLayout) -> bool:
