@@ -157,6 +157,15 @@ def test_presets_build():
     assert xl_nets.make_generator(config).mapping_lr_multiplier == 0.01
     config.model.mapping_lr_multiplier = 1.0
     assert xl_nets.make_generator(config).mapping_lr_multiplier == 1.0
+    # The D's DiffAugment: the official policy at fill 0 unless config.model sets it.
+    d = xl_nets.make_discriminator(config, 1)
+    assert (d.diffaug_policy, d.diffaug_fill) == ("color,translation,cutout", 0.0)
+    config.model.d_diffaug_policy, config.model.d_diffaug_fill = "translation", -1.0
+    d = xl_nets.make_discriminator(config, 1)
+    assert (d.diffaug_policy, d.diffaug_fill) == ("translation", -1.0)
+    config.model.d_diffaug_policy = "translation,flip"
+    with pytest.raises(ValueError, match="config.model.d_diffaug_policy.*flip"):
+        xl_nets.make_discriminator(config, 1)
     with pytest.raises(ValueError, match="stage_kimg"):
         c = xl_config.get_config("digits")
         c.train.stage_kimg = {"16": 1.0}
