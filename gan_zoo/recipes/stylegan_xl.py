@@ -14,7 +14,8 @@ Per train step, in the official order: G main, [G path length], D main; then the
   gradients it received: `skip_zero_grads`).
 - Classifier guidance: λ · CE(DeiT-small(G(z, c)), c) in the G loss, only in stages above 32^2.
 - Not in the paper (train.mismatch_weight > 0, default 0): the matching-aware D term of GAN-CLS
-  (Reed et al. 2016), reals under a wrong label as an extra fake. Every class-conditional D step
+  (Reed et al. 2016), reals under a wrong label as an extra fake; train.mismatch_fake_weight > 0
+  (default 0) the same for G's samples under a wrong label. Every class-conditional D step
   logs the D's class margin on reals and fakes (true vs a wrong label, the same features).
 - Adam (0, 0.99, 1e-8), G lr 0.0025 · 4/5 (β^(4/5)), D lr 0.002 · 16/17 (β^(16/17)): the
   StyleGAN3 loop's lazy rescaling with G_reg_interval 4 and D_reg_interval 16 (D has no
@@ -75,14 +76,19 @@ def mismatch_d_heads(mismatch_heads: dict):
     return sum(losses.hinge_d_fake(mismatch_heads[k]) for k in sorted(mismatch_heads))
 
 
-def d_loss(real_heads: dict, fake_heads: dict, mismatch_heads=None, mismatch_weight=0.0):
-    """The recipe's D loss: hinge_d_heads + mismatch_weight · mismatch_d_heads (config.train.
-    mismatch_weight; 0 = the paper's loss). Returns (loss, {part: value})."""
+def d_loss(real_heads: dict, fake_heads: dict, mismatch_heads=None, mismatch_weight=0.0,
+           fake_mismatch_heads=None, fake_mismatch_weight=0.0):
+    """The recipe's D loss: hinge_d_heads + mismatch_weight · mismatch_d_heads(reals under wrong
+    labels) + fake_mismatch_weight · mismatch_d_heads(fakes G(z, y) under wrong labels y')
+    (config.train.mismatch_weight, mismatch_fake_weight; 0 = the paper's loss).
+    Returns (loss, {part: value})."""
     loss, (real, fake) = hinge_d_heads(real_heads, fake_heads)
     parts = {"loss_real": real, "loss_fake": fake}
-    if mismatch_weight > 0:
-        parts["loss_mismatch"] = mismatch_d_heads(mismatch_heads)
-        loss = loss + mismatch_weight * parts["loss_mismatch"]
+    for name, heads, weight in (("loss_mismatch", mismatch_heads, mismatch_weight),
+                                ("loss_mismatch_fake", fake_mismatch_heads, fake_mismatch_weight)):
+        if weight > 0:
+            parts[name] = mismatch_d_heads(heads)
+            loss = loss + weight * parts[name]
     return loss, parts
 
 
@@ -287,7 +293,7 @@ def _g_pl(nets: _Nets, n: int, g_params, state, batch, key):
 
 
 def _d_main(nets: _Nets, d_params, state, batch, key):
-    """D main: Σ_heads mean(relu(1 + D(G(z)))) + mean(relu(1 − D(x))) [+ the mismatch term];
+    """D main: Σ_heads mean(relu(1 + D(G(z)))) + mean(relu(1 − D(x))) [+ the mismatch terms];
     G's forward updates the per-class w_avg (official Dmain run_G(update_emas=True)). Fake then
     real, as the code. Class-conditional: both also under wrong labels (the same features), for
     the logged class margins (margin_*, pairwise_*) and the mismatch term."""
@@ -306,7 +312,8 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
     heads_real, alt_real, d_cols = nets.run_d(
         d_params, d_cols, nets.reals(batch), c_real, k_real, state.step,
         nets.wrong_labels(k_wr, y_real) if cond else None)
-    loss, metrics = d_loss(heads_real, heads_fake, alt_real, nets.t.get("mismatch_weight", 0.0))
+    loss, metrics = d_loss(heads_real, heads_fake, alt_real, nets.t.get("mismatch_weight", 0.0),
+                           alt_fake, nets.t.get("mismatch_fake_weight", 0.0))
     for name, h, alt in (("real", heads_real, alt_real), ("fake", heads_fake, alt_fake)):
         if cond:  # the D's class margin, true vs a wrong label
             metrics[f"margin_{name}"], metrics[f"pairwise_{name}"] = class_margin(h, alt)
@@ -496,6 +503,9 @@ def make_recipe(config, networks=None) -> Recipe:
     networks: optional (G, D) modules (tests): G of the final stage, grown per stage."""
     m, t = config.model, config.train
     plan = stage_plan(config)
+    for field in ("mismatch_weight", "mismatch_fake_weight"):
+        if t.get(field, 0.0) > 0 and not m.n_classes:
+            raise ValueError(f"config.train.{field}={t[field]} needs labels; n_classes is 0")
     need_clf = t.cls_weight > 0 and plan[-1].res > t.cls_min_res
     nets_lib.check_weight_files(config, need_clf)
     G, D = networks if networks is not None else (

@@ -53,6 +53,15 @@ def test_mismatch_term_and_class_margin_match_their_formulas():
     loss, parts = xl_recipe.d_loss(real, fake, alt, 0.5)
     np.testing.assert_allclose([loss, parts["loss_mismatch"]], [base + 0.5 * want_m, want_m],
                                rtol=1e-6)
+    # The same term on fakes under wrong labels (train.mismatch_fake_weight), alone and with it.
+    alt_f = {k: v[::-1] - 0.5 for k, v in alt.items()}
+    want_f = sum(np.maximum(1 + alt_f[k], 0).mean() for k in shapes)
+    loss, parts = xl_recipe.d_loss(real, fake, None, 0.0, alt_f, 2.0)
+    np.testing.assert_allclose([loss, parts["loss_mismatch_fake"]], [base + 2 * want_f, want_f],
+                               rtol=1e-6)
+    assert "loss_mismatch" not in parts
+    loss, _ = xl_recipe.d_loss(real, fake, alt, 0.5, alt_f, 2.0)
+    np.testing.assert_allclose(loss, base + 0.5 * want_m + 2 * want_f, rtol=1e-6)
     s = sum(real[k].reshape(4, -1).mean(1) for k in shapes)
     s_alt = sum(alt[k].reshape(4, -1).mean(1) for k in shapes)
     margin, pairwise = xl_recipe.class_margin(real, alt)
@@ -166,6 +175,10 @@ def test_presets_build():
     config.model.d_diffaug_policy = "translation,flip"
     with pytest.raises(ValueError, match="config.model.d_diffaug_policy.*flip"):
         xl_nets.make_discriminator(config, 1)
+    config = xl_config.get_config("ffhq,res=16")  # unconditional: no wrong labels to draw
+    config.train.mismatch_fake_weight = 1.0
+    with pytest.raises(ValueError, match="config.train.mismatch_fake_weight=1.0 needs labels"):
+        recipes.make_recipe(config)
     with pytest.raises(ValueError, match="stage_kimg"):
         c = xl_config.get_config("digits")
         c.train.stage_kimg = {"16": 1.0}
