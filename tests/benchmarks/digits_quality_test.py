@@ -81,3 +81,17 @@ def test_bad_inputs_name_what_was_expected(dq, tmp_path):
     np.savez(tmp_path / "z.npz", images=np.zeros((2, 32, 32, 3), np.uint8), labels=[0, 1])
     with pytest.raises(ValueError, match="missing \\[2, 3, 4"):
         dq.load_samples(str(tmp_path / "z.npz"))
+
+
+def test_judge_spread_scores_each_judge_against_its_own_ceiling(dq, judged, capsys):
+    _, _, images, labels = judged
+    rows = dq.judge_spread(images[:600], labels[:600], 2)  # the main judge and (64, seed 1)
+    assert [(h, s) for h, s, _ in rows] == [dq.JUDGES[0], dq.JUDGES[1]]
+    fds = [res["real"]["all"]["fd"] for _, _, res in rows]
+    assert fds[0] != fds[1]  # another initialisation: another feature space
+    for _, _, res in rows:  # real digits the judges never saw: at their ceilings
+        q = dq.ratios(res)
+        assert q["agree"] >= 0.95 and q["recall"] > 0.8 and q["fd"] < 1.6
+    assert "meets the targets under all 2 judges" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--judges"):
+        dq.judge_spread(images, labels, len(dq.JUDGES) + 1)
