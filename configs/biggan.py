@@ -78,5 +78,7 @@ def finish(p: dict, a, family: str):
     # D's minibatch-stddev group (StyleGAN's remedy for dropped modes; 0 = off = the paper's D)
     c.model.d_mbstd_group = p.get("d_mbstd_group", 0)
     c.model.d_mbstd_channels = p.get("d_mbstd_channels", 1)  # std maps (StyleGAN2: 1)
+    # Mode-seeking regulariser's weight on G (MSGAN, Mao et al. 2019: 1; 0 = off = the paper)
+    c.train.ms_weight = p.get("ms_weight", 0.0)
     c.preset = a.preset
     return c

@@ -41,6 +41,20 @@ def nonsaturating_g(logits_fake):
     return jnp.mean(jax.nn.softplus(-logits_fake.astype(jnp.float32)))
 
 
+def mode_seeking(images, z, eps: float = 1e-5):
+    """Mode-seeking regulariser (Mao et al., "Mode Seeking GANs", CVPR 2019, the L_ms term; in
+    none of the GAN papers here): for pairs (z1, z2) under one condition, L_ms = 1 /
+    (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps), minimised by G (the ratio maximised), the
+    means over the batch as in MSGAN's code. images [2P, ...], z [2P, Z]: pair i = rows i, P + i."""
+    if images.shape[0] != z.shape[0] or images.shape[0] % 2:
+        raise ValueError(f"mode_seeking: expected an even batch of images and z with the same "
+                         f"rows, got {images.shape} and {z.shape}")
+    a, b = jnp.split(images.astype(jnp.float32), 2)
+    za, zb = jnp.split(z.astype(jnp.float32), 2)
+    ratio = jnp.mean(jnp.abs(a - b)) / jnp.mean(jnp.abs(za - zb))
+    return 1.0 / (ratio + eps)
+
+
 def offdiag_gram_sq(w):
     """||(W^T W) ⊙ (1 - I)||_F^2 for W [K, O] (columns = filters). BigGAN §3.1, eq. 3.
 

@@ -84,6 +84,10 @@ def make_recipe(config, networks=None) -> Recipe:
     m, t = config.model, config.train
     n_classes, dim_z, res = m.n_classes, m.dim_z, m.resolution
     micro = t.batch_size // t.grad_accum  # samples per phase per micro-batch
+    ms_weight = float(t.get("ms_weight", 0.0))  # mode seeking (not in BigGAN; 0 = the paper)
+    if ms_weight < 0 or (ms_weight and micro % 2):
+        raise ValueError(f"config.train.ms_weight={ms_weight}: expected >= 0, and > 0 needs an "
+                         f"even per-step G batch (train.batch_size / grad_accum = {micro})")
     optimizers = make_optimizers(t)
 
     def init_state(rng, config) -> GANState:
@@ -118,9 +122,11 @@ def make_recipe(config, networks=None) -> Recipe:
         return loss, ({"g": g_cols, "d": d_cols}, metrics)
 
     def g_loss(g_params, state, batch, key):
-        """G hinge loss + modified orthogonal regularisation (spec §2.1, §2.7)."""
+        """G hinge loss + modified orthogonal regularisation (spec §2.1, §2.7) [+ mode seeking]."""
         del batch  # G steps use no real data
         z, y = _fake_inputs(key, micro, dim_z, n_classes)
+        if ms_weight:  # pairs under one label: the second half repeats the first half's labels
+            y = jnp.tile(y[:micro // 2], 2)
         (fake, _), g_cols = apply_net(G, g_params, state.collections["g"], z, y, train=True)
         # D's SN state is updated in D steps only (spec §4): its new collections are dropped.
         (logits, _), _ = apply_net(D, state.params["d"], state.collections["d"],
@@ -129,7 +135,10 @@ def make_recipe(config, networks=None) -> Recipe:
         ortho = losses.ortho_reg(g_params, t.ortho_beta, t.ortho_exclude) \
             if t.ortho_beta > 0 else jnp.zeros((), jnp.float32)
         metrics = {"loss": adv + ortho, "adv": adv, "ortho": ortho}
-        return adv + ortho, ({"g": g_cols, "d": state.collections["d"]}, metrics)
+        if ms_weight:
+            metrics["mode_seeking"] = losses.mode_seeking(fake, z)
+            metrics["loss"] = adv + ortho + ms_weight * metrics["mode_seeking"]
+        return metrics["loss"], ({"g": g_cols, "d": state.collections["d"]}, metrics)
 
     def ema_decay(step):
         """EMA decay 0.9999 from ema_start; before it the EMA tracks the raw weights (spec §2.4)."""
