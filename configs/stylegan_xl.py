@@ -67,8 +67,12 @@ PRESETS = {
     # 64 with better recall and FD) keeps a 32^2 stage of 600 steps (9.6 kimg; 200 left the
     # fresh head at 29%): full run 41.2% / recall 0.23 / FD 7.9 in 747 CPU s, vs 22.9% / 0.09
     # / 12.3 in 674 for the session-3 preset.
+    # Session 7: a 300-step stem (16: 4.8 kimg; was 3.2): full runs 47.4% / recall 0.29 / FD 7.8
+    # (seed 0, 891 CPU s) and 56.0% / 0.33 / 6.6 (seed 1) vs 41.2% / 0.23 / 7.9 and 39.5% / 0.24 /
+    # 10.3 with 200 steps. Stem proxies, not kept: mismatch_weight 2 (37.0% vs 39.7%, seed 0);
+    # the D's DiffAugment translation,cutout at fill -1 (d_diffaug_*: 38.2%, FD 9.3 vs 10.3).
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
-                   flip=False, batch=16, batch_sizes={}, stage_kimg={16: 3.2, 32: 9.6},
+                   flip=False, batch=16, batch_sizes={}, stage_kimg={16: 4.8, 32: 9.6},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
                    embed_dim=16, d_backbones="deit_base_distilled_patch16_224",
                    d_vit=(32, 4, 2), d_vit_patch=8, d_vit_hooks="0,1,2,3", d_resize_to=32,
