@@ -24,10 +24,11 @@
 # classifier guidance above 32×32. This notebook runs the CPU-sized `digits` preset (16² stem,
 # then 32²) through the one trainer, then samples by class, mixes styles and interpolates.
 #
-# Status: the `digits` preset trains end to end (~11 CPU minutes) but does not yet draw
-# recognisable digits (about 23% of samples are recognised as their class). Its feature networks
-# are tiny random ViTs; the discriminator's is first fitted on the digit labels as a stand-in for
-# pretrained weights (`--config.model.deit_weights` etc. take timm weights). See the README.
+# Status: the `digits` preset trains end to end (~15 CPU minutes) but draws only partly
+# recognisable digits (about half, 47-56% on two seeds, are recognised as their class).
+# Its feature networks are tiny random ViTs; the discriminator's is first fitted on the digit
+# labels as a stand-in for pretrained weights (`--config.model.deit_weights` etc. take timm
+# weights). See the README.
 
 # %% cellView="form" jupyter={"source_hidden": true}
 # @title Setup: gan_zoo from this checkout, or cloned and installed (Colab)
