@@ -32,6 +32,7 @@ class _SumD(nn.Module):
 def _losses(policy: str):
     c = biggan_config.get_config("digits")
     c.model.resolution, c.train.batch_size, c.train.diffaug = RES, 16, policy
+    c.train.ms_weight = 0.0  # G's gradient from D's input alone (the preset adds mode seeking)
     recipe = recipe_lib.make_recipe(c, networks=(_ConstG(), _SumD()))
     state = recipe.init_state(jax.random.PRNGKey(0), c)
     batch = {"image": jnp.ones((16, RES, RES, 3)), "label": jnp.zeros(16, jnp.int32)}
