@@ -9,6 +9,7 @@ import pytest
 from configs import biggan as biggan_config
 from gan_zoo import losses
 from gan_zoo.recipes import biggan as recipe_lib
+from tests.recipes.biggan_diffaug_test import _SumD  # D(x, y) = sum of x's pixels
 
 RES = 4
 
@@ -30,13 +31,6 @@ class _LabelG(nn.Module):
     def __call__(self, z, y, *, train):
         s = self.param("s", nn.initializers.ones, ())
         return s * y[:, None, None, None].astype(jnp.float32) * jnp.ones((1, RES, RES, 3)), {}
-
-
-class _SumD(nn.Module):
-    @nn.compact
-    def __call__(self, x, y, *, train):
-        self.param("unused", nn.initializers.zeros, ())
-        return jnp.sum(x, axis=(1, 2, 3)), {}
 
 
 def _g_metrics(ms_weight: float):
