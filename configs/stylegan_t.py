@@ -115,6 +115,8 @@ def base(p: dict) -> ml_collections.ConfigDict:
         # images): "" = none, the paper's plain crops
         clip_augment=p.get("clip_augment", ""),
         text_phase_trains_d=False,  # True: D keeps training in the text stage (official loop)
+        # MSGAN's mode-seeking term on G (Mao et al. 2019; not in StyleGAN-T): 0 = off
+        ms_weight=p.get("ms_weight", 0.0),
         blur_sigma=p.get("blur_sigma", 32.0), blur_fade_kimg=p.get("blur_fade_kimg", 1000.0),
         ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
     c.sample = ml_collections.ConfigDict(dict(

@@ -55,6 +55,13 @@ def mode_seeking(images, z, eps: float = 1e-5):
     return 1.0 / (ratio + eps)
 
 
+def repeat_first_half(x):
+    """x [N, ...] -> the first N // 2 rows twice [N, ...]: the conditions (labels, caption
+    tokens) of mode_seeking's pairs, pair i = rows i and N // 2 + i (N even)."""
+    half = x[:x.shape[0] // 2]
+    return jnp.concatenate([half, half])
+
+
 def offdiag_gram_sq(w):
     """||(W^T W) ⊙ (1 - I)||_F^2 for W [K, O] (columns = filters). BigGAN §3.1, eq. 3.
 

@@ -120,3 +120,14 @@ def data_devices(config) -> int:
         left = jax.device_count() // math.prod(v for v in axes.values() if v != -1)
         sizes = [left if s == -1 else s for s in sizes]
     return int(math.prod(sizes))
+
+
+def mode_seeking_weight(train_cfg) -> float:
+    """config.train.ms_weight (MSGAN's mode-seeking term on G; 0 = off, the papers' loss),
+    checked: >= 0, and > 0 needs an even per-step G batch (batch_size / grad_accum) to pair."""
+    weight = float(train_cfg.get("ms_weight", 0.0))
+    micro = train_cfg.batch_size // train_cfg.get("grad_accum", 1)
+    if weight < 0 or (weight and micro % 2):
+        raise ValueError(f"config.train.ms_weight={weight}: expected >= 0, and > 0 needs an "
+                         f"even per-step G batch (train.batch_size / grad_accum = {micro})")
+    return weight

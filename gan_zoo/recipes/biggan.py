@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_zoo import augment, losses
-from gan_zoo.recipes.base import GANState, Phase, Recipe, data_devices
+from gan_zoo.recipes.base import GANState, Phase, Recipe, data_devices, mode_seeking_weight
 
 
 def sample_z(key, shape, truncation: float = 0.0, mode: str = "threshold"):
@@ -84,10 +84,7 @@ def make_recipe(config, networks=None) -> Recipe:
     m, t = config.model, config.train
     n_classes, dim_z, res = m.n_classes, m.dim_z, m.resolution
     micro = t.batch_size // t.grad_accum  # samples per phase per micro-batch
-    ms_weight = float(t.get("ms_weight", 0.0))  # mode seeking (not in BigGAN; 0 = the paper)
-    if ms_weight < 0 or (ms_weight and micro % 2):
-        raise ValueError(f"config.train.ms_weight={ms_weight}: expected >= 0, and > 0 needs an "
-                         f"even per-step G batch (train.batch_size / grad_accum = {micro})")
+    ms_weight = mode_seeking_weight(t)  # mode seeking (not in BigGAN; 0 = the paper)
     optimizers = make_optimizers(t)
 
     def init_state(rng, config) -> GANState:
@@ -126,7 +123,7 @@ def make_recipe(config, networks=None) -> Recipe:
         del batch  # G steps use no real data
         z, y = _fake_inputs(key, micro, dim_z, n_classes)
         if ms_weight:  # pairs under one label: the second half repeats the first half's labels
-            y = jnp.tile(y[:micro // 2], 2)
+            y = losses.repeat_first_half(y)
         (fake, _), g_cols = apply_net(G, g_params, state.collections["g"], z, y, train=True)
         # D's SN state is updated in D steps only (spec §4): its new collections are dropped.
         (logits, _), _ = apply_net(D, state.params["d"], state.collections["d"],

@@ -11,6 +11,8 @@ G step's captions condition its fakes), then the G EMA.
   (§3.3 eq. 2; random 64² crops of larger images); no R1, no path length (spectral-norm D).
   train.clip_augment (not in the paper; "" = off): a DiffAugment policy on G's images before
   the guidance tower, for the CPU presets' tiny fitted CLIP, which G otherwise games.
+  train.ms_weight (not in the paper; 0 = off): MSGAN's mode-seeking term on G, its batch's
+  second half repeating the first half's captions (as the BigGAN recipe's).
 - D input blur σ0 = 32 fading to 0 over 1000 kimg of the run ([C] train.py, spec §6.16).
 - Adam (0, 0.99, 1e-8), lr 0.002 for G and D ([C] train.py); G EMA half-life batch·10/32 kimg
   with ramp-up 0.05 ([C] training_loop defaults).
@@ -34,13 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_zoo import losses
 from gan_zoo import losses_stylegan_t as lt
 from gan_zoo.models import progan as progan_models
 from gan_zoo.models.projected_d import FROZEN_COLLECTION
 from gan_zoo.models.stylegan2_layers import EMA
 from gan_zoo.recipes import stylegan as sg
 from gan_zoo.recipes import stylegan_t_nets as nets_lib
-from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
+from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage, mode_seeking_weight
 
 CLIP = "clip"  # state.collections key of the frozen original CLIP's variables
 D_MUTABLE = ("spectral_norm",)  # D collections a train-mode forward updates
@@ -108,6 +111,7 @@ class _Nets:
         self.fused_modconv = sg.train_fused_modconv(config)
         self.clip_weight = self.t.clip_weight_text if stage.phase == TEXT else self.t.clip_weight
         self.clip_augment = nets_lib.clip_augment_policy(config.train)
+        self.ms_weight = mode_seeking_weight(config.train)
 
     def encode_frozen(self, cols, tokens):
         """c_text of the original frozen CLIP (D's and the CLIP loss's conditioning)."""
@@ -116,7 +120,7 @@ class _Nets:
         return c.astype(jnp.float32)
 
     def run_g(self, g_params, cols, key, tokens, update_emas=False):
-        """z ~ N(0, I), c = G's encoder(tokens) -> (img, updated G collections). Only the
+        """z ~ N(0, I), c = G's encoder(tokens) -> (img, z, updated G collections). Only the
         stage's trainable part is differentiated (text: the encoder; primary: G)."""
         sg_ = jax.lax.stop_gradient
         g_params = ({"G": sg_(g_params["G"]), "text": g_params["text"]}
@@ -129,9 +133,9 @@ class _Nets:
         kw = dict(fused_modconv=self.fused_modconv, rngs={"noise": k_noise})
         if not update_emas:
             img, _ = self.TG.apply(variables, z, c, **kw)
-            return img.astype(jnp.float32), cols
+            return img.astype(jnp.float32), z, cols
         (img, _), new = self.TG.apply(variables, z, c, update_emas=True, mutable=[EMA], **kw)
-        return img.astype(jnp.float32), {**cols, **new}
+        return img.astype(jnp.float32), z, {**cols, **new}
 
     def run_d(self, d_params, cols, img, c, key, step):
         """Blur (fading σ), then D in train mode -> (per-token logits [N, 5 L], D collections)."""
@@ -151,12 +155,15 @@ class _Nets:
 # ----- Phases -----
 
 def _g_main(nets: _Nets, g_params, state, batch, key):
-    """G main: mean_tokens(−D(G(z, c))) + w · L_CLIP(G(z, c), c_frozen) (§3.2, §3.3)."""
+    """G main: mean_tokens(−D(G(z, c))) + w · L_CLIP(G(z, c), c_frozen) (§3.2, §3.3)
+    [+ ms_weight · mode seeking over caption pairs]."""
     k_g, k_d, k_clip = jax.random.split(key, 3)
     cols = state.collections
     tokens = batch["tokens"]
+    if nets.ms_weight:  # pairs under one caption: the second half repeats the first half's
+        tokens = losses.repeat_first_half(tokens)
     c = nets.encode_frozen(cols, tokens)
-    img, _ = nets.run_g(g_params, cols["g"], k_g, tokens)
+    img, z, _ = nets.run_g(g_params, cols["g"], k_g, tokens)
     logits, d_cols = nets.run_d(state.params["d"], cols["d"], img, c, k_d, state.step)
     adv = lt.hinge_g_per_token(logits)
     metrics = {"loss_adv": adv, "logit_fake": jnp.mean(logits)}
@@ -165,6 +172,9 @@ def _g_main(nets: _Nets, g_params, state, batch, key):
         clip_loss = lt.clip_guidance_loss(nets.clip, cols[CLIP], k_clip, img, c,
                                           augment=nets.clip_augment)
         loss, metrics["clip_loss"] = loss + nets.clip_weight * clip_loss, clip_loss
+    if nets.ms_weight:
+        metrics["mode_seeking"] = losses.mode_seeking(img, z)
+        loss = loss + nets.ms_weight * metrics["mode_seeking"]
     metrics["loss"] = loss
     return loss, ({**cols, "d": d_cols}, metrics)
 
@@ -176,7 +186,7 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
     cols = state.collections
     tokens = batch["tokens"]
     c = nets.encode_frozen(cols, tokens)
-    fake, g_cols = nets.run_g(state.params["g"], cols["g"], k_g, tokens, update_emas=True)
+    fake, _, g_cols = nets.run_g(state.params["g"], cols["g"], k_g, tokens, update_emas=True)
     logits_fake, d_cols = nets.run_d(d_params, cols["d"], jax.lax.stop_gradient(fake), c,
                                      k_fake, state.step)
     logits_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), c, k_real,

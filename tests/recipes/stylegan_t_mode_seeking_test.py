@@ -1,0 +1,99 @@
+"""config.train.ms_weight of the StyleGAN-T recipe (MSGAN's mode seeking, losses.mode_seeking):
+off leaves G's loss alone; on, G's batch pairs repeat the first half's captions and the term is
+added at its weight; bad weights and odd batches name the field. Stub networks, ~2 s."""
+
+import types
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import stylegan_t as t_config
+from gan_zoo.recipes import stylegan_t as rt
+
+RES, N = 4, 8
+
+
+class _PixG(nn.Module):
+    """G(z, c) = z_scale * s * z (as a RES^2 RGB image) + mean(c): pairs under one caption
+    differ by exactly z_scale * s * (z1 - z2)."""
+
+    z_scale: float  # 0: G ignores z
+    z_dim: int = RES * RES * 3
+
+    @nn.compact
+    def __call__(self, z, c):
+        s = self.param("s", nn.initializers.ones, ())
+        img = self.z_scale * s * z.reshape(-1, RES, RES, 3)
+        return img + jnp.mean(c, axis=-1)[:, None, None, None], {}
+
+
+class _TextG(nn.Module):
+    """The recipe's TextConditionedG interface: encode(tokens) = the tokens as floats."""
+
+    G: nn.Module
+
+    def encode(self, tokens):
+        return tokens.astype(jnp.float32)
+
+    def __call__(self, z, c, fused_modconv=None):
+        return self.G(z, c)
+
+
+class _TokenClip(nn.Module):
+    """The frozen CLIP's text side: the tokens as floats."""
+
+    def encode_text(self, tokens, normalize=True):
+        return tokens.astype(jnp.float32)
+
+
+class _SumD(nn.Module):
+    """D(img, c) = one token per sample, the sum of its pixels."""
+
+    @nn.compact
+    def __call__(self, img, c, train, key):
+        return jnp.sum(img, axis=(1, 2, 3))[:, None], {}
+
+
+def _nets(ms_weight: float, z_scale: float = 1.0, batch: int = N):
+    c = t_config.get_config("digits_text,smoke")
+    c.train.ms_weight, c.train.batch_size = ms_weight, batch
+    c.train.clip_weight, c.train.blur_sigma, c.train.clip_augment = 0.0, 0.0, ""
+    stage = rt.TStage(rt.PRIMARY, RES, 0, 1)
+    return rt._Nets(_TextG(_PixG(z_scale)), _SumD(), _TokenClip(), c, stage)
+
+
+def _g_loss(ms_weight: float, z_scale: float = 1.0):
+    state = types.SimpleNamespace(collections={"g": {}, "d": {}, rt.CLIP: {}},
+                                  params={"d": {}}, step=jnp.zeros((), jnp.int32))
+    batch = {"tokens": jnp.arange(N * 3, dtype=jnp.int32).reshape(N, 3)}  # 8 distinct captions
+    g_params = {"G": {"s": jnp.ones(())}, "text": {}}
+    loss_fn = jax.jit(lambda p: rt._g_main(_nets(ms_weight, z_scale), p, state, batch,
+                                           jax.random.PRNGKey(3)))
+    loss, (_, metrics) = loss_fn(g_params)
+    return float(loss), jax.device_get(metrics)
+
+
+def test_off_is_the_papers_loss_and_the_preset_default():
+    loss, m = _g_loss(0.0)
+    assert "mode_seeking" not in m and loss == pytest.approx(float(m["loss_adv"]))
+    assert t_config.get_config("lite64").train.ms_weight == 0.0
+
+
+def test_pairs_share_captions_and_the_term_is_added_at_its_weight():
+    # Paired captions cancel mean(c): image differences are exactly z's, ratio 1 (unpaired, the
+    # distinct captions' means would add to it).
+    loss, m = _g_loss(0.5)
+    np.testing.assert_allclose(m["mode_seeking"], 1.0 / (1.0 + 1e-5), rtol=1e-5)
+    assert loss == pytest.approx(float(m["loss_adv"]) + 0.5 * float(m["mode_seeking"]))
+    # A G that ignores z draws each pair identically: ratio 0, the penalty 1 / eps.
+    loss, m = _g_loss(0.5, z_scale=0.0)
+    np.testing.assert_allclose(m["mode_seeking"], 1e5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ms_weight, batch", [(-1.0, N), (0.1, 7)])
+def test_bad_weight_or_odd_batch_names_the_field(ms_weight, batch):
+    with pytest.raises(ValueError, match="config.train.ms_weight"):
+        _nets(ms_weight, batch=batch)
