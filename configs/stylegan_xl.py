@@ -140,6 +140,9 @@ def base(p: dict) -> ml_collections.ConfigDict:
         mismatch_weight=p.get("mismatch_weight", 0.0),
         # The same for G's samples G(z, y) under a wrong label y' (0 = off; not in GAN-CLS).
         mismatch_fake_weight=p.get("mismatch_fake_weight", 0.0),
+        # Not in the paper (0 = off): MSGAN's mode-seeking term on G (Mao et al. 2019) at this
+        # weight, G's batch in label pairs (recipes/stylegan_xl.py, losses.mode_seeking).
+        ms_weight=p.get("ms_weight", 0.0),
         blur_sigma=p.get("blur_sigma", 2.0), blur_fade_kimg=p.get("blur_fade_kimg", 300.0),
         ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
     c.sample = ml_collections.ConfigDict(dict(

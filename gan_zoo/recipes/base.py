@@ -122,12 +122,15 @@ def data_devices(config) -> int:
     return int(math.prod(sizes))
 
 
-def mode_seeking_weight(train_cfg) -> float:
+def mode_seeking_weight(train_cfg, batch: int = 0) -> float:
     """config.train.ms_weight (MSGAN's mode-seeking term on G; 0 = off, the papers' loss),
-    checked: >= 0, and > 0 needs an even per-step G batch (batch_size / grad_accum) to pair."""
+    checked: >= 0, and > 0 needs an even per-step G batch (batch / grad_accum) to pair; batch:
+    the step's batch (a stage's, StyleGAN-XL's train.batch_sizes), 0 = train.batch_size."""
     weight = float(train_cfg.get("ms_weight", 0.0))
-    micro = train_cfg.batch_size // train_cfg.get("grad_accum", 1)
+    batch = batch or train_cfg.batch_size
+    micro = batch // train_cfg.get("grad_accum", 1)
     if weight < 0 or (weight and micro % 2):
         raise ValueError(f"config.train.ms_weight={weight}: expected >= 0, and > 0 needs an "
-                         f"even per-step G batch (train.batch_size / grad_accum = {micro})")
+                         f"even per-step G batch (train.batch_size, or the stage's entry of "
+                         f"train.batch_sizes, {batch} / train.grad_accum = {micro})")
     return weight

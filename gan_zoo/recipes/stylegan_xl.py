@@ -18,6 +18,9 @@ Per train step, in the official order: G main, [G path length], D main; then the
   (Reed et al. 2016), reals under a wrong label as an extra fake; train.mismatch_fake_weight > 0
   (default 0) the same for G's samples under a wrong label. Every class-conditional D step
   logs the D's class margin on reals and fakes (true vs a wrong label, the same features).
+  train.ms_weight > 0 (default 0 = off): MSGAN's mode-seeking term on G (Mao et al. 2019,
+  losses.mode_seeking), G's batch in pairs under one label (the second half repeats the first
+  half's labels), as the BigGAN and StyleGAN-T recipes.
 - Adam (0, 0.99, 1e-8), G lr 0.0025 · 4/5 (β^(4/5)), D lr 0.002 · 16/17 (β^(16/17)): the
   StyleGAN3 loop's lazy rescaling with G_reg_interval 4 and D_reg_interval 16 (D has no
   regulariser, the rescaling stays, spec §1.7). G EMA half-life batch·10/32 kimg, ramp-up 0.05.
@@ -49,7 +52,7 @@ from gan_zoo.models import stylegan_xl as xl
 from gan_zoo.recipes import stylegan as sg
 from gan_zoo.recipes import stylegan_xl_fit as fit_lib
 from gan_zoo.recipes import stylegan_xl_nets as nets_lib
-from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage
+from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage, mode_seeking_weight
 from gan_zoo.recipes.stylegan_xl_losses import (
     class_margin,
     classifier_guidance,
@@ -140,6 +143,7 @@ class _Nets:
         # training, without the double backward's compile and run time).
         reaches = (stage.steps - 1) * stage.batch >= self.t.pl_start_kimg * 1000
         self.pl_weight = self.t.pl_weight if stage.stem and reaches else 0.0
+        self.ms_weight = mode_seeking_weight(self.t, stage.batch)  # not in the paper; 0 = off
 
     def freeze(self, g_params):
         """g_params with the frozen stem behind stop_gradient: no backward pass through it
@@ -153,8 +157,10 @@ class _Nets:
         """Train steps done in this stage (the official cur_nimg = stage_step · batch)."""
         return jnp.asarray(step, jnp.int32) - self.stage.start_step
 
-    def labels(self, key, n: int):
+    def labels(self, key, n: int, paired=False):
+        """Uniform labels (paired: the second half repeats the first half's) -> (y, one-hot)."""
         y = jax.random.randint(key, (n,), 0, max(self.n_classes, 1))
+        y = losses.repeat_first_half(y) if paired else y
         c = jax.nn.one_hot(y, self.n_classes, dtype=jnp.float32) if self.n_classes else None
         return y, c
 
@@ -172,13 +178,14 @@ class _Nets:
                               fused_modconv=self.fused_modconv)
         return img.astype(jnp.float32)
 
-    def run_g(self, params, cols, key, n: int, update_emas=False):
-        """z ~ N(0, I), uniform labels -> (img, labels, c, cols); no style mixing (§3.1)."""
+    def run_g(self, params, cols, key, n: int, update_emas=False, paired=False):
+        """z ~ N(0, I), uniform labels (paired: see labels) -> (img, labels, c, z, cols); no
+        style mixing (§3.1)."""
         kz, ky = jax.random.split(key)
-        y, c = self.labels(ky, n)
+        y, c = self.labels(ky, n, paired)
         z = jax.random.normal(kz, (n, self.G.z_dim), jnp.float32)
         ws, cols = self.map(params, cols, z, c, update_emas)
-        return self.synthesize(params, cols, ws), y, c, cols
+        return self.synthesize(params, cols, ws), y, c, z, cols
 
     def wrong_labels(self, key, y):
         """One-hot labels drawn uniformly from the classes other than y [N]."""
@@ -207,10 +214,12 @@ class _Nets:
 # ----- Phases -----
 
 def _g_main(nets: _Nets, n: int, g_params, state, batch, key):
-    """G main: Σ_heads mean(−D(G(z))) + λ·L_CE (guidance stages)."""
+    """G main: Σ_heads mean(−D(G(z))) + λ·L_CE (guidance stages) [+ ms_weight · mode seeking
+    over label pairs]."""
     del batch  # G steps use no real data
     k_g, k_d = jax.random.split(key)
-    img, y, c, _ = nets.run_g(nets.freeze(g_params), state.collections["g"], k_g, n)
+    img, y, c, z, _ = nets.run_g(nets.freeze(g_params), state.collections["g"], k_g, n,
+                                 paired=nets.ms_weight > 0)
     heads, _, d_cols = nets.run_d(state.params["d"], state.collections["d"], img, c, k_d,
                                   state.step)
     loss = hinge_g_heads(heads)
@@ -218,6 +227,9 @@ def _g_main(nets: _Nets, n: int, g_params, state, batch, key):
     if nets.cls_weight > 0:
         ce = classifier_guidance(nets.clf.logits(state.collections[CLF], img), y)
         loss, metrics["guidance"] = loss + nets.cls_weight * ce, ce
+    if nets.ms_weight > 0:
+        metrics["mode_seeking"] = losses.mode_seeking(img, z)
+        loss = loss + nets.ms_weight * metrics["mode_seeking"]
     metrics["loss"] = loss
     return loss, ({**state.collections, "d": d_cols}, metrics)
 
@@ -247,8 +259,8 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
     the logged class margins (margin_*, pairwise_*) and the mismatch term."""
     n = batch["image"].shape[0]
     k_g, k_fake, k_real = jax.random.split(key, 3)
-    fake, y_fake, c_fake, g_cols = nets.run_g(state.params["g"], state.collections["g"], k_g, n,
-                                              update_emas=True)
+    fake, y_fake, c_fake, _, g_cols = nets.run_g(state.params["g"], state.collections["g"],
+                                                 k_g, n, update_emas=True)
     fake = jax.lax.stop_gradient(fake)
     cond = bool(nets.n_classes)
     k_wf, k_wr = jax.random.split(jax.random.fold_in(key, WRONG_TAG))
