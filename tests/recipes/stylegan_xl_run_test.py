@@ -199,7 +199,11 @@ def test_one_and_eight_devices_give_the_same_losses():
     one, eight = _stem_steps(1), _stem_steps(8)
     for a, b in zip(one, eight):
         assert a.keys() == b.keys()
-        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-4, atol=1e-5)
+        # float32 reduction order differs between 1 and 8 shards: on one 2-core box (2026-12-06)
+        # one loss of 6.65 differed by 1.6e-4 relative after the steps, the same code that had
+        # passed at 1e-4 elsewhere; a sharding bug (a per-shard mean, a missing all-reduce) moves
+        # the losses by far more than 5e-4.
+        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=5e-4, atol=1e-5)
     assert one[0]["g_pl/loss"] > 0 and one[1]["g_pl/loss"] == 0  # lazy: every 2nd step
     assert all(np.isfinite(v) for m in one for v in m.values())
 
