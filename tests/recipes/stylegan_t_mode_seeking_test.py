@@ -76,21 +76,23 @@ def _g_loss(ms_weight: float, z_scale: float = 1.0):
     return float(loss), jax.device_get(metrics)
 
 
-def test_off_is_the_papers_loss_and_the_preset_default():
-    loss, m = _g_loss(0.0)
+def check_off_and_paired_terms(g_loss):
+    """g_loss(ms_weight, z_scale) -> (loss, metrics) of a recipe's G step over a G = z_scale · s
+    · z + (its condition): off is the adversarial loss alone; on, paired conditions cancel in the
+    image differences (exactly z's: ratio 1; unpaired, the conditions would add to it) and the
+    term is added at its weight; a G that ignores z draws each pair identically (1 / eps)."""
+    loss, m = g_loss(0.0)
     assert "mode_seeking" not in m and loss == pytest.approx(float(m["loss_adv"]))
-    assert t_config.get_config("lite64").train.ms_weight == 0.0
-
-
-def test_pairs_share_captions_and_the_term_is_added_at_its_weight():
-    # Paired captions cancel mean(c): image differences are exactly z's, ratio 1 (unpaired, the
-    # distinct captions' means would add to it).
-    loss, m = _g_loss(0.5)
+    loss, m = g_loss(0.5)
     np.testing.assert_allclose(m["mode_seeking"], 1.0 / (1.0 + 1e-5), rtol=1e-5)
     assert loss == pytest.approx(float(m["loss_adv"]) + 0.5 * float(m["mode_seeking"]))
-    # A G that ignores z draws each pair identically: ratio 0, the penalty 1 / eps.
-    loss, m = _g_loss(0.5, z_scale=0.0)
+    _, m = g_loss(0.5, z_scale=0.0)
     np.testing.assert_allclose(m["mode_seeking"], 1e5, rtol=1e-6)
+
+
+def test_off_paired_captions_and_the_preset_default():
+    check_off_and_paired_terms(_g_loss)
+    assert t_config.get_config("lite64").train.ms_weight == 0.0
 
 
 @pytest.mark.parametrize("ms_weight, batch", [(-1.0, N), (0.1, 7)])

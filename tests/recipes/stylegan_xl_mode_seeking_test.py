@@ -5,12 +5,16 @@ added at its weight; bad weights and odd (stage) batches name the field. Stub ne
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from configs import stylegan_xl as xl_config
 from gan_zoo.recipes import stylegan_xl as xl_recipe
-from tests.recipes.stylegan_t_mode_seeking_test import RES, _PixG, _SumD
+from tests.recipes.stylegan_t_mode_seeking_test import (
+    RES,
+    _PixG,
+    _SumD,
+    check_off_and_paired_terms,
+)
 
 N, K = 8, 10  # G batch, classes
 
@@ -64,21 +68,9 @@ def _g_loss(ms_weight: float, z_scale: float = 1.0):
     return float(loss), jax.device_get(metrics)
 
 
-def test_off_is_the_papers_loss_and_the_preset_default():
-    loss, m = _g_loss(0.0)
-    assert "mode_seeking" not in m and loss == pytest.approx(float(m["loss_adv"]))
+def test_off_paired_labels_and_the_preset_default():
+    check_off_and_paired_terms(_g_loss)
     assert xl_config.get_config("digits").train.ms_weight == 0.0
-
-
-def test_pairs_share_labels_and_the_term_is_added_at_its_weight():
-    # Paired labels cancel in the image differences: exactly z's, ratio 1 (unpaired, the labels'
-    # differences would add to it).
-    loss, m = _g_loss(0.5)
-    np.testing.assert_allclose(m["mode_seeking"], 1.0 / (1.0 + 1e-5), rtol=1e-5)
-    assert loss == pytest.approx(float(m["loss_adv"]) + 0.5 * float(m["mode_seeking"]))
-    # A G that ignores z draws each pair identically: ratio 0, the penalty 1 / eps.
-    _, m = _g_loss(0.5, z_scale=0.0)
-    np.testing.assert_allclose(m["mode_seeking"], 1e5, rtol=1e-6)
 
 
 @pytest.mark.parametrize("ms_weight, batch", [(-1.0, N), (0.1, 7)])
