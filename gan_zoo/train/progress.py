@@ -4,6 +4,7 @@ and the quiet default for third-party INFO logs (Orbax, absl, TensorFlow)."""
 import logging
 import os
 import sys
+import threading
 
 from gan_zoo.checks import config_get
 
@@ -100,16 +101,18 @@ def drop_closed_loop_noise() -> None:
     each finishing write then reports RuntimeError('Event loop is closed') through
     sys.unraisablehook (a bare traceback, hundreds of them). Other unraisable errors pass on.
     """
-    previous, seen = sys.unraisablehook, []
+    previous, seen, lock = sys.unraisablehook, [], threading.Lock()
 
     def hook(unraisable) -> None:
         exc = unraisable.exc_value
         if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
-            if not seen:
+            with lock:  # the writes finish on several threads at once: one line, not one each
+                first = not seen
+                seen.append(1)
+            if first:
                 logging.getLogger("gan_zoo").warning(
                     "dropping 'Event loop is closed' errors of writes pending when a save "
                     "failed (--verbosity=0 shows them)")
-            seen.append(1)
             return
         previous(unraisable)
     sys.unraisablehook = hook
