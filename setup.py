@@ -25,9 +25,10 @@ INSTALL_REQUIRES = [
     "regex",  # CLIP tokenizer pattern (Unicode classes)
 ]
 EXTRAS_REQUIRE = {
-    # jupytext .. matplotlib: tests/notebooks_test.py runs notebooks/ (matplotlib: their plots)
+    # jupytext .. matplotlib: tests/notebooks_test.py runs notebooks/ (matplotlib: their plots);
+    # filelock: JAX's size-limited compilation cache, shared by the tests (tests/conftest.py)
     "test": ["pytest>=7", "pytest-xdist", "ruff", "jupytext", "nbclient", "nbformat", "ipykernel",
-             "matplotlib"],
+             "matplotlib", "filelock"],
 }
 
 setuptools.setup(

@@ -29,7 +29,10 @@ def test_one_and_eight_devices_agree(variables):
     eight = features.InceptionFeatures(variables, ("pool3", "sfid"), features.data_mesh())(x)
     for k in ("pool3", "sfid"):
         assert one[k].shape == eight[k].shape == (3, inception.inception_v3.FEATURE_DIMS[k])
-        np.testing.assert_allclose(one[k], eight[k], rtol=1e-5, atol=1e-5)
+        # Float32 rounding of two programs (batch 3 on one device, 1 per device on eight): at
+        # the tests' LLVM -O0 (tests/conftest.py) up to 1.4e-4 relative apart, 1e-5 at -O3. A
+        # sharding bug (a per-shard statistic, a missing gather) moves features far more.
+        np.testing.assert_allclose(one[k], eight[k], rtol=5e-4, atol=1e-4)
 
 
 def test_evaluate_and_stats_cache(variables, tmp_path):
