@@ -1,8 +1,9 @@
 """StyleGAN-XL training through the trainer on a tiny digits model (16^2 stem, then 32^2; 2
 steps each at batch 8): the CLI trains both stages and samples class-conditionally; a run
-interrupted mid-stem and at the stage boundary resumes bit-identically; the stem, mapping and
-frozen D parts stay unchanged while the head trains; growing keeps the stem's activations bit
-for bit; warm starts from another run; 1 vs 8 devices agree. Slow (several compiles)."""
+interrupted mid-stem and at the stage boundary resumes bit-identically to the CLI's run; the
+stem, mapping and frozen D parts stay unchanged while the head trains; growing keeps the stem's
+activations bit for bit; warm starts from another run; 1 vs 8 devices agree. Slow (several
+compiles)."""
 
 import os
 import subprocess
@@ -67,10 +68,11 @@ def cli(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """An uninterrupted run and a chain stopped after step 1 (mid-stem) and 2 (the boundary)."""
-    full_dir, chain = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("chain")
-    full, _ = train.run(_config(), str(full_dir))
+def runs(cli, tmp_path_factory):
+    """The uninterrupted CLI run's final state and an in-process chain stopped after step 1
+    (mid-stem) and 2 (the boundary)."""
+    chain = tmp_path_factory.mktemp("chain")
+    full = loop.load_source_run(str(cli), sharding.make_mesh({"data": -1})).state
     full = jax.tree.map(np.asarray, full)
     s1, _ = train.run(_config(), str(chain), stop_after=1)
     s1 = jax.tree.map(np.asarray, s1)
