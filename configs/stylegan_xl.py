@@ -71,6 +71,10 @@ PRESETS = {
     # (seed 0, 891 CPU s) and 56.0% / 0.33 / 6.6 (seed 1) vs 41.2% / 0.23 / 7.9 and 39.5% / 0.24 /
     # 10.3 with 200 steps. Stem proxies, not kept: mismatch_weight 2 (37.0% vs 39.7%, seed 0);
     # the D's DiffAugment translation,cutout at fill -1 (d_diffaug_*: 38.2%, FD 9.3 vs 10.3).
+    # Session 10: on jax 0.10.2 that preset scored 10.5% / recall 0.06 / FD 32 (seed 0): its ViT,
+    # fitted on 32^2 digits only, served the stem's upsampled 16^2 inputs poorly (a 16^2-only
+    # run of the same stem: 47.4%) and the stem drew colour blobs. feature_fit_stages (half of
+    # each fit batch pooled to 16^2): 55.1% / 0.09 / 8.0 and 54.6% / 0.33 / 6.5 (seeds 0, 1).
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
                    flip=False, batch=16, batch_sizes={}, stage_kimg={16: 4.8, 32: 9.6},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
@@ -78,7 +82,7 @@ PRESETS = {
                    d_vit=(32, 4, 2), d_vit_patch=8, d_vit_hooks="0,1,2,3", d_resize_to=32,
                    d_nominal_res=128, d_interp224="true", ema_kimg=0.5, blur_sigma=0.0,
                    blur_fade_kimg=1.0, lr_g=0.005, lr_d=0.004, feature_fit_steps=1000,
-                   mismatch_weight=1.0,
+                   feature_fit_stages=True, mismatch_weight=1.0,
                    ckpt_every=100, log_every=10, image_every=100, grid=20,
                    metrics="fid,kid,is,rfid,pr"),
 }
@@ -122,7 +126,10 @@ def base(p: dict) -> ml_collections.ConfigDict:
         # data's labels for this many Adam steps before the GAN (0 = off; the paper's nets are
         # pretrained, recipes/stylegan_xl_fit.py).
         feature_fit_steps=p.get("feature_fit_steps", 0), feature_fit_batch=64,
-        feature_fit_lr=3e-3))
+        feature_fit_lr=3e-3,
+        # Split each fit batch over the run's stage resolutions (reals pooled to each, as the D
+        # sees them in that stage); False = all at the data's resolution.
+        feature_fit_stages=p.get("feature_fit_stages", False)))
     c.data = common.data_config(p)
     c.train = ml_collections.ConfigDict(dict(
         num_steps=0,  # set by the stages (stage_kimg)

@@ -389,8 +389,9 @@ def _load_frozen(config, clf, state):
         cols[CLF] = nets_lib.classifier_variables(config, clf, None)
     if config.model.get("feature_fit_steps", 0) > 0:
         key = jax.random.fold_in(state.rng, FIT_TAG)
+        res = tuple(s.res for s in stage_plan(config)) if config.model.feature_fit_stages else ()
         frozen, clf_vars = fit_lib.fit_frozen(config, cols["d"][pd.FROZEN_COLLECTION], clf,
-                                              cols.get(CLF), key)
+                                              cols.get(CLF), key, res)
         cols["d"] = {**cols["d"], pd.FROZEN_COLLECTION: frozen}
         if clf is not None:
             cols[CLF] = clf_vars

@@ -12,7 +12,11 @@ state (collections "d"/frozen and "clf"), so a resumed run does not fit again.
 
 Each fit step: a batch of reals, DiffAugment (as the D's input path), [0, 1], ImageNet mean/std,
 bilinear resize to the net's input side, cross entropy of the ViT's logits (the mean of the cls
-and distillation heads for DeiT) against the labels.
+and distillation heads for DeiT) against the labels. With config.model.feature_fit_stages each
+batch is split evenly over the run's stage resolutions, each part average-pooled to its stage's
+side first: the D then sees, in every stage, reals like those its net was fitted on (fitted on
+32^2 digits only, the net served the 16^2 stem's blurrier upsampled inputs poorly and the digits
+preset's stem drew colour blobs; benchmarks/RESULTS.md, session 10).
 """
 
 import functools
@@ -25,6 +29,7 @@ import optax
 
 from gan_zoo import augment
 from gan_zoo.feature_nets import fit, vit
+from gan_zoo.models import progan as progan_models
 from gan_zoo.models import projected_d as pd
 from gan_zoo.recipes import stylegan_xl_nets as nets_lib
 
@@ -32,18 +37,35 @@ log = logging.getLogger("gan_zoo.recipes.stylegan_xl")
 HEADS = ("head", "head_dist")  # timm classifier heads: trained by the fit, not kept by the D
 
 
-def _loss(net, side: int, params, x, y, key):
-    """Cross entropy of the net's logits on DiffAugmented reals (the D's input path)."""
-    x = nets_lib.vit_input(augment.diff_augment(key, x), side)
+def _pooled(x, resolutions: tuple):
+    """x [N, R, R, 3] with its N split evenly (in order) over `resolutions`, each part
+    average-pooled to its resolution as a stage's reals are; a list of parts."""
+    if not resolutions:
+        return [x]
+    parts = np.array_split(np.arange(x.shape[0]), len(resolutions))
+    return [progan_models.downscale_to(x[p[0]:p[-1] + 1], r) for p, r in zip(parts, resolutions)]
+
+
+def _loss(net, side: int, resolutions: tuple, params, x, y, key):
+    """Cross entropy of the net's logits on DiffAugmented reals (the D's input path), the
+    batch split over the stage `resolutions` (() = as given)."""
+    xs, parts = [], _pooled(x, resolutions)
+    for i, part in enumerate(parts):
+        k = key if len(parts) == 1 else jax.random.fold_in(key, i)
+        xs.append(nets_lib.vit_input(augment.diff_augment(k, part), side))
+    x = jnp.concatenate(xs)
     logits = net.apply({"params": params}, x)[0].astype(jnp.float32)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
 
 def fit_vit(net: vit.VisionTransformer, params: dict, batches, steps: int, side: int, key,
-            lr: float = 3e-3) -> dict:
+            lr: float = 3e-3, resolutions: tuple = ()) -> dict:
     """params of `net` (num_classes > 0) after `steps` Adam steps of cross entropy on
-    `batches` (an iterator of (images [N, H, W, 3] in [-1, 1], int labels [N]))."""
-    return fit.adam_fit(functools.partial(_loss, net, side), params, batches, steps, lr, key)[0]
+    `batches` (an iterator of (images [N, H, W, 3] in [-1, 1], int labels [N])); with
+    `resolutions`, each batch is split evenly over them and each part average-pooled to its
+    resolution first (the reals of each stage)."""
+    loss = functools.partial(_loss, net, side, tuple(resolutions))
+    return fit.adam_fit(loss, params, batches, steps, lr, key)[0]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -73,22 +95,28 @@ def data_batches(config, batch: int):
                np.asarray(b["label"]).reshape(-1))
 
 
-def _fit_one(what: str, fitter, params: dict, config, side: int, key) -> dict:
-    """Fit one ViT on the data; logs its accuracy on a fresh batch of 512 training images."""
+def _fit_one(what: str, fitter, params: dict, config, side: int, key,
+             resolutions: tuple = ()) -> dict:
+    """Fit one ViT on the data; logs its accuracy on a fresh batch of 512 training images (at
+    each of `resolutions`, when the fit is split over stages)."""
     m = config.model
     batches = data_batches(config, int(m.feature_fit_batch))
     params = fit_vit(fitter, params, batches, int(m.feature_fit_steps), side, key,
-                     float(m.feature_fit_lr))
+                     float(m.feature_fit_lr), resolutions)
     x, y = next(data_batches(config, 512))
+    down = progan_models.downscale_to
+    acc = ", ".join(f"{100 * accuracy(fitter, params, down(x, r), y, side):.1f}% at {r}^2"
+                    for r in resolutions or (x.shape[1],))
     log.info("StyleGAN-XL %s: fitted on the data labels (config.model.feature_fit_steps=%d, "
-             "batch %d): accuracy %.1f%% on 512 training images", what, m.feature_fit_steps,
-             m.feature_fit_batch, 100 * accuracy(fitter, params, x, y, side))
+             "batch %d): accuracy %s on 512 training images", what, m.feature_fit_steps,
+             m.feature_fit_batch, acc)
     return params
 
 
-def fit_frozen(config, d_frozen: dict, clf, clf_vars, key) -> tuple:
+def fit_frozen(config, d_frozen: dict, clf, clf_vars, key, resolutions: tuple = ()) -> tuple:
     """(D frozen collection, classifier variables) with the random ViTs fitted on the data
-    (config.model.feature_fit_steps > 0; nets loaded from weight files are kept)."""
+    (config.model.feature_fit_steps > 0; nets loaded from weight files are kept); resolutions:
+    the stage resolutions each fit batch is split over (() = the data's only)."""
     m = config.model
     if m.n_classes < 1:
         raise ValueError("config.model.feature_fit_steps > 0 fits the feature nets on the data's "
@@ -99,11 +127,12 @@ def fit_frozen(config, d_frozen: dict, clf, clf_vars, key) -> tuple:
         fitter, side = vit.make(pd.DEIT, **over), int(m.d_resize_to)
         params = with_head(d_frozen[name]["params"], fitter, side, jax.random.fold_in(key, 0))
         params = _fit_one("D feature net F2 (DeiT stand-in)", fitter, params, config, side,
-                          jax.random.fold_in(key, 1))
+                          jax.random.fold_in(key, 1), resolutions)
         d_frozen = {**d_frozen, name: {"params": {k: v for k, v in params.items()
                                                   if k not in HEADS}}}
     if clf is not None and not m.get("clf_weights", ""):
         params = _fit_one("guidance classifier (DeiT-small stand-in)", clf.net,
-                          clf_vars["params"], config, clf.side, jax.random.fold_in(key, 2))
+                          clf_vars["params"], config, clf.side, jax.random.fold_in(key, 2),
+                          resolutions)
         clf_vars = {**clf_vars, "params": params}
     return d_frozen, clf_vars

@@ -1,7 +1,10 @@
 """config.model.feature_fit_steps (recipes/stylegan_xl_fit.py): the digits preset's random D ViT,
 fitted on digits labels, classifies held-out digits far above chance (a random one does not);
+with feature_fit_stages its batches are split over the stage resolutions;
 fit_frozen replaces only the fitted nets' frozen weights, keeps the D's shapes and drops the
 classifier heads; a run without classes is refused naming the field."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -60,13 +63,27 @@ def test_fitted_vit_classifies_held_out_digits(digits, preset_vit):
     assert after > 0.4, after  # 4x chance after 300 steps (the preset fits longer: ~90%)
 
 
-def test_fit_frozen_replaces_only_the_fitted_nets(preset_vit):
+def test_fit_batches_split_over_the_stage_resolutions(digits):
+    """config.model.feature_fit_stages: a fit batch's first half is pooled to the stem's 16^2
+    as the stem's reals are (2x2 means), the second half stays at 32^2, labels in order."""
+    (x, _), _ = digits
+    parts = fit._pooled(jnp.asarray(x[:6]), (16, 32))
+    assert [p.shape for p in parts] == [(3, 16, 16, 3), (3, 32, 32, 3)]
+    np.testing.assert_allclose(parts[0], x[:3].reshape(3, 16, 2, 16, 2, 3).mean(axis=(2, 4)),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(parts[1], x[3:6])
+    assert len(fit._pooled(jnp.asarray(x[:6]), ())) == 1  # off: the batch as it is
+
+
+def test_fit_frozen_replaces_only_the_fitted_nets(preset_vit, caplog):
     c, _, params, _ = preset_vit
     c.model.feature_fit_steps = 2
     name = pd.DEIT + "_net"
     frozen = {name: {"params": {k: v for k, v in params.items() if k not in fit.HEADS}},
               pd.DEIT + "_proj": {"params": {"w": jnp.ones((3,))}}}
-    new, clf_vars = fit.fit_frozen(c, frozen, None, None, jax.random.PRNGKey(1))
+    with caplog.at_level("INFO", logger="gan_zoo"):
+        new, clf_vars = fit.fit_frozen(c, frozen, None, None, jax.random.PRNGKey(1), (16, 32))
+    assert re.search(r"accuracy [\d.]+% at 16\^2, [\d.]+% at 32\^2", caplog.text), caplog.text
     assert clf_vars is None
     assert set(new) == set(frozen)
     # Same tree (heads dropped again), every fitted weight moved; the projection untouched.
