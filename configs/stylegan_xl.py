@@ -129,7 +129,10 @@ def base(p: dict) -> ml_collections.ConfigDict:
         feature_fit_lr=3e-3,
         # Split each fit batch over the run's stage resolutions (reals pooled to each, as the D
         # sees them in that stage); False = all at the data's resolution.
-        feature_fit_stages=p.get("feature_fit_stages", False)))
+        feature_fit_stages=p.get("feature_fit_stages", False),
+        # The D's ViT also tells grey-scale reals from tinted copies (extra classes), so that its
+        # features see colour as ImageNet-pretrained nets do (False = labels only).
+        feature_fit_tint=p.get("feature_fit_tint", False)))
     c.data = common.data_config(p)
     c.train = ml_collections.ConfigDict(dict(
         num_steps=0,  # set by the stages (stage_kimg)

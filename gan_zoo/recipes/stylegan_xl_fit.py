@@ -16,7 +16,10 @@ and distillation heads for DeiT) against the labels. With config.model.feature_f
 batch is split evenly over the run's stage resolutions, each part average-pooled to its stage's
 side first: the D then sees, in every stage, reals like those its net was fitted on (fitted on
 32^2 digits only, the net served the 16^2 stem's blurrier upsampled inputs poorly and the digits
-preset's stem drew colour blobs; benchmarks/RESULTS.md, session 10).
+preset's stem drew colour blobs; benchmarks/RESULTS.md, session 10). With
+config.model.feature_fit_tint the D's ViT also learns to tell grey reals from tinted copies
+(half of each batch, labelled as n_classes more classes): fitted on grey digits alone, its
+features barely change with colour, so its D let G draw magenta and green digits.
 """
 
 import functools
@@ -35,6 +38,8 @@ from gan_zoo.recipes import stylegan_xl_nets as nets_lib
 
 log = logging.getLogger("gan_zoo.recipes.stylegan_xl")
 HEADS = ("head", "head_dist")  # timm classifier heads: trained by the fit, not kept by the D
+# config.model.feature_fit_tint: the tint's ranges in [-1, 1] image units, and its key's tag.
+TINT_GAIN, TINT_OFFSET, TINT_TAG = (0.5, 1.5), (-0.4, 0.4), 99
 
 
 def _pooled(x, resolutions: tuple):
@@ -46,9 +51,25 @@ def _pooled(x, resolutions: tuple):
     return [progan_models.downscale_to(x[p[0]:p[-1] + 1], r) for p, r in zip(parts, resolutions)]
 
 
-def _loss(net, side: int, resolutions: tuple, params, x, y, key):
+def tint(key, x, y, n_classes: int):
+    """(x, y) with about half the images (a fair coin each) tinted, x·g + o clipped to [-1, 1]
+    with a per-image, per-channel gain g ~ U(TINT_GAIN) and offset o ~ U(TINT_OFFSET), and
+    their labels moved to n_classes + y (config.model.feature_fit_tint)."""
+    kb, kg, ko = jax.random.split(key, 3)
+    n = x.shape[0]
+    on = jax.random.bernoulli(kb, 0.5, (n,))
+    g = jax.random.uniform(kg, (n, 1, 1, 3), minval=TINT_GAIN[0], maxval=TINT_GAIN[1])
+    o = jax.random.uniform(ko, (n, 1, 1, 3), minval=TINT_OFFSET[0], maxval=TINT_OFFSET[1])
+    x = jnp.where(on[:, None, None, None], jnp.clip(x * g + o, -1, 1), x)
+    return x, y + n_classes * on.astype(y.dtype)
+
+
+def _loss(net, side: int, resolutions: tuple, tint_classes: int, params, x, y, key):
     """Cross entropy of the net's logits on DiffAugmented reals (the D's input path), the
-    batch split over the stage `resolutions` (() = as given)."""
+    batch split over the stage `resolutions` (() = as given), half of it tinted as extra
+    classes when tint_classes > 0 (the data's class count)."""
+    if tint_classes:
+        x, y = tint(jax.random.fold_in(key, TINT_TAG), x, y, tint_classes)
     xs, parts = [], _pooled(x, resolutions)
     for i, part in enumerate(parts):
         k = key if len(parts) == 1 else jax.random.fold_in(key, i)
@@ -59,12 +80,14 @@ def _loss(net, side: int, resolutions: tuple, params, x, y, key):
 
 
 def fit_vit(net: vit.VisionTransformer, params: dict, batches, steps: int, side: int, key,
-            lr: float = 3e-3, resolutions: tuple = ()) -> dict:
+            lr: float = 3e-3, resolutions: tuple = (), tint_classes: int = 0) -> dict:
     """params of `net` (num_classes > 0) after `steps` Adam steps of cross entropy on
     `batches` (an iterator of (images [N, H, W, 3] in [-1, 1], int labels [N])); with
     `resolutions`, each batch is split evenly over them and each part average-pooled to its
-    resolution first (the reals of each stage)."""
-    loss = functools.partial(_loss, net, side, tuple(resolutions))
+    resolution first (the reals of each stage); with tint_classes = the data's class count,
+    half of each batch is tinted and labelled as tint_classes + its label (the net needs
+    tint_classes more outputs)."""
+    loss = functools.partial(_loss, net, side, tuple(resolutions), tint_classes)
     return fit.adam_fit(loss, params, batches, steps, lr, key)[0]
 
 
@@ -96,13 +119,13 @@ def data_batches(config, batch: int):
 
 
 def _fit_one(what: str, fitter, params: dict, config, side: int, key,
-             resolutions: tuple = ()) -> dict:
+             resolutions: tuple = (), tint_classes: int = 0) -> dict:
     """Fit one ViT on the data; logs its accuracy on a fresh batch of 512 training images (at
     each of `resolutions`, when the fit is split over stages)."""
     m = config.model
     batches = data_batches(config, int(m.feature_fit_batch))
     params = fit_vit(fitter, params, batches, int(m.feature_fit_steps), side, key,
-                     float(m.feature_fit_lr), resolutions)
+                     float(m.feature_fit_lr), resolutions, tint_classes)
     x, y = next(data_batches(config, 512))
     down = progan_models.downscale_to
     acc = ", ".join(f"{100 * accuracy(fitter, params, down(x, r), y, side):.1f}% at {r}^2"
@@ -123,11 +146,12 @@ def fit_frozen(config, d_frozen: dict, clf, clf_vars, key, resolutions: tuple = 
                          f"labels: it needs config.model.n_classes > 0, got {m.n_classes}")
     name = pd.DEIT + "_net"
     if name in d_frozen and not m.get("deit_weights", ""):
-        over = dict(nets_lib.vit_overrides(m, "d_vit"), num_classes=m.n_classes)
+        tint_classes = m.n_classes if m.feature_fit_tint else 0  # D's ViT only
+        over = dict(nets_lib.vit_overrides(m, "d_vit"), num_classes=m.n_classes + tint_classes)
         fitter, side = vit.make(pd.DEIT, **over), int(m.d_resize_to)
         params = with_head(d_frozen[name]["params"], fitter, side, jax.random.fold_in(key, 0))
         params = _fit_one("D feature net F2 (DeiT stand-in)", fitter, params, config, side,
-                          jax.random.fold_in(key, 1), resolutions)
+                          jax.random.fold_in(key, 1), resolutions, tint_classes)
         d_frozen = {**d_frozen, name: {"params": {k: v for k, v in params.items()
                                                   if k not in HEADS}}}
     if clf is not None and not m.get("clf_weights", ""):

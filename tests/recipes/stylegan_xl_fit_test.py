@@ -1,6 +1,7 @@
 """config.model.feature_fit_steps (recipes/stylegan_xl_fit.py): the digits preset's random D ViT,
 fitted on digits labels, classifies held-out digits far above chance (a random one does not);
-with feature_fit_stages its batches are split over the stage resolutions;
+with feature_fit_stages its batches are split over the stage resolutions, with feature_fit_tint
+half of them tinted as extra classes;
 fit_frozen replaces only the fitted nets' frozen weights, keeps the D's shapes and drops the
 classifier heads; a run without classes is refused naming the field."""
 
@@ -73,6 +74,22 @@ def test_fit_batches_split_over_the_stage_resolutions(digits):
                                rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(parts[1], x[3:6])
     assert len(fit._pooled(jnp.asarray(x[:6]), ())) == 1  # off: the batch as it is
+
+
+def test_tint_moves_half_the_batch_to_extra_classes(digits):
+    """config.model.feature_fit_tint: untinted images and labels pass unchanged; tinted ones
+    are no longer grey (channels differ, most by far), stay in [-1, 1], and are labelled 10 + their digit."""
+    (x, y), _ = digits
+    x, y = jnp.asarray(x[:64]), jnp.asarray(y[:64])
+    tx, ty = fit.tint(jax.random.PRNGKey(3), x, y, 10)
+    on = np.asarray(ty) >= 10
+    assert 16 < on.sum() < 48  # a fair coin per image
+    np.testing.assert_array_equal(np.asarray(ty)[on] - 10, np.asarray(y)[on])
+    np.testing.assert_array_equal(np.asarray(tx)[~on], np.asarray(x)[~on])
+    assert float(jnp.abs(x[..., 0] - x[..., 2]).max()) == 0  # the digits are grey
+    spread = np.abs(np.asarray(tx)[on][..., 0] - np.asarray(tx)[on][..., 2]).max(axis=(1, 2))
+    assert spread.mean() > 0.2 and np.mean(spread > 0.05) > 0.8, spread
+    assert float(tx.min()) >= -1 and float(tx.max()) <= 1
 
 
 def test_fit_frozen_replaces_only_the_fitted_nets(preset_vit, caplog):
