@@ -272,8 +272,8 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
     heads_real, alt_real, d_cols = nets.run_d(
         d_params, d_cols, nets.reals(batch), c_real, k_real, state.step,
         nets.wrong_labels(k_wr, y_real) if cond else None)
-    loss, metrics = d_loss(heads_real, heads_fake, alt_real, nets.t.get("mismatch_weight", 0.0),
-                           alt_fake, nets.t.get("mismatch_fake_weight", 0.0))
+    loss, metrics = d_loss(heads_real, heads_fake, alt_real, nets.t.mismatch_weight,
+                           alt_fake, nets.t.mismatch_fake_weight)
     for name, h, alt in (("real", heads_real, alt_real), ("fake", heads_fake, alt_fake)):
         if cond:  # the D's class margin, true vs a wrong label
             metrics[f"margin_{name}"], metrics[f"pairwise_{name}"] = class_margin(h, alt)
@@ -465,7 +465,7 @@ def make_recipe(config, networks=None) -> Recipe:
     m, t = config.model, config.train
     plan = stage_plan(config)
     for field in ("mismatch_weight", "mismatch_fake_weight"):
-        if t.get(field, 0.0) > 0 and not m.n_classes:
+        if t[field] > 0 and not m.n_classes:
             raise ValueError(f"config.train.{field}={t[field]} needs labels; n_classes is 0")
     need_clf = t.cls_weight > 0 and plan[-1].res > t.cls_min_res
     nets_lib.check_weight_files(config, need_clf)
