@@ -78,7 +78,8 @@ def test_fit_batches_split_over_the_stage_resolutions(digits):
 
 def test_tint_moves_half_the_batch_to_extra_classes(digits):
     """config.model.feature_fit_tint: untinted images and labels pass unchanged; tinted ones
-    are no longer grey (channels differ, most by far), stay in [-1, 1], and are labelled 10 + their digit."""
+    are no longer grey (channels differ, most by far), stay in [-1, 1], and are labelled
+    10 + their digit."""
     (x, y), _ = digits
     x, y = jnp.asarray(x[:64]), jnp.asarray(y[:64])
     tx, ty = fit.tint(jax.random.PRNGKey(3), x, y, 10)
