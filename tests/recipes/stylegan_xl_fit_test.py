@@ -66,7 +66,7 @@ def test_fitted_vit_classifies_held_out_digits(digits, preset_vit):
 
 def test_fit_batches_split_over_the_stage_resolutions(digits):
     """config.model.feature_fit_stages: a fit batch's first half is pooled to the stem's 16^2
-    as the stem's reals are (2x2 means), the second half stays at 32^2, labels in order."""
+    as the stem's reals are (2x2 means), the second half stays at 32^2, in order."""
     (x, _), _ = digits
     parts = fit._pooled(jnp.asarray(x[:6]), (16, 32))
     assert [p.shape for p in parts] == [(3, 16, 16, 3), (3, 32, 32, 3)]
