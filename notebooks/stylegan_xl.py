@@ -25,7 +25,7 @@
 # then 32²) through the one trainer, then samples by class, mixes styles and interpolates.
 #
 # Status: the `digits` preset trains end to end (~10 minutes on 2 cores) but draws only partly
-# recognisable digits, in off colours (60-65% are recognised as their class, on two seeds).
+# recognisable digits, in off colours (61-69% are recognised as their class, on two seeds).
 # Its feature networks are tiny random ViTs; the discriminator's is first fitted on the digit
 # labels at both stage resolutions as a stand-in for pretrained weights
 # (`--config.model.deit_weights` etc. take timm weights). See the README.

@@ -70,7 +70,8 @@ def _g_loss(ms_weight: float, z_scale: float = 1.0):
 
 def test_off_paired_labels_and_the_preset_default():
     check_off_and_paired_terms(_g_loss)
-    assert xl_config.get_config("digits").train.ms_weight == 0.0
+    assert xl_config.get_config("imagenet").train.ms_weight == 0.0  # the paper's loss
+    assert xl_config.get_config("digits").train.ms_weight == 0.05  # the CPU preset's (RESULTS)
 
 
 @pytest.mark.parametrize("ms_weight, batch", [(-1.0, N), (0.1, 7)])
