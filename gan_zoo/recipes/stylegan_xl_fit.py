@@ -72,7 +72,7 @@ def _loss(net, side: int, resolutions: tuple, tint_classes: int, params, x, y, k
         x, y = tint(jax.random.fold_in(key, TINT_TAG), x, y, tint_classes)
     xs, parts = [], _pooled(x, resolutions)
     for i, part in enumerate(parts):
-        k = key if len(parts) == 1 else jax.random.fold_in(key, i)
+        k = key if len(parts) == 1 else jax.random.fold_in(key, i)  # 1 part: draws as before
         xs.append(nets_lib.vit_input(augment.diff_augment(k, part), side))
     x = jnp.concatenate(xs)
     logits = net.apply({"params": params}, x)[0].astype(jnp.float32)

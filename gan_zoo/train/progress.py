@@ -101,15 +101,14 @@ def drop_closed_loop_noise() -> None:
     each finishing write then reports RuntimeError('Event loop is closed') through
     sys.unraisablehook (a bare traceback, hundreds of them). Other unraisable errors pass on.
     """
-    previous, lock = sys.unraisablehook, threading.Lock()
-    warned = threading.Event()
+    previous, lock, warned = sys.unraisablehook, threading.Lock(), False
 
     def hook(unraisable) -> None:
+        nonlocal warned
         exc = unraisable.exc_value
         if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
             with lock:  # the writes finish on several threads at once: one line, not one each
-                first = not warned.is_set()
-                warned.set()
+                first, warned = not warned, True
             if first:
                 logging.getLogger("gan_zoo").warning(
                     "dropping 'Event loop is closed' errors of writes pending when a save "
