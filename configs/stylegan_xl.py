@@ -117,6 +117,8 @@ def base(p: dict) -> ml_collections.ConfigDict:
         d_vit_hooks=p.get("d_vit_hooks", "2,5,8,11"), d_resize_to=p.get("d_resize_to", 224),
         d_nominal_res=p.get("d_nominal_res", 256), d_interp224=p.get("d_interp224", "auto"),
         d_cmap_dim=64, d_embed_dim=p.get("embed_dim", 0) or 320, d_diffaug=True, d_proj_seed=0,
+        # Not in the paper (0 = the official widths, up to 512): a cap on the D heads' widths.
+        d_head_channel_max=p.get("d_head_channel_max", 0),
         # D's DiffAugment ops and the fill of translation/cutout (official: all three, fill 0).
         d_diffaug_policy=p.get("d_diffaug_policy", "color,translation,cutout"),
         d_diffaug_fill=p.get("d_diffaug_fill", 0.0),

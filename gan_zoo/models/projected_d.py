@@ -151,9 +151,13 @@ class RandomProjection(nn.Module):
         return tuple(fused)
 
 
-def head_channels(nominal_size: int, in_channels: int) -> list[tuple[int, int, int]]:
-    """The DownBlocks of a head: (size, cin, cout) while size > HEAD_END_SIZE (SingleDiscCond)."""
-    table = {**HEAD_CHANNELS, nominal_size: in_channels}
+def head_channels(nominal_size: int, in_channels: int,
+                  channel_max: int = 0) -> list[tuple[int, int, int]]:
+    """The DownBlocks of a head: (size, cin, cout) while size > HEAD_END_SIZE (SingleDiscCond).
+    channel_max > 0 caps the HEAD_CHANNELS widths (not in the official code: small CPU presets);
+    0 = the official table."""
+    table = {k: min(v, channel_max) if channel_max > 0 else v for k, v in HEAD_CHANNELS.items()}
+    table[nominal_size] = in_channels
     blocks, s = [], nominal_size
     while s > HEAD_END_SIZE:
         blocks.append((s, table[s], table[s // 2]))
@@ -172,11 +176,12 @@ class DiscHead(nn.Module):
     embed_dim: int = EMBED_DIM  # class-embedding width (pretrained lite0 table)
     bn_group: str | int = "device"  # BatchNorm statistics: per device as the official DDP
     num_devices: Optional[int] = None  # devices for bn_group "device"; None: jax.device_count()
+    channel_max: int = 0  # cap on the DownBlocks' widths (head_channels); 0 = official
 
     @nn.compact
     def __call__(self, x, c, *, train: bool, c_alt=None):
         checks.check_rank("DiscHead: x", x, 4, "[N, H, W, C]")
-        blocks = head_channels(self.nominal_size, x.shape[-1])
+        blocks = head_channels(self.nominal_size, x.shape[-1], self.channel_max)
         if min(x.shape[1:3]) // 2 ** len(blocks) < 4:  # else no logits at all (a blind head)
             raise ValueError(f"DiscHead: a {tuple(x.shape[1:3])} map is {len(blocks)} down "
                              f"blocks (nominal size {self.nominal_size}) from smaller than the "
@@ -248,6 +253,7 @@ class ProjectedDiscriminator(nn.Module):
     num_devices: Optional[int] = None  # devices for bn_group "device"
     resize_to: int = VIT_INPUT  # input side of the ViT (and of the CNN when interp224); tests only
     nominal_res: int = NOMINAL_RES  # input side the head depths are computed for; tests only
+    head_channel_max: int = 0  # cap on the heads' DownBlock widths (not official); 0 = none
 
     def _vit(self):
         return vit.make(self.vit_variant, **{"num_classes": 0, **dict(self.vit_overrides)})
@@ -305,7 +311,8 @@ class ProjectedDiscriminator(nn.Module):
             for i, f in enumerate(feats):
                 size = self.nominal_res // 2 ** (i + 2) * 2  # tap stride 4..32, x2 by the CSM
                 head = DiscHead(size, self.c_dim, self.cmap_dim, self.embed_dim, self.bn_group,
-                                self.num_devices, name=f"{backbone}_head{i}")
+                                self.num_devices, self.head_channel_max,
+                                name=f"{backbone}_head{i}")
                 out = head(f, c, train=train, c_alt=c_alt)
                 if c_alt is not None:
                     out, aux["logits_alt"][f"{backbone}/{i}"] = out

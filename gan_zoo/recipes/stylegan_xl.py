@@ -334,8 +334,9 @@ def _pin_frozen_ema(G, state):
     return state.replace(ema_params=ema)
 
 
-def _stage_recipe(config, G, D, clf, stage: XLStage) -> tuple:
-    """(Recipe, _Parts) of one stage."""
+def _stage_recipe(config, G, D, clf, stage: XLStage, fit_res: tuple) -> tuple:
+    """(Recipe, _Parts) of one stage; fit_res: the resolutions the frozen nets' fit pools its
+    batches to (`_load_frozen`)."""
     m, t = config.model, config.train
     nets = _Nets(G, D, clf, config, stage)
     tx_g, lr_g = _g_optimizer(t, G)
@@ -376,22 +377,22 @@ def _stage_recipe(config, G, D, clf, stage: XLStage) -> tuple:
                                            t.ema_rampup),
         post_step=None if stage.stem else functools.partial(_pin_frozen_ema, G),
         n_classes=m.n_classes, dim_z=G.z_dim,
-        load_frozen=functools.partial(_load_frozen, config, clf))
+        load_frozen=functools.partial(_load_frozen, config, clf, fit_res))
     return recipe, _Parts(G, tx_g, stage)
 
 
-def _load_frozen(config, clf, state):
+def _load_frozen(config, clf, fit_res, state):
     """Recipe.load_frozen: the D's feature nets and the guidance classifier from the config's
     weight files (host-side, after the jitted init); random-initialised ones stay, or are fitted
-    on the data's labels with config.model.feature_fit_steps > 0 (stylegan_xl_fit)."""
+    on the data's labels with config.model.feature_fit_steps > 0 (stylegan_xl_fit), at the
+    resolutions fit_res (() = the data's own)."""
     cols = {**state.collections, "d": nets_lib.load_d_weights(config, dict(state.collections["d"]))}
     if clf is not None and config.model.get("clf_weights", ""):
         cols[CLF] = nets_lib.classifier_variables(config, clf, None)
     if config.model.get("feature_fit_steps", 0) > 0:
         key = jax.random.fold_in(state.rng, FIT_TAG)
-        res = tuple(s.res for s in stage_plan(config)) if config.model.feature_fit_stages else ()
         frozen, clf_vars = fit_lib.fit_frozen(config, cols["d"][pd.FROZEN_COLLECTION], clf,
-                                              cols.get(CLF), key, res)
+                                              cols.get(CLF), key, fit_res)
         cols["d"] = {**cols["d"], pd.FROZEN_COLLECTION: frozen}
         if clf is not None:
             cols[CLF] = clf_vars
@@ -474,7 +475,8 @@ def make_recipe(config, networks=None) -> Recipe:
                                                                      sg.data_devices(config)))
     clf = nets_lib.make_classifier(config) if need_clf else None
     gens = tuple(nets_lib.stage_generator(G, s.res) for s in plan)
-    built = {s.res: _stage_recipe(config, g, D, clf, s) for g, s in zip(gens, plan)}
+    fit_res = tuple(s.res for s in plan) if m.feature_fit_stages else ()
+    built = {s.res: _stage_recipe(config, g, D, clf, s, fit_res) for g, s in zip(gens, plan)}
     recipes = {r: b[0] for r, b in built.items()}
     parts = {r: b[1] for r, b in built.items()}
     base = recipes[plan[-1].res]

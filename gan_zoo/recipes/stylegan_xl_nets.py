@@ -92,7 +92,8 @@ def make_discriminator(config, data_devices: int) -> pd.ProjectedDiscriminator:
         interp224=interp, proj_seed=m.d_proj_seed, vit_variant=pd.DEIT,
         vit_overrides=vit_overrides(m, "d_vit"), vit_hooks=_ints(m.d_vit_hooks),
         bn_group=group if group in ("device", "global") else int(group),
-        num_devices=data_devices, resize_to=m.d_resize_to, nominal_res=m.d_nominal_res)
+        num_devices=data_devices, resize_to=m.d_resize_to, nominal_res=m.d_nominal_res,
+        head_channel_max=int(m.get("d_head_channel_max", 0)))  # .get: configs saved before it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,23 @@ def test_head_blocks_follow_the_official_channel_table():
     assert pd.head_channels(16, 256) == [(16, 256, 512)]
 
 
+def test_head_channel_cap_narrows_the_down_blocks_not_the_input():
+    # config.model.d_head_channel_max (not official): every DownBlock's output width is capped,
+    # the head's input keeps the CSM's width; 0, or a cap above 512, is the official table.
+    assert pd.head_channels(128, 64, 64) == [(128, 64, 64), (64, 64, 64), (32, 64, 64),
+                                             (16, 64, 64)]
+    assert pd.head_channels(32, 128, 64) == [(32, 128, 64), (16, 64, 64)]
+    assert pd.head_channels(64, 64, 0) == pd.head_channels(64, 64, 1024) == pd.head_channels(64, 64)
+    head = pd.DiscHead(32, c_dim=10, cmap_dim=8, embed_dim=6, num_devices=1, channel_max=64)
+    f = jax.ShapeDtypeStruct((2, 32, 32, 128), jnp.float32)
+    y = jax.ShapeDtypeStruct((2, 10), jnp.float32)
+    v = jax.eval_shape(lambda f, y: head.init(jax.random.PRNGKey(0), f, y, train=False), f, y)
+    p = v["params"]
+    assert p["down0_conv"]["weight"].shape == (4, 4, 128, 64)
+    assert p["down1_conv"]["weight"].shape == (4, 4, 64, 64)
+    assert p["cls"]["weight"].shape == (4, 4, 64, 8)
+
+
 def test_paper_scale_trainable_count():
     # Per backbone, heads on CSM maps of 64/64/128/256 ch at nominal 128/64/32/16 (official):
     # DownBlock(cin, cout) = 4x4 conv + bias + BN affine; cls 4x4 512 -> 64, no bias;

@@ -72,11 +72,12 @@ def runs(cli, tmp_path_factory):
     """The uninterrupted CLI run's final state and an in-process chain stopped after step 1
     (mid-stem) and 2 (the boundary)."""
     chain = tmp_path_factory.mktemp("chain")
-    full = loop.load_source_run(str(cli), sharding.make_mesh({"data": -1})).state
+    mesh = sharding.make_mesh({"data": -1})
+    full = loop.load_source_run(str(cli), mesh).state
     full = jax.tree.map(np.asarray, full)
     s1, _ = train.run(_config(), str(chain), stop_after=1)
     s1 = jax.tree.map(np.asarray, s1)
-    src1 = loop.load_source_run(str(chain), sharding.make_mesh({"data": -1}))  # for warm starts
+    src1 = loop.load_source_run(str(chain), mesh)  # for warm starts
     s2, _ = train.run(_config(), str(chain), stop_after=1)  # crosses into res32
     s2 = jax.tree.map(np.asarray, s2)
     s4, _ = train.run(_config(), str(chain))
