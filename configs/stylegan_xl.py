@@ -79,12 +79,20 @@ PRESETS = {
     # guidance in the 32^2 stage (33%), feature_fit_tint (grey digits but 47.4% vs 60.0%).
     # MSGAN's mode seeking (ms_weight 0.05, not in the paper): 60.8% / 0.38 / 5.8 and 69.0% /
     # 0.53 / 4.7 (seeds 0, 1).
+    # Session 11: at the official head widths (up to 512 channels) the D's heads held 8.0M
+    # weights and its forward + backward took 14.6 GFLOP per batch of 16; capped at 64
+    # (d_head_channel_max, not in the paper) 3.4 GFLOP and ~2.2x the images per second, so
+    # ~1,040 CPU s (11 min wall with the fit) buy a 600-step stem and a 1,600-step 32^2 stage
+    # (were 300 + 600): 94.9% / 0.49 / 1.29 and 90.0% / 0.48 / 1.94 (seeds 0, 1); the same cap
+    # at 600 + 1,200 steps: 91.4% / 0.48 / 1.42 and 88.9% / 0.42 / 2.08; with feature_fit_tint
+    # 75.8% / 0.47 / 2.50 (seed 0).
     "digits": dict(_BASE, variant="imagenet_test", resolution=32, n_classes=10, data="digits",
-                   flip=False, batch=16, batch_sizes={}, stage_kimg={16: 4.8, 32: 9.6},
+                   flip=False, batch=16, batch_sizes={}, stage_kimg={16: 9.6, 32: 25.6},
                    num_fp16_res=0, feature_nets="random", z_dim=16, w_dim=32, embed_rows=10,
                    embed_dim=16, d_backbones="deit_base_distilled_patch16_224",
                    d_vit=(32, 4, 2), d_vit_patch=8, d_vit_hooks="0,1,2,3", d_resize_to=32,
-                   d_nominal_res=128, d_interp224="true", ema_kimg=0.5, blur_sigma=0.0,
+                   d_nominal_res=128, d_head_channel_max=64, d_interp224="true",
+                   ema_kimg=0.5, blur_sigma=0.0,
                    blur_fade_kimg=1.0, lr_g=0.005, lr_d=0.004, feature_fit_steps=2000,
                    feature_fit_stages=True, mismatch_weight=1.0, ms_weight=0.05,
                    ckpt_every=100, log_every=10, image_every=100, grid=20,
