@@ -100,8 +100,9 @@ def test_stage_plan_of_the_presets():
         (16, True, 2048, 0, 12_208), (32, False, 2048, 12_208, 12_208),
         (64, False, 256, 24_416, 97_657)]
     digits = xl_recipe.stage_plan(xl_config.get_config("digits"))
-    assert [(s.res, s.batch, s.steps) for s in digits] == [(16, 16, 300), (32, 16, 600)]
-    stages = [xl_recipe.stage_at(digits, s) for s in (0, 299, 300, 899, 10_000)]
+    # 9.6 and 25.6 kimg at batch 16.
+    assert [(s.res, s.batch, s.steps) for s in digits] == [(16, 16, 600), (32, 16, 1600)]
+    stages = [xl_recipe.stage_at(digits, s) for s in (0, 599, 600, 2199, 10_000)]
     assert [(s.name, s.key, s.batch_size) for s in stages] == [
         ("res16", 16, 16), ("res16", 16, 16), ("res32", 32, 16), ("res32", 32, 16),
         ("res32", 32, 16)]
@@ -123,14 +124,14 @@ def test_recipe_phases_learning_rates_and_guidance_per_stage():
     nets = {r: recipe.stage_recipe(r).phases[0].loss_fn.args[0] for r in (16, 32, 64)}
     assert [nets[r].cls_weight for r in (16, 32, 64)] == [0.0, 0.0, 8.0]  # only above 32^2
     assert [nets[r].G.img_resolution for r in (16, 32, 64)] == [16, 32, 64]
-    # A stem that ends before pl_start_kimg (digits: 300 steps of 16 < 1,000 kimg) has no g_pl
+    # A stem that ends before pl_start_kimg (digits: 600 steps of 16 < 1,000 kimg) has no g_pl
     # phase; it has one once the start falls inside the stem (the last step's images count).
     config = xl_config.get_config("digits")
     names = lambda c: [p.name for p in recipes.make_recipe(c).stage_recipe(16).phases]  # noqa: E731
     assert names(config) == ["g", "d"]
-    config.train.pl_start_kimg = 299 * 16 / 1000
+    config.train.pl_start_kimg = 599 * 16 / 1000
     assert names(config) == ["g", "g_pl", "d"]
-    config.train.pl_start_kimg = 300 * 16 / 1000
+    config.train.pl_start_kimg = 600 * 16 / 1000
     assert names(config) == ["g", "d"]
 
 
