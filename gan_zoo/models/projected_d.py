@@ -156,6 +156,9 @@ def head_channels(nominal_size: int, in_channels: int,
     """The DownBlocks of a head: (size, cin, cout) while size > HEAD_END_SIZE (SingleDiscCond).
     channel_max > 0 caps the HEAD_CHANNELS widths (not in the official code: small CPU presets);
     0 = the official table."""
+    if channel_max < 0:
+        raise ValueError(f"head_channels: channel_max (config.model.d_head_channel_max) must be "
+                         f">= 0 (0 = the official widths), got {channel_max}")
     table = {k: min(v, channel_max) if channel_max > 0 else v for k, v in HEAD_CHANNELS.items()}
     table[nominal_size] = in_channels
     blocks, s = [], nominal_size

@@ -44,6 +44,8 @@ def test_head_channel_cap_narrows_the_down_blocks_not_the_input():
                                              (16, 64, 64)]
     assert pd.head_channels(32, 128, 64) == [(32, 128, 64), (16, 64, 64)]
     assert pd.head_channels(64, 64, 0) == pd.head_channels(64, 64, 1024) == pd.head_channels(64, 64)
+    with pytest.raises(ValueError, match="d_head_channel_max"):
+        pd.head_channels(64, 64, -1)
     head = pd.DiscHead(32, c_dim=10, cmap_dim=8, embed_dim=6, num_devices=1, channel_max=64)
     f = jax.ShapeDtypeStruct((2, 32, 32, 128), jnp.float32)
     y = jax.ShapeDtypeStruct((2, 10), jnp.float32)
