@@ -256,7 +256,7 @@ class ProjectedDiscriminator(nn.Module):
     num_devices: Optional[int] = None  # devices for bn_group "device"
     resize_to: int = VIT_INPUT  # input side of the ViT (and of the CNN when interp224); tests only
     nominal_res: int = NOMINAL_RES  # input side the head depths are computed for; tests only
-    head_channel_max: int = 0  # cap on the heads' DownBlock widths (not official); 0 = none
+    head_channel_max: int = 0  # DiscHead.channel_max of every head (not official); 0 = official
 
     def _vit(self):
         return vit.make(self.vit_variant, **{"num_classes": 0, **dict(self.vit_overrides)})
