@@ -24,8 +24,8 @@
 # classifier guidance above 32×32. This notebook runs the CPU-sized `digits` preset (16² stem,
 # then 32²) through the one trainer, then samples by class, mixes styles and interpolates.
 #
-# Status: the `digits` preset trains end to end (~11 minutes on 2 cores) and draws recognisable
-# digits, in tinted greys (90-95% are recognised as their class, on two seeds).
+# Status: the `digits` preset trains end to end (~10 minutes on 2 cores) and draws recognisable
+# digits, in tinted greys (92% are recognised as their class, on two seeds).
 # Its feature networks are tiny random ViTs; the discriminator's is first fitted on the digit
 # labels at both stage resolutions as a stand-in for pretrained weights
 # (`--config.model.deit_weights` etc. take timm weights). See the README.

@@ -100,9 +100,9 @@ def test_stage_plan_of_the_presets():
         (16, True, 2048, 0, 12_208), (32, False, 2048, 12_208, 12_208),
         (64, False, 256, 24_416, 97_657)]
     digits = xl_recipe.stage_plan(xl_config.get_config("digits"))
-    # 9.6 and 25.6 kimg at batch 16.
-    assert [(s.res, s.batch, s.steps) for s in digits] == [(16, 16, 600), (32, 16, 1600)]
-    stages = [xl_recipe.stage_at(digits, s) for s in (0, 599, 600, 2199, 10_000)]
+    # 9.6 and 28.8 kimg at batch 16.
+    assert [(s.res, s.batch, s.steps) for s in digits] == [(16, 16, 600), (32, 16, 1800)]
+    stages = [xl_recipe.stage_at(digits, s) for s in (0, 599, 600, 2399, 10_000)]
     assert [(s.name, s.key, s.batch_size) for s in stages] == [
         ("res16", 16, 16), ("res16", 16, 16), ("res32", 32, 16), ("res32", 32, 16),
         ("res32", 32, 16)]
