@@ -93,6 +93,9 @@ def base(p: dict) -> ml_collections.ConfigDict:
         # D (spec §2.4): DINO ViT-S/16 sizes 0 = its; taps; input side; heads.
         **dino, d_hooks=p.get("d_hooks", "2,5,8,11"), d_input_size=p.get("d_input_size", 224),
         d_cmap_dim=64, d_diffaug=True, d_p_crop=0.5, d_proj_seed=0,
+        # D's DiffAugment ops and the fill of translation/cutout (official: all three, fill 0)
+        d_diffaug_policy=p.get("d_diffaug_policy", "color,translation,cutout"),
+        d_diffaug_fill=p.get("d_diffaug_fill", 0.0),
         d_bn_devices=0,  # BatchNormLocal per device of: 0 = the 'data' devices (official), k
         # "pretrained": the weight files below must exist; "random": seeded random towers.
         feature_nets=p["feature_nets"], clip_weights="", dino_weights="",
@@ -117,6 +120,9 @@ def base(p: dict) -> ml_collections.ConfigDict:
         text_phase_trains_d=False,  # True: D keeps training in the text stage (official loop)
         # MSGAN's mode-seeking term on G (Mao et al. 2019; not in StyleGAN-T): 0 = off
         ms_weight=p.get("ms_weight", 0.0),
+        # GAN-CLS's matching-aware D term (Reed et al. 2016; not in StyleGAN-T): reals under
+        # another sample's caption as an extra hinge fake; 0 = off
+        mismatch_weight=p.get("mismatch_weight", 0.0),
         blur_sigma=p.get("blur_sigma", 32.0), blur_fade_kimg=p.get("blur_fade_kimg", 1000.0),
         ema_kimg=p.get("ema_kimg", 0.0), ema_rampup=0.05))  # ema_kimg 0: batch·10/32
     c.sample = ml_collections.ConfigDict(dict(

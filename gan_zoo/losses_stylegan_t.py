@@ -45,6 +45,14 @@ def hinge_g_per_token(logits_fake):
     return losses.hinge_g(logits_fake)
 
 
+def caption_margin(logits, logits_other):
+    """The D's caption margin: per sample, mean over tokens of D(x, c) − D(x, c_other) -> (its
+    batch mean, the fraction of samples where it is > 0). Logged, not a loss."""
+    _check_logits("caption_margin: logits", logits)
+    diff = jnp.mean(logits.astype(jnp.float32) - logits_other.astype(jnp.float32), axis=1)
+    return jnp.mean(diff), jnp.mean((diff > 0).astype(jnp.float32))
+
+
 def spherical_distance_sq(x, y):
     """arccos^2(<x/|x|, y/|y|>), StyleGAN-T §3.3 eq. 2 (official `spherical_distance`).
     x, y: [..., E] -> [...], float32."""

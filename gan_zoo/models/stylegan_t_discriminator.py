@@ -2,9 +2,10 @@
 Facts from autonomousvision/stylegan-t `networks/discriminator.py`, `networks/vit_utils.py`.
 
 1. Input prep (images [N, H, W, 3] in [-1, 1]): DiffAugment color,translation,cutout
-   (gan_zoo.augment) -> [0, 1] -> when H > 224, with probability p_crop (0.5) one random 224 crop
-   for the whole batch (torchvision RandomCrop) -> area resize to 224 (torch mode='area', also
-   when upsampling) -> ImageNet mean/std.
+   (gan_zoo.augment; diffaug_policy / diffaug_fill choose other ops / fill, not official) ->
+   [0, 1] -> when H > 224, with probability p_crop (0.5) one random 224 crop for the whole
+   batch (torchvision RandomCrop) -> area resize to 224 (torch mode='area', also when
+   upsampling) -> ImageNet mean/std.
 2. Frozen DINO ViT-S/16 (timm vit_small_patch16_224_dino) -> 5 token maps, in the official head
    order: outputs of blocks 2, 5, 8, 11 (before the final norm), then the patch embedding after
    the cls token and position embedding (`pos_drop` hook). Readout "add": cls token added to
@@ -117,17 +118,23 @@ class TokenBlock(nn.Module):
 
 
 class DiscHead(nn.Module):
-    """One StyleGAN-T D head. tokens [N, L, C], c [N, c_dim] -> logits [N, L]."""
+    """One StyleGAN-T D head. tokens [N, L, C], c [N, c_dim] -> logits [N, L]. c_alt (other text
+    embeddings [N, c_dim], conditional heads only): also the logits of the same tokens under
+    c_alt -> (logits, logits_alt); only the projection is recomputed."""
     c_dim: int = TEXT_DIM  # conditioning width (0: unconditional, 1 output channel)
     cmap_dim: int = 64  # projection width
     virtual_bs: int = VIRTUAL_BS  # BatchNormLocal group size bound
     num_devices: Optional[int] = None  # devices the batch is split over; None: device_count()
 
     @nn.compact
-    def __call__(self, x, c, *, train: bool):
+    def __call__(self, x, c, *, train: bool, c_alt=None):
         checks.check_rank("StyleGAN-T DiscHead: tokens", x, 3, "[N, L, C]")
         if self.c_dim:
             self._check_c(x, c)
+            if c_alt is not None:
+                self._check_c(x, c_alt, "c_alt")
+        elif c_alt is not None:
+            raise ValueError("StyleGAN-T DiscHead: c_alt needs a conditional head (c_dim > 0)")
         kw = dict(virtual_bs=self.virtual_bs, num_devices=self.num_devices)
         h = TokenBlock(1, **kw, name="block0")(x, train=train)
         # Residual block, (f(x) + x) / sqrt(2) (networks/shared.py ResidualBlock).
@@ -136,14 +143,18 @@ class DiscHead(nn.Module):
         if not self.c_dim:
             return out[..., 0]
         # Projection: logit = <out, FC(c)> / sqrt(cmap_dim).
-        cmap = EqualizedDense(self.cmap_dim, name="cmapper")(c)  # [N, cmap]
-        return jnp.sum(out * cmap[:, None, :], axis=-1) / np.sqrt(self.cmap_dim)
+        cmapper = EqualizedDense(self.cmap_dim, name="cmapper")
 
-    def _check_c(self, x, c) -> None:
+        def project(text):
+            cmap = cmapper(text)  # [N, cmap]
+            return jnp.sum(out * cmap[:, None, :], axis=-1) / np.sqrt(self.cmap_dim)
+        return project(c) if c_alt is None else (project(c), project(c_alt))
+
+    def _check_c(self, x, c, name: str = "c") -> None:
         if c is None:
             raise ValueError(f"StyleGAN-T DiscHead: c_dim={self.c_dim} needs the text embedding "
-                             f"c [N, {self.c_dim}] (c_dim=0 for an unconditional D)")
-        checks.check_shape("StyleGAN-T DiscHead: c", c, (x.shape[0], self.c_dim))
+                             f"{name} [N, {self.c_dim}] (c_dim=0 for an unconditional D)")
+        checks.check_shape(f"StyleGAN-T DiscHead: {name}", c, (x.shape[0], self.c_dim))
 
 
 def dino_tokens(aux, hooks) -> list:
@@ -157,10 +168,14 @@ class StyleGANTDiscriminator(nn.Module):
     """StyleGAN-T D (spec §2.4). x: [N, H, W, 3] in [-1, 1], c: CLIP text embedding [N, c_dim]
     -> (logits [N, 5 L], aux). aux["logits"]: per-head [N, L]; aux["tokens"]: the 5 token maps.
     key: DiffAugment (fold 0) and crop (fold 1) randomness; required when diffaug and training.
+    c_alt: optional other text embeddings [N, c_dim]: aux["logits_alt"] [N, 5 L] holds the logits
+    of the same tokens under c_alt (the recipe's matching-aware term, not in the paper).
     """
     c_dim: int = TEXT_DIM  # text-embedding width (0: unconditional)
     cmap_dim: int = 64  # projection width
-    diffaug: bool = True  # DiffAugment color,translation,cutout
+    diffaug: bool = True  # DiffAugment before DINO
+    diffaug_policy: tuple[str, ...] = augment.DEFAULT_POLICY  # its ops (official: all three)
+    diffaug_fill: float = 0.0  # translation/cutout fill (official 0; -1 = black, augment.py)
     p_crop: float = P_CROP  # probability of a random 224 crop when H > 224
     virtual_bs: int = VIRTUAL_BS  # BatchNormLocal group bound
     num_devices: Optional[int] = None  # devices the batch is split over (BN groups stay within
@@ -178,7 +193,8 @@ class StyleGANTDiscriminator(nn.Module):
         """DiffAugment -> [0, 1] -> random crop (p_crop, when larger) -> area resize -> ImageNet
         normalisation."""
         if self.diffaug and key is not None:
-            x = augment.diff_augment(jax.random.fold_in(key, 0), x)
+            x = augment.diff_augment(jax.random.fold_in(key, 0), x, self.diffaug_policy,
+                                     fill=self.diffaug_fill)
         elif self.diffaug and not self.is_initializing():
             raise ValueError("StyleGANTDiscriminator: diffaug=True needs a `key`")
         x = (x + 1) / 2
@@ -192,7 +208,7 @@ class StyleGANTDiscriminator(nn.Module):
         return (x - mean) / std
 
     @nn.compact
-    def __call__(self, x, c=None, *, train: bool, key=None):
+    def __call__(self, x, c=None, *, train: bool, key=None, c_alt=None):
         checks.check_shape("StyleGANTDiscriminator: x", x, (None, None, None, 3))
         x = self._prepare(x, key)
         net = self._dino()
@@ -202,10 +218,17 @@ class StyleGANTDiscriminator(nn.Module):
         _, dino_aux = net.apply(frozen, x)
         tokens = dino_tokens(dino_aux, self.hooks)
         aux = {"tokens": tokens, "logits": []}
+        alt = []
         for i, t in enumerate(tokens):
             head = DiscHead(self.c_dim, self.cmap_dim, self.virtual_bs, self.num_devices,
                             name=f"head{i}")
-            aux["logits"].append(head(t, c, train=train))
+            out = head(t, c, train=train, c_alt=c_alt)
+            if c_alt is not None:
+                out, out_alt = out
+                alt.append(out_alt)
+            aux["logits"].append(out)
+        if c_alt is not None:
+            aux["logits_alt"] = jnp.concatenate(alt, axis=1)
         return jnp.concatenate(aux["logits"], axis=1), aux
 
 

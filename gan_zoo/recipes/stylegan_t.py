@@ -13,6 +13,10 @@ G step's captions condition its fakes), then the G EMA.
   the guidance tower, for the CPU presets' tiny fitted CLIP, which G otherwise games.
   train.ms_weight (not in the paper; 0 = off): MSGAN's mode-seeking term on G, its batch's
   second half repeating the first half's captions (as the BigGAN recipe's).
+  train.mismatch_weight (not in the paper; 0 = off): GAN-CLS's matching-aware D term (Reed et
+  al. 2016, as the StyleGAN-XL recipe's): each real under the next sample's caption (the batch
+  rolled by one; the same caption by chance stays a negative) is one more hinge fake. The D
+  step logs the D's caption margin on reals and fakes either way.
 - D input blur σ0 = 32 fading to 0 over 1000 kimg of the run ([C] train.py, spec §6.16).
 - Adam (0, 0.99, 1e-8), lr 0.002 for G and D ([C] train.py); G EMA half-life batch·10/32 kimg
   with ramp-up 0.05 ([C] training_loop defaults).
@@ -112,6 +116,7 @@ class _Nets:
         self.clip_weight = self.t.clip_weight_text if stage.phase == TEXT else self.t.clip_weight
         self.clip_augment = nets_lib.clip_augment_policy(config.train)
         self.ms_weight = mode_seeking_weight(config.train)
+        self.mismatch_weight = mismatch_weight(config.train)
 
     def encode_frozen(self, cols, tokens):
         """c_text of the original frozen CLIP (D's and the CLIP loss's conditioning)."""
@@ -137,15 +142,17 @@ class _Nets:
         (img, _), new = self.TG.apply(variables, z, c, update_emas=True, mutable=[EMA], **kw)
         return img.astype(jnp.float32), z, {**cols, **new}
 
-    def run_d(self, d_params, cols, img, c, key, step):
-        """Blur (fading σ), then D in train mode -> (per-token logits [N, 5 L], D collections)."""
+    def run_d(self, d_params, cols, img, c, key, step, c_alt=None):
+        """Blur (fading σ), then D in train mode -> (per-token logits [N, 5 L], the same
+        tokens' logits under c_alt (None without), D collections)."""
         t = self.t
         if t.blur_sigma > 0:
             sigma = sg.blur_sigma_at(step, self.batch, t.blur_sigma, t.blur_fade_kimg)
             img = sg.blur_images(img, sigma, t.blur_sigma)
-        (logits, _), new = self.D.apply({"params": d_params, **cols}, img, c, train=True,
-                                        key=key, mutable=list(D_MUTABLE))
-        return logits.astype(jnp.float32), {**cols, **new}
+        (logits, aux), new = self.D.apply({"params": d_params, **cols}, img, c, train=True,
+                                          key=key, c_alt=c_alt, mutable=list(D_MUTABLE))
+        alt = None if c_alt is None else aux["logits_alt"].astype(jnp.float32)
+        return logits.astype(jnp.float32), alt, {**cols, **new}
 
     def reals(self, batch):
         """Reals average-pooled to the stage resolution (the data comes at the final one)."""
@@ -164,7 +171,7 @@ def _g_main(nets: _Nets, g_params, state, batch, key):
         tokens = losses.repeat_first_half(tokens)
     c = nets.encode_frozen(cols, tokens)
     img, z, _ = nets.run_g(g_params, cols["g"], k_g, tokens)
-    logits, d_cols = nets.run_d(state.params["d"], cols["d"], img, c, k_d, state.step)
+    logits, _, d_cols = nets.run_d(state.params["d"], cols["d"], img, c, k_d, state.step)
     adv = lt.hinge_g_per_token(logits)
     metrics = {"loss_adv": adv, "logit_fake": jnp.mean(logits)}
     loss = adv
@@ -181,20 +188,38 @@ def _g_main(nets: _Nets, g_params, state, batch, key):
 
 def _d_main(nets: _Nets, d_params, state, batch, key):
     """D main: mean relu(1 + D(G(z))) + mean relu(1 − D(x)) per token, fake then real (official
-    order); G's forward updates its f̄ EMA (official run_G in the D phase, update_emas)."""
+    order) [+ mismatch_weight · mean relu(1 + D(x, c_other))]; G's forward updates its f̄ EMA
+    (official run_G in the D phase, update_emas). Both passes also score their tokens under
+    the rolled captions (projection only) for the logged caption margins."""
     k_g, k_fake, k_real = jax.random.split(key, 3)
     cols = state.collections
     tokens = batch["tokens"]
     c = nets.encode_frozen(cols, tokens)
+    c_other = jnp.roll(c, 1, axis=0)  # the next sample's caption
     fake, _, g_cols = nets.run_g(state.params["g"], cols["g"], k_g, tokens, update_emas=True)
-    logits_fake, d_cols = nets.run_d(d_params, cols["d"], jax.lax.stop_gradient(fake), c,
-                                     k_fake, state.step)
-    logits_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), c, k_real,
-                                     state.step)
+    logits_fake, alt_fake, d_cols = nets.run_d(d_params, cols["d"], jax.lax.stop_gradient(fake),
+                                               c, k_fake, state.step, c_other)
+    logits_real, alt_real, d_cols = nets.run_d(d_params, d_cols, nets.reals(batch), c, k_real,
+                                               state.step, c_other)
     loss, (loss_real, loss_fake) = lt.hinge_d_per_token(logits_real, logits_fake)
-    metrics = {"loss": loss, "loss_real": loss_real, "loss_fake": loss_fake,
+    metrics = {"loss_real": loss_real, "loss_fake": loss_fake,
                "logit_real": jnp.mean(logits_real), "logit_fake": jnp.mean(logits_fake)}
+    for name, own, alt in (("real", logits_real, alt_real), ("fake", logits_fake, alt_fake)):
+        metrics[f"margin_{name}"], metrics[f"pairwise_{name}"] = lt.caption_margin(own, alt)
+    if nets.mismatch_weight > 0:
+        metrics["loss_mismatch"] = losses.hinge_d_fake(alt_real)
+        loss = loss + nets.mismatch_weight * metrics["loss_mismatch"]
+    metrics["loss"] = loss
     return loss, ({**cols, "g": g_cols, "d": d_cols}, metrics)
+
+
+def mismatch_weight(train_cfg) -> float:
+    """config.train.mismatch_weight, checked: a number >= 0 (0 = off, the paper's loss)."""
+    w = train_cfg.get("mismatch_weight", 0.0)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+        raise ValueError(f"config.train.mismatch_weight must be a number >= 0 (0 = off), "
+                         f"got {w!r}")
+    return float(w)
 
 
 def _phases(nets: _Nets, t) -> tuple:

@@ -106,6 +106,10 @@ def make_discriminator(config, clip_model: clip.CLIP, data_devices: int):
     dino = _sizes(m, _DINO_KEYS)
     return sd.StyleGANTDiscriminator(
         c_dim=clip_model.text.embed_dim, cmap_dim=m.d_cmap_dim, diffaug=m.d_diffaug,
+        # .get: configs saved before these fields
+        diffaug_policy=augment.check_policy(m.get("d_diffaug_policy", augment.DEFAULT_POLICY),
+                                            "config.model.d_diffaug_policy"),
+        diffaug_fill=float(m.get("d_diffaug_fill", 0.0)),
         p_crop=m.d_p_crop, num_devices=int(m.d_bn_devices) or data_devices,
         proj_seed=m.d_proj_seed, dino_overrides=tuple(sorted(dino.items())),
         hooks=_hooks(m.d_hooks), input_size=int(m.d_input_size))

@@ -105,6 +105,27 @@ def test_prepare_crops_one_224_window_or_area_resizes():
     np.testing.assert_allclose(resized[:, 1, 0], x01[:, 1:3, 0:2].mean(axis=(1, 2)), atol=1e-5)
 
 
+def test_prepare_applies_the_diffaug_policy_and_fill():
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 32, 32, 3), minval=-1, maxval=1)
+    key = jax.random.PRNGKey(5)
+
+    def prep(**kw):
+        d = sd.StyleGANTDiscriminator(input_size=32, **kw)
+        return np.asarray(d.apply({}, x, key, method=lambda m, x, k: m._prepare(x, k)))
+
+    plain = prep(diffaug=False)
+    assert np.allclose(prep(diffaug_policy=()), plain)
+    # Cutout alone: each image keeps its pixels but for one square (side 16, clipped at the
+    # border) of the fill: -1 -> black, 0 (official) -> grey, after [0, 1] and ImageNet norm.
+    for fill, value in ((-1.0, 0.0), (0.0, 0.5)):
+        cut = prep(diffaug_policy=("cutout",), diffaug_fill=fill)
+        want = (value - np.asarray(vit.IMAGENET_MEAN)) / np.asarray(vit.IMAGENET_STD)
+        changed = ~np.isclose(cut, plain, atol=1e-6).all(axis=-1)
+        assert all(0 < c.sum() <= 256 for c in changed)
+        np.testing.assert_allclose(cut[changed], np.broadcast_to(want, cut[changed].shape),
+                                   atol=1e-5)
+
+
 @pytest.mark.slow  # ~20 s CPU: init and jit of DINO + 5 heads with their gradients
 def test_tiny_d_shapes_and_frozen_dino_gets_no_gradient():
     d = sd.StyleGANTDiscriminator(**TINY)
@@ -137,3 +158,21 @@ def test_head_errors_name_the_conditioning():
         head.init(jax.random.PRNGKey(0), x, None, train=False)
     with pytest.raises(ValueError, match=r"DiscHead: c: expected shape \[2, 8\]"):
         head.init(jax.random.PRNGKey(0), x, jnp.zeros((2, 7)), train=False)
+
+
+def test_head_c_alt_scores_the_same_tokens_under_other_captions():
+    head = sd.DiscHead(c_dim=8, cmap_dim=4, num_devices=1)
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 6, 5))
+    c, c_alt = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 8))
+    v = head.init(jax.random.PRNGKey(2), x, c, train=False)
+    run = lambda *a, **k: head.apply(v, x, *a, train=True, mutable=["spectral_norm"], **k)[0]  # noqa: E731
+    own, alt = run(c, c_alt=c_alt)
+    np.testing.assert_array_equal(own, run(c))
+    np.testing.assert_allclose(alt, run(c_alt), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(own, alt)
+    with pytest.raises(ValueError, match=r"DiscHead: c_alt: expected shape \[8, 8\]"):
+        run(c, c_alt=c_alt[:4])
+    uncond = sd.DiscHead(c_dim=0, num_devices=1)
+    vu = uncond.init(jax.random.PRNGKey(2), x, None, train=False)
+    with pytest.raises(ValueError, match="c_alt needs a conditional head"):
+        uncond.apply(vu, x, None, train=False, c_alt=c_alt)

@@ -18,6 +18,7 @@ import pytest
 
 from configs import stylegan_t as t_config
 from gan_zoo.recipes import stylegan_t as rt
+from gan_zoo.recipes import stylegan_t_nets as nets_lib
 from gan_zoo.train import loop, sharding
 from tests.conftest import REPO
 
@@ -163,6 +164,16 @@ def test_paper_presets():
         (0.2, 50.0, 3e-6)
     with pytest.raises(FileNotFoundError, match="config.model.clip_weights"):
         rt.make_recipe(lite)
+    # The D's DiffAugment: the official ops at fill 0 unless config.model sets them.
+    clip_model = nets_lib.make_clip(lite)
+    d = nets_lib.make_discriminator(lite, clip_model, 1)
+    assert (d.diffaug_policy, d.diffaug_fill) == (("color", "translation", "cutout"), 0.0)
+    lite.model.d_diffaug_policy, lite.model.d_diffaug_fill = "color,cutout", -1.0
+    d = nets_lib.make_discriminator(lite, clip_model, 1)
+    assert (d.diffaug_policy, d.diffaug_fill) == (("color", "cutout"), -1.0)
+    lite.model.d_diffaug_policy = "color,flip"
+    with pytest.raises(ValueError, match="config.model.d_diffaug_policy.*flip"):
+        nets_lib.make_discriminator(lite, clip_model, 1)
 
 
 @pytest.mark.parametrize("schedule,match", [
