@@ -14,9 +14,9 @@ G step's captions condition its fakes), then the G EMA.
   train.ms_weight (not in the paper; 0 = off): MSGAN's mode-seeking term on G, its batch's
   second half repeating the first half's captions (as the BigGAN recipe's).
   train.mismatch_weight (not in the paper; 0 = off): GAN-CLS's matching-aware D term (Reed et
-  al. 2016, as the StyleGAN-XL recipe's): each real under the next sample's caption (the batch
-  rolled by one; the same caption by chance stays a negative) is one more hinge fake. The D
-  step logs the D's caption margin on reals and fakes either way.
+  al. 2016, as the StyleGAN-XL recipe's): each real under the previous sample's caption (the
+  batch rolled by one; the same caption by chance stays a negative) is one more hinge fake.
+  The D step logs the D's caption margin on reals and fakes either way.
 - D input blur σ0 = 32 fading to 0 over 1000 kimg of the run ([C] train.py, spec §6.16).
 - Adam (0, 0.99, 1e-8), lr 0.002 for G and D ([C] train.py); G EMA half-life batch·10/32 kimg
   with ramp-up 0.05 ([C] training_loop defaults).
@@ -195,7 +195,7 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
     cols = state.collections
     tokens = batch["tokens"]
     c = nets.encode_frozen(cols, tokens)
-    c_other = jnp.roll(c, 1, axis=0)  # the next sample's caption
+    c_other = jnp.roll(c, 1, axis=0)  # sample i scored under sample i - 1's caption
     fake, _, g_cols = nets.run_g(state.params["g"], cols["g"], k_g, tokens, update_emas=True)
     logits_fake, alt_fake, d_cols = nets.run_d(d_params, cols["d"], jax.lax.stop_gradient(fake),
                                                c, k_fake, state.step, c_other)

@@ -2,7 +2,7 @@
 config.train.ms_weight (MSGAN's mode seeking, losses.mode_seeking): off leaves G's loss alone;
 on, G's batch pairs repeat the first half's captions and the term is added at its weight.
 config.train.mismatch_weight (GAN-CLS's matching-aware D term): off leaves D's loss alone; on,
-each real scored under the next sample's caption is one more hinge fake; the caption margins
+each real scored under the previous sample's caption is one more hinge fake; the caption margins
 are logged either way. Bad weights and odd batches name the field."""
 
 import types
@@ -127,7 +127,7 @@ def _d_loss(mismatch_weight: float, tokens, reals):
     return float(loss), jax.device_get(metrics)
 
 
-def test_mismatch_term_scores_reals_under_the_next_captions():
+def test_mismatch_term_scores_reals_under_the_previous_captions():
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, 9, (N, 3)).astype(np.int32)
     reals = rng.uniform(-0.2, 0.2, (N, RES, RES, 3)).astype(np.float32)
