@@ -9,7 +9,7 @@ import pytest
 
 from configs import stylegan_xl as xl_config
 from gan_zoo.recipes import stylegan_xl as xl_recipe
-from tests.recipes.stylegan_t_mode_seeking_test import (
+from tests.recipes.stylegan_t_extra_terms_test import (
     RES,
     _PixG,
     _SumD,
