@@ -122,6 +122,15 @@ def data_devices(config) -> int:
     return int(math.prod(sizes))
 
 
+def loss_weight(train_cfg, field: str) -> float:
+    """config.train.<field>, a loss term's weight (0 = off), checked: a number >= 0 (NaN and
+    booleans are errors naming the field)."""
+    w = train_cfg.get(field, 0.0)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+        raise ValueError(f"config.train.{field} must be a number >= 0 (0 = off), got {w!r}")
+    return float(w)
+
+
 def mode_seeking_weight(train_cfg, batch: int = 0) -> float:
     """config.train.ms_weight (MSGAN's mode-seeking term on G; 0 = off, the papers' loss),
     checked: >= 0, and > 0 needs an even per-step G batch (batch / grad_accum) to pair; batch:

@@ -47,7 +47,14 @@ from gan_zoo.models.projected_d import FROZEN_COLLECTION
 from gan_zoo.models.stylegan2_layers import EMA
 from gan_zoo.recipes import stylegan as sg
 from gan_zoo.recipes import stylegan_t_nets as nets_lib
-from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage, mode_seeking_weight
+from gan_zoo.recipes.base import (
+    GANState,
+    Phase,
+    Recipe,
+    Stage,
+    loss_weight,
+    mode_seeking_weight,
+)
 
 CLIP = "clip"  # state.collections key of the frozen original CLIP's variables
 D_MUTABLE = ("spectral_norm",)  # D collections a train-mode forward updates
@@ -116,7 +123,7 @@ class _Nets:
         self.clip_weight = self.t.clip_weight_text if stage.phase == TEXT else self.t.clip_weight
         self.clip_augment = nets_lib.clip_augment_policy(config.train)
         self.ms_weight = mode_seeking_weight(config.train)
-        self.mismatch_weight = mismatch_weight(config.train)
+        self.mismatch_weight = loss_weight(config.train, "mismatch_weight")
 
     def encode_frozen(self, cols, tokens):
         """c_text of the original frozen CLIP (D's and the CLIP loss's conditioning)."""
@@ -211,15 +218,6 @@ def _d_main(nets: _Nets, d_params, state, batch, key):
         loss = loss + nets.mismatch_weight * metrics["loss_mismatch"]
     metrics["loss"] = loss
     return loss, ({**cols, "g": g_cols, "d": d_cols}, metrics)
-
-
-def mismatch_weight(train_cfg) -> float:
-    """config.train.mismatch_weight, checked: a number >= 0 (0 = off, the paper's loss)."""
-    w = train_cfg.get("mismatch_weight", 0.0)
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
-        raise ValueError(f"config.train.mismatch_weight must be a number >= 0 (0 = off), "
-                         f"got {w!r}")
-    return float(w)
 
 
 def _phases(nets: _Nets, t) -> tuple:

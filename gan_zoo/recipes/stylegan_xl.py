@@ -52,7 +52,7 @@ from gan_zoo.models import stylegan_xl as xl
 from gan_zoo.recipes import stylegan as sg
 from gan_zoo.recipes import stylegan_xl_fit as fit_lib
 from gan_zoo.recipes import stylegan_xl_nets as nets_lib
-from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage, mode_seeking_weight
+from gan_zoo.recipes.base import GANState, Phase, Recipe, Stage, loss_weight, mode_seeking_weight
 from gan_zoo.recipes.stylegan_xl_losses import (
     class_margin,
     classifier_guidance,
@@ -466,7 +466,7 @@ def make_recipe(config, networks=None) -> Recipe:
     m, t = config.model, config.train
     plan = stage_plan(config)
     for field in ("mismatch_weight", "mismatch_fake_weight"):
-        if t[field] > 0 and not m.n_classes:
+        if loss_weight(t, field) > 0 and not m.n_classes:
             raise ValueError(f"config.train.{field}={t[field]} needs labels; n_classes is 0")
     need_clf = t.cls_weight > 0 and plan[-1].res > t.cls_min_res
     nets_lib.check_weight_files(config, need_clf)

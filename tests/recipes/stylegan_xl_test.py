@@ -180,6 +180,10 @@ def test_presets_build():
     config.train.mismatch_fake_weight = 1.0
     with pytest.raises(ValueError, match="config.train.mismatch_fake_weight=1.0 needs labels"):
         recipes.make_recipe(config)
+    config = xl_config.get_config("digits")
+    config.train.mismatch_weight = -1.0
+    with pytest.raises(ValueError, match="config.train.mismatch_weight must be a number >= 0"):
+        recipes.make_recipe(config)
     with pytest.raises(ValueError, match="stage_kimg"):
         c = xl_config.get_config("digits")
         c.train.stage_kimg = {"16": 1.0}
